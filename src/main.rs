@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(plesk_reseller_agent::cli::run());
+}
