@@ -1,1 +1,555 @@
-//! config
+//! `agent.ini` → typed settings (contract section 3). Read with rust-ini, escapes off
+//! (Windows-style backslashes stay as written); every error names the file, section and key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config is looked for when neither `--config` nor the environment says.
+pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
+/// Environment variable overriding [`DEFAULT_PATH`].
+pub const ENV_VAR: &str = "PLESK_RESELLER_AGENT_CONFIG";
+/// Plesk's own configuration, naming PRODUCT_ROOT_D.
+pub const PSA_CONF: &str = "/etc/psa/psa.conf";
+/// Largest config file read.
+const MAX_CONFIG: u64 = 256 * 1024;
+
+/// Every key the agent knows, by section; anything else is reported, never used.
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "central",
+        &["url", "host_id", "token_file", "poll_interval", "long_poll"],
+    ),
+    ("panel", &["ini_path", "buy_url", "catalog_url"]),
+    ("plesk", &["command", "timeout"]),
+    ("push", &["listen", "secret_file"]),
+    ("agent", &["state_dir", "socket"]),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("{path}: [{section}] {key} = {value:?}: {reason}")]
+    Value {
+        path: PathBuf,
+        section: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CentralUrl {
+    /// No store: local settings only.
+    None,
+    /// `https://…`, or `http://` on a loopback host; without a trailing slash.
+    Http(String),
+    /// `file:///dir`: the spool transport.
+    Spool(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Central {
+    pub url: CentralUrl,
+    pub host_id: String,
+    pub token_file: PathBuf,
+    pub poll_interval: Duration,
+    /// Zero disables long-poll.
+    pub long_poll: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Panel {
+    pub ini_path: PathBuf,
+    pub buy_url: Option<String>,
+    pub catalog_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PleskCfg {
+    pub command: PathBuf,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub listen: Option<SocketAddr>,
+    pub secret_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCfg {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    pub central: Central,
+    pub panel: Panel,
+    pub plesk: PleskCfg,
+    pub push: Push,
+    pub agent: AgentCfg,
+    /// Unknown sections and keys, duplicate keys: one sentence each, for `check` and the log.
+    pub warnings: Vec<String>,
+}
+
+/// Facts about the host the defaults depend on; tests replace them.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub psa_conf: PathBuf,
+    pub hostname: Option<String>,
+}
+
+impl HostFacts {
+    pub fn real() -> Self {
+        HostFacts {
+            psa_conf: PathBuf::from(PSA_CONF),
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok()),
+        }
+    }
+}
+
+/// The config path: `--config`, else `$PLESK_RESELLER_AGENT_CONFIG`, else [`DEFAULT_PATH`].
+pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    match std::env::var_os(ENV_VAR) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// Reads and checks the config file.
+pub fn load(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
+    let bytes = crate::fsutil::read_capped(path, MAX_CONFIG)
+        .map_err(|e| ConfigError::Read {
+            path: path.into(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| ConfigError::Read {
+            path: path.into(),
+            reason: "no such file".into(),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+        path: path.into(),
+        reason: "not UTF-8 text".into(),
+    })?;
+    parse(path, &text, facts)
+}
+
+/// Parses config text; `path` is only used in messages and to resolve nothing else.
+pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, ConfigError> {
+    let opt = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        ..Default::default()
+    };
+    let ini =
+        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| {
+            ConfigError::Syntax {
+                path: path.into(),
+                reason: e.to_string(),
+            }
+        })?;
+
+    let mut warnings = Vec::new();
+    let mut values: std::collections::HashMap<(String, String), String> = Default::default();
+    for (section, props) in ini.iter() {
+        let Some(section) = section else {
+            for (key, _) in props.iter() {
+                warnings.push(format!(
+                    "{}: key {key:?} outside any section is ignored",
+                    path.display()
+                ));
+            }
+            continue;
+        };
+        let known = KNOWN.iter().find(|(s, _)| *s == section);
+        for (key, value) in props.iter() {
+            match known {
+                None => warnings.push(format!(
+                    "{}: unknown section [{section}] is ignored",
+                    path.display()
+                )),
+                Some((_, keys)) if !keys.contains(&key) => warnings.push(format!(
+                    "{}: unknown key [{section}] {key} is ignored",
+                    path.display()
+                )),
+                Some(_) => {
+                    let k = (section.to_string(), key.to_string());
+                    if values.insert(k, clean_value(value)).is_some() {
+                        warnings.push(format!(
+                            "{}: [{section}] {key} is set more than once; the last one is used",
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
+        if known.is_none() && props.is_empty() {
+            warnings.push(format!(
+                "{}: unknown section [{section}] is ignored",
+                path.display()
+            ));
+        }
+    }
+    warnings.dedup();
+
+    let get = |s: &str, k: &str| {
+        values
+            .get(&(s.to_string(), k.to_string()))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let bad = |s: &str, k: &str, v: &str, reason: &str| ConfigError::Value {
+        path: path.into(),
+        section: s.into(),
+        key: k.into(),
+        value: v.into(),
+        reason: reason.into(),
+    };
+
+    let url = match get("central", "url") {
+        None => CentralUrl::None,
+        Some(v) => parse_central_url(&v).map_err(|r| bad("central", "url", &v, &r))?,
+    };
+    let host_id = match get("central", "host_id") {
+        Some(v) => {
+            if !is_valid_host_id(&v) {
+                return Err(bad(
+                    "central",
+                    "host_id",
+                    &v,
+                    "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)",
+                ));
+            }
+            v
+        }
+        None => {
+            let h = facts.hostname.clone().unwrap_or_default();
+            if !is_valid_host_id(&h) {
+                return Err(bad(
+                    "central",
+                    "host_id",
+                    "",
+                    "empty, and the hostname is not usable as a host id; set it",
+                ));
+            }
+            h
+        }
+    };
+    let seconds =
+        |s: &str, k: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
+            match get(s, k) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
+                    _ => Err(bad(
+                        s,
+                        k,
+                        &v,
+                        &format!("expected whole seconds from {min} to {max}"),
+                    )),
+                },
+            }
+        };
+    let central = Central {
+        url,
+        host_id,
+        token_file: get("central", "token_file")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/etc/plesk-reseller-agent/token".into()),
+        poll_interval: seconds("central", "poll_interval", 60, 1, 86_400)?,
+        long_poll: seconds("central", "long_poll", 25, 0, 3_600)?,
+    };
+    let panel = Panel {
+        ini_path: match get("panel", "ini_path") {
+            Some(v) => absolute(&v).map_err(|r| bad("panel", "ini_path", &v, &r))?,
+            None => default_panel_ini(&facts.psa_conf),
+        },
+        buy_url: get("panel", "buy_url"),
+        catalog_url: get("panel", "catalog_url"),
+    };
+    let plesk = PleskCfg {
+        command: match get("plesk", "command") {
+            Some(v) => absolute(&v).map_err(|r| bad("plesk", "command", &v, &r))?,
+            None => "/usr/sbin/plesk".into(),
+        },
+        timeout: seconds("plesk", "timeout", 300, 1, 86_400)?,
+    };
+    let push = Push {
+        listen: match get("push", "listen") {
+            None => None,
+            Some(v) => Some(v.parse::<SocketAddr>().map_err(|_| {
+                bad(
+                    "push",
+                    "listen",
+                    &v,
+                    "expected address:port, e.g. 0.0.0.0:8787",
+                )
+            })?),
+        },
+        secret_file: get("push", "secret_file")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "/etc/plesk-reseller-agent/push.secret".into()),
+    };
+    let agent = AgentCfg {
+        state_dir: match get("agent", "state_dir") {
+            Some(v) => absolute(&v).map_err(|r| bad("agent", "state_dir", &v, &r))?,
+            None => "/var/lib/plesk-reseller-agent".into(),
+        },
+        socket: match get("agent", "socket") {
+            Some(v) => absolute(&v).map_err(|r| bad("agent", "socket", &v, &r))?,
+            None => "/run/plesk-reseller-agent/agent.sock".into(),
+        },
+    };
+    Ok(Config {
+        path: path.into(),
+        central,
+        panel,
+        plesk,
+        push,
+        agent,
+        warnings,
+    })
+}
+
+/// Drops a trailing `; comment` (`;` after whitespace) and surrounding whitespace.
+fn clean_value(raw: &str) -> String {
+    let mut v = raw;
+    let bytes = raw.as_bytes();
+    for i in 0..bytes.len() {
+        if bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            v = &raw[..i];
+            break;
+        }
+    }
+    v.trim().to_string()
+}
+
+fn absolute(v: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(v);
+    if p.is_absolute() {
+        Ok(p)
+    } else {
+        Err("must be an absolute path".into())
+    }
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`, the same grammar as job ids: safe in a URL path.
+pub fn is_valid_host_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+fn parse_central_url(v: &str) -> Result<CentralUrl, String> {
+    if let Some(rest) = v.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err("a spool URL must be file:///absolute/dir".into());
+        }
+        return Ok(CentralUrl::Spool(PathBuf::from(rest)));
+    }
+    let (scheme, rest) = v
+        .split_once("://")
+        .ok_or("expected https://…, http:// on a loopback host, or file:///dir")?;
+    if rest.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("not a valid URL".into());
+    }
+    if rest.contains('?') || rest.contains('#') {
+        return Err("must not have a query or fragment".into());
+    }
+    let base = v.trim_end_matches('/').to_string();
+    match scheme {
+        "https" => {
+            host_of(rest).ok_or("has no host")?;
+            Ok(CentralUrl::Http(base))
+        }
+        "http" => {
+            let host = host_of(rest).ok_or("has no host")?;
+            if is_loopback_host(&host) {
+                Ok(CentralUrl::Http(base))
+            } else {
+                Err("http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://".into())
+            }
+        }
+        _ => Err("expected https://…, http:// on a loopback host, or file:///dir".into()),
+    }
+}
+
+/// The host of `host[:port]/path` (brackets removed for IPv6); None when empty or with userinfo.
+fn host_of(rest: &str) -> Option<String> {
+    let authority = rest.split('/').next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let host = if let Some(r) = authority.strip_prefix('[') {
+        r.split(']').next()?.to_string()
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_string()
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// PRODUCT_ROOT_D from psa.conf + `/admin/conf/panel.ini`, else `/usr/local/psa/…`.
+pub fn default_panel_ini(psa_conf: &Path) -> PathBuf {
+    let root = std::fs::read_to_string(psa_conf)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let mut parts = line.split_whitespace();
+                (parts.next() == Some("PRODUCT_ROOT_D"))
+                    .then(|| parts.next().map(str::to_string))
+                    .flatten()
+            })
+        })
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or_else(|| "/usr/local/psa".to_string());
+    Path::new(&root).join("admin/conf/panel.ini")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> HostFacts {
+        HostFacts {
+            psa_conf: "/nonexistent/psa.conf".into(),
+            hostname: Some("web-042".into()),
+        }
+    }
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/etc/x/agent.ini"), text, &facts())
+    }
+
+    #[test]
+    fn contract_example_with_inline_comments_parses() {
+        let c = p("[central]\nurl = https://store.example.com/plesk-agent/ ; the store\nhost_id = web-1 ; name\n\
+                   poll_interval = 30\nlong_poll = 0\n[panel]\nbuy_url = https://shop.example.com\n[push]\nlisten = 0.0.0.0:8787\n")
+            .unwrap();
+        assert_eq!(
+            c.central.url,
+            CentralUrl::Http("https://store.example.com/plesk-agent".into())
+        );
+        assert_eq!(c.central.host_id, "web-1");
+        assert_eq!(c.central.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.central.long_poll, Duration::ZERO);
+        assert_eq!(c.panel.buy_url.as_deref(), Some("https://shop.example.com"));
+        assert_eq!(c.panel.catalog_url, None);
+        assert_eq!(c.push.listen, Some("0.0.0.0:8787".parse().unwrap()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = p("").unwrap();
+        assert_eq!(c.central.url, CentralUrl::None);
+        assert_eq!(c.central.host_id, "web-042");
+        assert_eq!(
+            c.central.token_file,
+            PathBuf::from("/etc/plesk-reseller-agent/token")
+        );
+        assert_eq!(c.central.poll_interval, Duration::from_secs(60));
+        assert_eq!(c.central.long_poll, Duration::from_secs(25));
+        assert_eq!(
+            c.panel.ini_path,
+            PathBuf::from("/usr/local/psa/admin/conf/panel.ini")
+        );
+        assert_eq!(c.plesk.command, PathBuf::from("/usr/sbin/plesk"));
+        assert_eq!(c.plesk.timeout, Duration::from_secs(300));
+        assert_eq!(c.push.listen, None);
+        assert_eq!(
+            c.agent.state_dir,
+            PathBuf::from("/var/lib/plesk-reseller-agent")
+        );
+        assert_eq!(
+            c.agent.socket,
+            PathBuf::from("/run/plesk-reseller-agent/agent.sock")
+        );
+    }
+
+    #[test]
+    fn product_root_comes_from_psa_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("psa.conf");
+        std::fs::write(
+            &conf,
+            "# Plesk\nPRODUCT_ROOT_D\t\t/opt/psa\nHTTPD_VHOSTS_D /var/www/vhosts\n",
+        )
+        .unwrap();
+        assert_eq!(
+            default_panel_ini(&conf),
+            PathBuf::from("/opt/psa/admin/conf/panel.ini")
+        );
+        assert_eq!(
+            default_panel_ini(&dir.path().join("missing")),
+            PathBuf::from("/usr/local/psa/admin/conf/panel.ini")
+        );
+    }
+
+    #[test]
+    fn http_only_on_loopback_and_spool_urls() {
+        assert!(p("[central]\nurl = http://127.0.0.5:8080/x\n").is_ok());
+        assert!(p("[central]\nurl = http://[::1]:8080\n").is_ok());
+        assert!(p("[central]\nurl = http://localhost/\n").is_ok());
+        let e = p("[central]\nurl = http://store.example.com\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[central] url") && e.contains("loopback"), "{e}");
+        assert!(p("[central]\nurl = ftp://x\n").is_err());
+        let c = p("[central]\nurl = file:///var/spool/agent\n").unwrap();
+        assert_eq!(c.central.url, CentralUrl::Spool("/var/spool/agent".into()));
+    }
+
+    #[test]
+    fn bad_values_name_file_section_and_key() {
+        let e = p("[central]\npoll_interval = soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/x/agent.ini: [central] poll_interval = \"soon\""),
+            "{e}"
+        );
+        assert!(p("[central]\nhost_id = ../etc\n").is_err());
+        assert!(p("[push]\nlisten = everywhere\n").is_err());
+        assert!(p("[agent]\nstate_dir = relative/dir\n").is_err());
+    }
+
+    #[test]
+    fn unknown_sections_and_keys_are_warnings_not_used() {
+        let c = p("[central]\nurl =\nsecret = x\n[mystery]\na = 1\n").unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("[central] secret"));
+        assert!(c.warnings[1].contains("[mystery]"));
+    }
+
+    #[test]
+    fn backslashes_are_kept() {
+        let c = p("[plesk]\ncommand = /opt/x\\y\n").unwrap();
+        assert_eq!(c.plesk.command, PathBuf::from("/opt/x\\y"));
+    }
+}

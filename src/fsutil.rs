@@ -21,7 +21,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// Like [`write_atomic`], and gives the file the owner and group asked for before it
 /// becomes visible under its name.
-pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
+pub fn write_atomic_owned(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Ownership,
+) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -40,8 +45,12 @@ pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership
             .open(&tmp)?;
         f.write_all(bytes)?;
         if owner.uid.is_some() || owner.gid.is_some() {
-            nix::unistd::fchown(&f, owner.uid.map(nix::unistd::Uid::from_raw), owner.gid.map(nix::unistd::Gid::from_raw))
-                .map_err(io::Error::from)?;
+            nix::unistd::fchown(
+                &f,
+                owner.uid.map(nix::unistd::Uid::from_raw),
+                owner.gid.map(nix::unistd::Gid::from_raw),
+            )
+            .map_err(io::Error::from)?;
         }
         // fchmod after fchown: chown clears setuid bits, and the umask must not narrow the mode.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -109,8 +118,14 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
     }
 

@@ -31,7 +31,12 @@ pub struct Plesk {
 
 impl Plesk {
     pub fn new(command: PathBuf, timeout: Duration, runner: Arc<dyn Runner>) -> Self {
-        Plesk { command, timeout, kill_grace: KILL_GRACE, runner }
+        Plesk {
+            command,
+            timeout,
+            kill_grace: KILL_GRACE,
+            runner,
+        }
     }
 
     /// `<command> bin license -i <code>`; the code must have passed

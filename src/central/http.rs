@@ -40,7 +40,11 @@ impl Transport for HttpTransport {
         let _ = (&self.host_id, &self.token, &self.client);
         Box::pin(async move { todo!("{req:?}") })
     }
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>> {
         Box::pin(async move { todo!("{job_id} {result:?}") })
     }
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>> {

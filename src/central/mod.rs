@@ -38,7 +38,10 @@ pub enum CentralError {
     #[error("cannot read the token file {path}: {reason}")]
     Token { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `panel_ini` of the instructions: `None` = no value from the store; `Some("")` = the key
@@ -92,7 +95,11 @@ pub enum ParsedJob {
     /// Run it.
     Valid(Job),
     /// Answer `rejected` with `reason`; nothing runs.
-    Rejected { id: String, job_type: Option<String>, reason: String },
+    Rejected {
+        id: String,
+        job_type: Option<String>,
+        reason: String,
+    },
     /// No usable id: cannot be answered; log, show as a problem, skip.
     Unanswerable { reason: String },
 }
@@ -167,7 +174,10 @@ pub struct ReportPanelIni {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollOutcome {
     /// New instructions (and the ETag to send next time, when the store gave one).
-    Instructions { instructions: Instructions, etag: Option<String> },
+    Instructions {
+        instructions: Instructions,
+        etag: Option<String>,
+    },
     /// `304`: keep the persisted instructions.
     NotModified,
 }
@@ -189,6 +199,10 @@ pub trait Transport: Send + Sync {
     fn url(&self) -> &str;
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>>;
     /// Delivers one result; Ok means acknowledged (2xx or 409 over HTTP).
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>>;
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>>;
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>>;
 }

@@ -33,7 +33,11 @@ impl Transport for SpoolTransport {
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>> {
         Box::pin(async move { todo!("{req:?}") })
     }
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>> {
         Box::pin(async move { todo!("{job_id} {result:?}") })
     }
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>> {

@@ -1,1 +1,105 @@
-pub fn run() -> i32 { 0 }
+//! The command line (contract section 2): one file per command. [`run`] parses the
+//! arguments, sets up logging, runs the command and turns any error into one sentence on
+//! stderr and an exit status.
+
+mod check;
+mod status;
+mod sync;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracing::level_filters::LevelFilter;
+
+use crate::config::{self, Config, HostFacts};
+
+/// Exit status: everything done / healthy.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: something failed / degraded.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: the daemon is not running.
+pub const EXIT_NOT_RUNNING: i32 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plesk-reseller-agent",
+    version,
+    about = "Keeps Plesk's panel.ini at a reseller's values and runs the reseller store's license work at once"
+)]
+pub struct Cli {
+    /// The agent's config file [default: $PLESK_RESELLER_AGENT_CONFIG, else /etc/plesk-reseller-agent/agent.ini]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs this)
+    Run,
+    /// One full pass: reconcile panel.ini, poll once, run the jobs, deliver results
+    Sync,
+    /// Show the daemon's state (exit 0 healthy, 1 degraded, 3 not running)
+    Status {
+        /// Print JSON (schema_version 1)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and environment, one line per check
+    Check,
+    /// Ask the running daemon to poll now
+    PollNow,
+}
+
+/// Parses the command line, runs the command, returns the exit status.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let config_path = config::resolve_path(cli.config.as_deref());
+    let quiet = matches!(
+        cli.command,
+        Command::Status { .. } | Command::Check | Command::PollNow
+    );
+    crate::logging::init(if quiet {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::INFO
+    });
+    match cli.command {
+        Command::Sync => sync::run(&config_path),
+        Command::Check => check::run(&config_path),
+        Command::Status { json } => status::run(&config_path, json),
+        Command::PollNow => fail("poll-now needs the daemon, which is not built yet"),
+        Command::Run => fail("run: the daemon is not built yet"),
+    }
+}
+
+/// Loads the config or explains in one sentence why not.
+pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    let cfg = config::load(path, &HostFacts::real()).map_err(|e| e.to_string())?;
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// Prints one sentence on stderr and returns [`EXIT_FAILED`].
+pub(crate) fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("plesk-reseller-agent: {msg}");
+    EXIT_FAILED
+}
+
+/// A runtime for the one-shot commands (one thread: they do one thing at a time).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

@@ -1,0 +1,187 @@
+//! `check`: validates config and environment, one line per check; exit 0 when all pass.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::unistd::{access, AccessFlags};
+
+use super::{runtime, EXIT_FAILED, EXIT_OK};
+use crate::central::PollRequest;
+use crate::config::{self, CentralUrl, HostFacts};
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, ok: bool, what: &str, detail: impl std::fmt::Display) {
+        if !ok {
+            self.failed = true;
+        }
+        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+    }
+}
+
+pub fn run(config_path: &Path) -> i32 {
+    let mut r = Report { failed: false };
+    let cfg = match config::load(config_path, &HostFacts::real()) {
+        Ok(c) => {
+            r.line(true, "config", format!("{} parses", config_path.display()));
+            c
+        }
+        Err(e) => {
+            r.line(false, "config", e);
+            return EXIT_FAILED;
+        }
+    };
+    for w in &cfg.warnings {
+        println!("warn config: {w}");
+    }
+
+    let state = &cfg.agent.state_dir;
+    match nearest_existing(state) {
+        Some(p) if access(&p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() => r.line(
+            true,
+            "state directory",
+            format!("{} is writable", state.display()),
+        ),
+        Some(p) => r.line(
+            false,
+            "state directory",
+            format!("{} is not writable", p.display()),
+        ),
+        None => r.line(
+            false,
+            "state directory",
+            format!("{} has no existing parent", state.display()),
+        ),
+    }
+
+    if let CentralUrl::Http(_) = cfg.central.url {
+        let tf = &cfg.central.token_file;
+        match std::fs::metadata(tf) {
+            Err(e) => r.line(
+                false,
+                "token file",
+                format!("cannot read {}: {e}", tf.display()),
+            ),
+            Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
+                false,
+                "token file",
+                format!(
+                    "{} is readable by group or others (mode {:o}); chmod 600 it",
+                    tf.display(),
+                    m.permissions().mode() & 0o777
+                ),
+            ),
+            Ok(_) => r.line(true, "token file", format!("{} is private", tf.display())),
+        }
+    }
+
+    let ini = &cfg.panel.ini_path;
+    let ini_target = std::fs::canonicalize(ini).unwrap_or_else(|_| ini.clone());
+    let writable = if ini_target.exists() {
+        access(&ini_target, AccessFlags::W_OK).is_ok()
+            && access(&crate::fsutil::parent_dir(&ini_target), AccessFlags::W_OK).is_ok()
+    } else {
+        access(&crate::fsutil::parent_dir(&ini_target), AccessFlags::W_OK).is_ok()
+    };
+    if writable {
+        r.line(true, "panel.ini", format!("{} is writable", ini.display()));
+    } else {
+        r.line(
+            false,
+            "panel.ini",
+            format!("{} (or its directory) is not writable", ini.display()),
+        );
+    }
+    for (name, v, check) in [
+        (
+            "buy_url",
+            &cfg.panel.buy_url,
+            crate::panel_ini::validate::buy_url as fn(&str) -> Result<(), String>,
+        ),
+        (
+            "catalog_url",
+            &cfg.panel.catalog_url,
+            crate::panel_ini::validate::catalog_url,
+        ),
+    ] {
+        if let Some(v) = v {
+            match check(v) {
+                Ok(()) => r.line(true, name, "valid"),
+                Err(e) => r.line(false, name, e),
+            }
+        }
+    }
+
+    let cmd = &cfg.plesk.command;
+    if cmd.is_file() && access(cmd, AccessFlags::X_OK).is_ok() {
+        r.line(
+            true,
+            "plesk command",
+            format!("{} is executable", cmd.display()),
+        );
+    } else {
+        r.line(
+            false,
+            "plesk command",
+            format!("{} is missing or not executable", cmd.display()),
+        );
+    }
+
+    if cfg.push.listen.is_some() {
+        let sf = &cfg.push.secret_file;
+        match std::fs::read(sf) {
+            Err(e) => r.line(
+                false,
+                "push secret",
+                format!("cannot read {}: {e}", sf.display()),
+            ),
+            Ok(b) if b.trim_ascii_end().is_empty() => {
+                r.line(false, "push secret", format!("{} is empty", sf.display()))
+            }
+            Ok(_) => match std::fs::metadata(sf) {
+                Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
+                    false,
+                    "push secret",
+                    format!(
+                        "{} is readable by group or others; chmod 600 it",
+                        sf.display()
+                    ),
+                ),
+                _ => r.line(true, "push secret", format!("{} is private", sf.display())),
+            },
+        }
+    }
+
+    match &cfg.central.url {
+        CentralUrl::None => r.line(true, "central", "no store configured: local settings only"),
+        _ => match crate::engine::transport_for(&cfg) {
+            Err(e) => r.line(false, "central", e),
+            Ok(None) => {}
+            Ok(Some(t)) => {
+                let outcome = match runtime() {
+                    Ok(rt) => rt
+                        .block_on(t.poll(PollRequest::default()))
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(_) => r.line(true, "central", format!("{} answers", t.url())),
+                    Err(e) => r.line(false, "central", e),
+                }
+            }
+        },
+    }
+    if r.failed {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+/// `p` or its nearest existing ancestor.
+fn nearest_existing(p: &Path) -> Option<std::path::PathBuf> {
+    p.ancestors().find(|a| a.exists()).map(Path::to_path_buf)
+}

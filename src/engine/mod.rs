@@ -1,0 +1,707 @@
+//! One full pass of the agent's work: reconcile panel.ini, poll the store, run the jobs one
+//! at a time in the order listed, deliver results, report. `sync` runs one pass; the daemon
+//! runs the same steps, polling outside the engine's lock so file repairs and status never
+//! wait for a held long-poll.
+//!
+//! - [`panel`]: the desired panel.ini values and their enforcement;
+//! - [`persisted`]: the last instructions and ETag, kept across restarts.
+
+pub mod panel;
+pub mod persisted;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::central::{
+    http::HttpTransport, parse_job, spool::SpoolTransport, CentralError, Instructions, Job,
+    JobKind, JobResult, ParsedJob, PollOutcome, PollRequest, Report, ReportPanelIni, ResultStatus,
+    Transport,
+};
+use crate::clock::{rfc3339, unix_secs, Clock};
+use crate::config::{CentralUrl, Config};
+use crate::journal::{Journal, JournalError, MAX_ATTEMPTS};
+use crate::plesk::Plesk;
+use crate::runner::{CommandOutput, Runner};
+use crate::status;
+
+pub use panel::{PanelKeeper, Reconcile};
+
+/// A result waiting longer than this for delivery makes the agent degraded.
+pub const DELIVERY_WARN_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot use the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
+/// What the engine needs from outside; tests replace each.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub runner: Arc<dyn Runner>,
+    /// None: built from the config.
+    pub transport: Option<Arc<dyn Transport>>,
+}
+
+impl Deps {
+    pub fn real() -> Self {
+        Deps {
+            clock: Arc::new(crate::clock::SystemClock),
+            runner: Arc::new(crate::runner::ProcessRunner),
+            transport: None,
+        }
+    }
+}
+
+/// The state of the connection to the store, as `status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// No poll yet, or no store configured.
+    Idle,
+    Healthy,
+    BackingOff,
+    AuthFailing,
+    UnknownHost,
+}
+
+impl ConnState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Idle => "idle",
+            ConnState::Healthy => "healthy",
+            ConnState::BackingOff => "backing_off",
+            ConnState::AuthFailing => "auth_failing",
+            ConnState::UnknownHost => "unknown_host",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PollState {
+    pub conn: ConnState,
+    pub last_poll_at: Option<SystemTime>,
+    pub last_ok: Option<bool>,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// What one pass achieved; `failures` is empty when all went well.
+#[derive(Debug, Clone, Default)]
+pub struct PassOutcome {
+    pub failures: Vec<String>,
+    /// Jobs whose command ran in this pass.
+    pub jobs_run: usize,
+}
+
+impl PassOutcome {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Builds the transport the config names (None: no store).
+pub fn transport_for(cfg: &Config) -> Result<Option<Arc<dyn Transport>>, CentralError> {
+    Ok(match &cfg.central.url {
+        CentralUrl::None => None,
+        CentralUrl::Http(base) => Some(Arc::new(HttpTransport::new(
+            base,
+            &cfg.central.host_id,
+            &cfg.central.token_file,
+        )?)),
+        CentralUrl::Spool(dir) => Some(Arc::new(SpoolTransport::new(dir.clone()))),
+    })
+}
+
+pub struct Engine {
+    cfg: Config,
+    clock: Arc<dyn Clock>,
+    transport: Option<Arc<dyn Transport>>,
+    plesk: Plesk,
+    journal: Journal,
+    /// Shared with the daemon's watcher.
+    pub panel: Arc<Mutex<PanelKeeper>>,
+    persisted: persisted::Persisted,
+    /// Whether the instructions in force arrived fresh (a 200, or the first pass after
+    /// start): only then is a stored result re-sent for a job the store still lists.
+    fresh: bool,
+    pub poll: PollState,
+    instructions_error: Option<String>,
+    unanswerable: Vec<String>,
+    delivery_error: Option<String>,
+    key_number: Option<String>,
+    plesk_version: Option<String>,
+    last_report: Option<Report>,
+    /// The job whose command runs right now (for `status`).
+    pub running: Arc<Mutex<Option<String>>>,
+}
+
+impl Engine {
+    /// Opens the state directory and journal; reads nothing from Plesk or the store yet.
+    pub fn new(cfg: Config, deps: Deps) -> Result<Engine, EngineError> {
+        let state_dir = cfg.agent.state_dir.clone();
+        crate::fsutil::ensure_private_dir(&state_dir, 0o700).map_err(|source| {
+            EngineError::StateDir {
+                path: state_dir.clone(),
+                source,
+            }
+        })?;
+        let journal = Journal::open(&state_dir)?;
+        for w in &journal.load_warnings {
+            tracing::warn!("{w}");
+        }
+        let transport = match deps.transport {
+            Some(t) => Some(t),
+            None => transport_for(&cfg)?,
+        };
+        let plesk = Plesk::new(
+            cfg.plesk.command.clone(),
+            cfg.plesk.timeout,
+            deps.runner.clone(),
+        );
+        let panel = PanelKeeper::new(
+            cfg.panel.ini_path.clone(),
+            state_dir.clone(),
+            cfg.panel.buy_url.clone(),
+            cfg.panel.catalog_url.clone(),
+        );
+        let persisted = persisted::Persisted::load(&state_dir);
+        let mut panel = panel;
+        if transport.is_some() {
+            panel.set_central(persisted.instructions.panel_ini.clone());
+        }
+        let last_report = persisted::load_last_report(&state_dir);
+        Ok(Engine {
+            cfg,
+            clock: deps.clock,
+            transport,
+            plesk,
+            journal,
+            panel: Arc::new(Mutex::new(panel)),
+            persisted,
+            fresh: true,
+            poll: PollState {
+                conn: ConnState::Idle,
+                last_poll_at: None,
+                last_ok: None,
+                consecutive_failures: 0,
+                last_error: None,
+            },
+            instructions_error: None,
+            unanswerable: Vec::new(),
+            delivery_error: None,
+            key_number: None,
+            plesk_version: None,
+            last_report,
+            running: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn transport(&self) -> Option<Arc<dyn Transport>> {
+        self.transport.clone()
+    }
+
+    /// Takes a reloaded config: local panel.ini values and paths, Plesk command, transport.
+    pub fn reload(&mut self, cfg: Config, transport: Option<Arc<dyn Transport>>) {
+        {
+            let mut p = self.panel.lock().unwrap();
+            p.set_local(
+                cfg.panel.ini_path.clone(),
+                cfg.panel.buy_url.clone(),
+                cfg.panel.catalog_url.clone(),
+            );
+        }
+        self.plesk = Plesk::new(
+            cfg.plesk.command.clone(),
+            cfg.plesk.timeout,
+            self.plesk.runner.clone(),
+        );
+        self.transport = transport;
+        self.cfg = cfg;
+    }
+
+    /// Reads the key number and Plesk version (at start, and after every successful job).
+    pub async fn refresh_plesk_facts(&mut self) {
+        match self.plesk.key_number().await {
+            Ok(k) => self.key_number = k,
+            Err(e) => tracing::warn!("{e}"),
+        }
+        if self.plesk_version.is_none() {
+            match self.plesk.version().await {
+                Ok(v) => self.plesk_version = v,
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+    }
+
+    /// Applies the desired panel.ini state now.
+    pub fn reconcile_panel_ini(&self) -> Reconcile {
+        self.panel.lock().unwrap().reconcile(self.clock.now())
+    }
+
+    /// The request for the next poll.
+    pub fn poll_request(&self, wait: Option<Duration>) -> PollRequest {
+        PollRequest {
+            etag: self.persisted.etag.clone(),
+            key_number: self.key_number.clone(),
+            wait: wait.filter(|w| !w.is_zero()),
+        }
+    }
+
+    /// One full pass: jobs interrupted earlier, poll, then the rest (see [`Engine::after_poll`]).
+    pub async fn pass(&mut self, wait: Option<Duration>) -> PassOutcome {
+        let mut out = PassOutcome::default();
+        self.resume_interrupted(&mut out).await;
+        let polled = match self.transport.clone() {
+            Some(t) => Some(t.poll(self.poll_request(wait)).await),
+            None => None,
+        };
+        self.after_poll(polled, &mut out).await;
+        out
+    }
+
+    /// Runs jobs a crash or kill interrupted: again, or `failed` after [`MAX_ATTEMPTS`].
+    pub async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
+        for rec in self.journal.interrupted() {
+            match rec.job {
+                Some(job) if rec.attempts < MAX_ATTEMPTS => {
+                    tracing::warn!(job_id = %job.id, attempt = rec.attempts + 1, "the job was interrupted; running it again");
+                    self.run_job(&job, out).await;
+                }
+                _ => {
+                    let now = self.clock.now();
+                    let result = JobResult {
+                        status: ResultStatus::Failed,
+                        exit_code: None,
+                        output: format!(
+                            "interrupted {} times: the agent stopped or crashed while the command ran; not run again",
+                            rec.attempts
+                        ),
+                        attempts: rec.attempts,
+                        started_at: rec.first_started_at.clone().unwrap_or_else(|| rfc3339(now)),
+                        finished_at: rfc3339(now),
+                    };
+                    tracing::error!(job_id = %rec.id, attempts = rec.attempts, "job interrupted too often; giving up");
+                    out.failures.push(format!(
+                        "job {} was interrupted {} times",
+                        rec.id, rec.attempts
+                    ));
+                    if let Err(e) = self.journal.finish(&rec.id, &rec.job_type, result, now) {
+                        tracing::error!("{e}");
+                        out.failures.push(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything after the poll: take its outcome, reconcile panel.ini, run the listed jobs,
+    /// deliver results, report, prune.
+    pub async fn after_poll(
+        &mut self,
+        polled: Option<Result<PollOutcome, CentralError>>,
+        out: &mut PassOutcome,
+    ) {
+        if let Some(polled) = polled {
+            self.take_poll(polled, out);
+        }
+        match self.reconcile_panel_ini() {
+            Reconcile::Refused | Reconcile::Failed => {
+                out.failures.extend(self.panel.lock().unwrap().problems());
+            }
+            _ => {}
+        }
+        if self.transport.is_some() {
+            self.run_listed_jobs(out).await;
+            self.deliver(out).await;
+            self.report().await;
+        }
+        self.journal.prune(self.clock.now());
+    }
+
+    fn take_poll(&mut self, polled: Result<PollOutcome, CentralError>, out: &mut PassOutcome) {
+        let now = self.clock.now();
+        self.poll.last_poll_at = Some(now);
+        match polled {
+            Ok(PollOutcome::Instructions { instructions, etag }) => {
+                self.poll_ok();
+                self.instructions_error = None;
+                self.panel
+                    .lock()
+                    .unwrap()
+                    .set_central(instructions.panel_ini.clone());
+                self.persisted.instructions = instructions;
+                self.persisted.etag = etag;
+                self.fresh = true;
+                if let Err(e) = self.persisted.save(&self.cfg.agent.state_dir) {
+                    tracing::error!("{e}");
+                    out.failures.push(e.to_string());
+                }
+            }
+            Ok(PollOutcome::NotModified) => self.poll_ok(),
+            Err(e) => {
+                let msg = e.to_string();
+                self.poll.consecutive_failures += 1;
+                self.poll.last_ok = Some(false);
+                self.poll.conn = match &e {
+                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => {
+                        ConnState::AuthFailing
+                    }
+                    CentralError::UnknownHost { .. } => ConnState::UnknownHost,
+                    _ => ConnState::BackingOff,
+                };
+                if matches!(
+                    e,
+                    CentralError::BadInstructions { .. } | CentralError::TooLarge { .. }
+                ) {
+                    self.instructions_error = Some(msg.clone());
+                }
+                if self.poll.last_error.as_deref() != Some(msg.as_str())
+                    || self.poll.consecutive_failures == 1
+                {
+                    tracing::error!(failures = self.poll.consecutive_failures, "{msg}");
+                }
+                self.poll.last_error = Some(msg.clone());
+                out.failures.push(msg);
+            }
+        }
+    }
+
+    fn poll_ok(&mut self) {
+        if self.poll.consecutive_failures > 0 {
+            tracing::info!(
+                after_failures = self.poll.consecutive_failures,
+                "the store answers again"
+            );
+        }
+        self.poll.conn = ConnState::Healthy;
+        self.poll.last_ok = Some(true);
+        self.poll.consecutive_failures = 0;
+        self.poll.last_error = None;
+    }
+
+    async fn run_listed_jobs(&mut self, out: &mut PassOutcome) {
+        let fresh = std::mem::replace(&mut self.fresh, false);
+        let jobs = self.persisted.instructions.jobs.clone();
+        let mut unanswerable = Vec::new();
+        for raw in &jobs {
+            match parse_job(raw) {
+                ParsedJob::Unanswerable { reason } => {
+                    let msg = format!(
+                        "a job from the store cannot be answered and was skipped: {reason}"
+                    );
+                    tracing::warn!("{msg}");
+                    unanswerable.push(msg);
+                }
+                ParsedJob::Rejected {
+                    id,
+                    job_type,
+                    reason,
+                } => {
+                    if self.already_done(&id, fresh) {
+                        continue;
+                    }
+                    let now = self.clock.now();
+                    let reason = crate::mask::activation_codes(&reason);
+                    tracing::warn!(job_id = %id, "job rejected: {reason}");
+                    let result = JobResult {
+                        status: ResultStatus::Rejected,
+                        exit_code: None,
+                        output: reason,
+                        attempts: 0,
+                        started_at: rfc3339(now),
+                        finished_at: rfc3339(now),
+                    };
+                    let t = job_type.unwrap_or_default();
+                    if let Err(e) = self.journal.finish(&id, &t, result, now) {
+                        tracing::error!("{e}");
+                        out.failures.push(e.to_string());
+                        break;
+                    }
+                    out.failures.push(format!("job {id} was rejected"));
+                }
+                ParsedJob::Valid(job) => {
+                    if self.already_done(&job.id, fresh) {
+                        continue;
+                    }
+                    if !self.run_job(&job, out).await {
+                        break; // the journal cannot be written: run nothing that could not be answered
+                    }
+                }
+            }
+        }
+        self.unanswerable = unanswerable;
+    }
+
+    /// True when the job has a stored result; then, if the store listed it anew, the
+    /// result is queued for delivery again.
+    fn already_done(&mut self, id: &str, fresh: bool) -> bool {
+        match self.journal.get(id) {
+            Some(r) if r.state == crate::journal::RecordState::Done => {
+                if fresh && r.delivered() {
+                    tracing::info!(job_id = %id, "the store still lists a job it has a result for; sending the result again");
+                    if let Err(e) = self.journal.mark_undelivered(id) {
+                        tracing::error!("{e}");
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Runs one job with its running record on disk first. False when the journal failed.
+    async fn run_job(&mut self, job: &Job, out: &mut PassOutcome) -> bool {
+        let attempts = match self.journal.begin(job, self.clock.now()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(job_id = %job.id, "not running the job: {e}");
+                out.failures.push(e.to_string());
+                return false;
+            }
+        };
+        *self.running.lock().unwrap() = Some(job.id.clone());
+        tracing::info!(job_id = %job.id, job_type = job.kind.type_name(), attempt = attempts, "running job");
+        let cmd = match &job.kind {
+            JobKind::InstallKey { activation_code } => {
+                self.plesk.install_key(activation_code).await
+            }
+            JobKind::RetrieveKeys => self.plesk.retrieve_keys().await,
+        };
+        *self.running.lock().unwrap() = None;
+        out.jobs_run += 1;
+        let result = job_result(&cmd, attempts);
+        let ok = result.status == ResultStatus::Succeeded;
+        if ok {
+            tracing::info!(job_id = %job.id, "job succeeded");
+        } else {
+            tracing::warn!(job_id = %job.id, exit_code = ?cmd.exit_code, timed_out = cmd.timed_out,
+                "job failed: {}", last_line(&result.output));
+            out.failures.push(format!("job {} failed", job.id));
+        }
+        if let Err(e) = self
+            .journal
+            .finish(&job.id, job.kind.type_name(), result, self.clock.now())
+        {
+            tracing::error!("{e}");
+            out.failures.push(e.to_string());
+            return false;
+        }
+        if ok {
+            self.refresh_plesk_facts().await;
+        }
+        true
+    }
+
+    async fn deliver(&mut self, out: &mut PassOutcome) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        self.delivery_error = None;
+        for (id, result, _) in self.journal.undelivered() {
+            match t.send_result(&id, &result).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %id, status = result.status.as_str(), "result delivered");
+                    if let Err(e) = self.journal.mark_delivered(&id, self.clock.now()) {
+                        tracing::error!("{e}");
+                    }
+                }
+                Err(e) => {
+                    let msg = format!("the result of job {id} was not delivered: {e}");
+                    tracing::warn!("{msg}");
+                    self.delivery_error = Some(msg.clone());
+                    out.failures.push(msg);
+                    break; // the store is unwell; the rest waits for the next pass
+                }
+            }
+        }
+    }
+
+    /// Builds the report; sends it when it differs from the last one the store accepted.
+    async fn report(&mut self) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        let report = self.build_report();
+        if self.last_report.as_ref() == Some(&report) {
+            return;
+        }
+        match t.send_report(&report).await {
+            Ok(()) => {
+                persisted::save_last_report(&self.cfg.agent.state_dir, &report);
+                self.last_report = Some(report);
+            }
+            Err(e) => tracing::warn!("the report was not delivered: {e}"),
+        }
+    }
+
+    pub fn build_report(&self) -> Report {
+        let p = self.panel.lock().unwrap();
+        let actual = p.actual();
+        Report {
+            agent_version: crate::VERSION.to_string(),
+            plesk_key_number: self.key_number.clone(),
+            plesk_version: self.plesk_version.clone(),
+            panel_ini: ReportPanelIni {
+                path: p.shown_path(),
+                buy_url: actual.buy_url,
+                catalog_url: actual.catalog_url,
+                in_sync: p.in_sync(),
+                repairs: p.repairs,
+            },
+            problems: self.problems_with(&p),
+        }
+    }
+
+    /// One sentence per reason the agent is degraded (contract section 8).
+    pub fn problems(&self) -> Vec<String> {
+        let p = self.panel.lock().unwrap();
+        self.problems_with(&p)
+    }
+
+    fn problems_with(&self, p: &PanelKeeper) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.poll.last_ok == Some(false) {
+            if let Some(e) = &self.poll.last_error {
+                v.push(format!("the last poll failed: {e}"));
+            }
+        }
+        v.extend(p.problems());
+        v.extend(self.unanswerable.iter().cloned());
+        let now = unix_secs(self.clock.now());
+        let late = self
+            .journal
+            .undelivered()
+            .into_iter()
+            .filter(|(_, _, t)| now.saturating_sub(*t) > DELIVERY_WARN_AFTER.as_secs())
+            .count();
+        if late > 0 {
+            v.push(format!(
+                "{late} job result(s) have waited more than 10 minutes for delivery{}",
+                self.delivery_error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" ({e})"))
+            ));
+        }
+        v
+    }
+
+    /// The engine's part of `status` (the daemon fills in `daemon` and `push`).
+    pub fn status(&self) -> status::Status {
+        let p = self.panel.lock().unwrap();
+        let problems = self.problems_with(&p);
+        let recent = self
+            .journal
+            .recent(20)
+            .into_iter()
+            .map(|r| status::RecentJob {
+                id: r.id.clone(),
+                job_type: r.job_type.clone(),
+                status: r
+                    .result
+                    .as_ref()
+                    .map_or("unknown", |x| x.status.as_str())
+                    .to_string(),
+                finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
+                attempts: r.attempts,
+            })
+            .collect();
+        status::Status {
+            schema_version: status::SCHEMA_VERSION,
+            daemon: status::Daemon {
+                running: false,
+                pid: None,
+                version: crate::VERSION.to_string(),
+                started_at: None,
+                uptime_s: None,
+            },
+            health: status::Health::from_problems(problems),
+            central: status::Central {
+                url: self.transport.as_ref().map(|t| t.url().to_string()),
+                transport: self
+                    .transport
+                    .as_ref()
+                    .map_or("none", |t| t.kind())
+                    .to_string(),
+                last_poll_at: self.poll.last_poll_at.map(rfc3339),
+                last_poll_ok: self.poll.last_ok,
+                consecutive_failures: self.poll.consecutive_failures,
+                last_error: self.poll.last_error.clone(),
+                state: self.poll.conn.as_str().to_string(),
+            },
+            push: status::Push {
+                listen: self.cfg.push.listen.map(|a| a.to_string()),
+                accepted: 0,
+                rejected: 0,
+            },
+            panel_ini: p.status(),
+            plesk: status::Plesk {
+                key_number: self.key_number.clone(),
+                version: self.plesk_version.clone(),
+            },
+            jobs: status::Jobs {
+                running: self.running.lock().unwrap().clone(),
+                undelivered_results: self.journal.undelivered().len() as u64,
+                recent,
+            },
+        }
+    }
+
+    /// The instructions in force (persisted across restarts).
+    pub fn instructions(&self) -> &Instructions {
+        &self.persisted.instructions
+    }
+}
+
+/// The result of a command that ran, masked and capped.
+fn job_result(cmd: &CommandOutput, attempts: u32) -> JobResult {
+    let mut output = cmd.output.clone();
+    if let Some(e) = &cmd.spawn_error {
+        if !output.is_empty() && !output.ends_with('\n') {
+            output.push('\n');
+        }
+        output.push_str(e);
+    }
+    let output = crate::mask::activation_codes(&output);
+    let output = tail(&output, crate::runner::OUTPUT_TAIL);
+    JobResult {
+        status: if cmd.success() {
+            ResultStatus::Succeeded
+        } else {
+            ResultStatus::Failed
+        },
+        exit_code: cmd.exit_code,
+        output,
+        attempts,
+        started_at: rfc3339(cmd.started_at),
+        finished_at: rfc3339(cmd.finished_at),
+    }
+}
+
+/// The last `max` bytes of `s`, cut at a character boundary.
+fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
+}
+
+fn last_line(s: &str) -> &str {
+    s.trim_end().rsplit('\n').next().unwrap_or("")
+}
