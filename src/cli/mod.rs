@@ -3,6 +3,8 @@
 //! stderr and an exit status.
 
 mod check;
+mod poll_now;
+mod run;
 mod status;
 mod sync;
 
@@ -76,10 +78,13 @@ pub fn run() -> i32 {
         Command::Sync => sync::run(&config_path),
         Command::Check => check::run(&config_path),
         Command::Status { json } => status::run(&config_path, json),
-        Command::PollNow => fail("poll-now needs the daemon, which is not built yet"),
-        Command::Run => fail("run: the daemon is not built yet"),
+        Command::PollNow => poll_now::run(&config_path),
+        Command::Run => run::run(&config_path),
     }
 }
+
+/// How long a command waits for the daemon to answer a quick request.
+pub(crate) const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Loads the config or explains in one sentence why not.
 pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, String> {

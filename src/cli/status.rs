@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::{fail, load_config, EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK};
+use crate::daemon::control::{self, ControlError, ControlRequest};
 use crate::status::{self, Status};
 
 pub fn run(config_path: &Path, json: bool) -> i32 {
@@ -10,7 +11,23 @@ pub fn run(config_path: &Path, json: bool) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    // No daemon yet: the last persisted state.
+    let asked = super::runtime().map(|rt| {
+        rt.block_on(control::request(&cfg.agent.socket, &ControlRequest::Status, super::CONTROL_TIMEOUT))
+    });
+    match asked {
+        Ok(Ok(r)) if r.ok => match serde_json::from_value::<Status>(r.body) {
+            Ok(s) => {
+                print(&s, json);
+                return exit_for(&s);
+            }
+            Err(e) => return fail(format!("the daemon's status could not be read: {e}")),
+        },
+        Ok(Ok(r)) => return fail(r.error.unwrap_or_else(|| "the daemon refused the request".into())),
+        Ok(Err(ControlError::NotRunning { .. })) => {}
+        Ok(Err(e)) => return fail(e),
+        Err(e) => return fail(e),
+    }
+    // No daemon: the last persisted state.
     match status::load_persisted(&cfg.agent.state_dir) {
         Some(mut s) => {
             s.daemon.running = false;
@@ -43,7 +60,6 @@ pub(crate) fn print(s: &Status, json: bool) {
     }
 }
 
-#[allow(dead_code)]
 pub(crate) fn exit_for(s: &Status) -> i32 {
     if s.health.is_ok() {
         EXIT_OK

@@ -10,6 +10,7 @@ pub mod panel;
 pub mod persisted;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -142,6 +143,8 @@ pub struct Engine {
     last_report: Option<Report>,
     /// The job whose command runs right now (for `status`).
     pub running: Arc<Mutex<Option<String>>>,
+    /// Set on SIGTERM: finish the job under way, start no other.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -202,6 +205,7 @@ impl Engine {
             plesk_version: None,
             last_report,
             running: Arc::new(Mutex::new(None)),
+            stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -275,6 +279,9 @@ impl Engine {
     /// Runs jobs a crash or kill interrupted: again, or `failed` after [`MAX_ATTEMPTS`].
     pub async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
         for rec in self.journal.interrupted() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
             match rec.job {
                 Some(job) if rec.attempts < MAX_ATTEMPTS => {
                     tracing::warn!(job_id = %job.id, attempt = rec.attempts + 1, "the job was interrupted; running it again");
@@ -397,6 +404,9 @@ impl Engine {
         let jobs = self.persisted.instructions.jobs.clone();
         let mut unanswerable = Vec::new();
         for raw in &jobs {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
             match parse_job(raw) {
                 ParsedJob::Unanswerable { reason } => {
                     let msg = format!(

@@ -1,0 +1,30 @@
+//! `run`: the daemon in the foreground.
+
+use std::path::Path;
+
+use super::{fail, load_config, EXIT_OK};
+use crate::daemon::service;
+use crate::engine::Deps;
+
+pub fn run(config_path: &Path) -> i32 {
+    let cfg = match load_config(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    // One thread: the daemon waits on the network and on one child at a time, and a
+    // current-thread runtime keeps its idle memory and CPU at almost nothing.
+    let rt = match super::runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        let signals = match service::os_signals() {
+            Ok(s) => s,
+            Err(e) => return fail(format!("cannot install signal handlers: {e}")),
+        };
+        match service::run(config_path.to_path_buf(), cfg, Deps::real(), signals).await {
+            Ok(()) => EXIT_OK,
+            Err(e) => fail(e),
+        }
+    })
+}
