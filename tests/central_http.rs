@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use plesk_reseller_agent::central::http::HttpTransport;
 use plesk_reseller_agent::central::{
-    CentralError, JobResult, PanelIniValues, PollOutcome, PollRequest, Report, ReportPanelIni, ResultStatus, Transport,
+    CentralError, JobResult, PanelIniValues, PollOutcome, PollRequest, Report, ReportPanelIni,
+    ResultStatus, Transport,
 };
 use serde_json::json;
 use support::store::FakeStore;
@@ -28,7 +29,12 @@ fn setup() -> (FakeStore, HttpTransport, tempfile::TempDir) {
     let store = FakeStore::start();
     store.expect_token(TOKEN);
     let dir = tempfile::tempdir().unwrap();
-    let t = HttpTransport::new(&store.url(), "web-042", &token_file(dir.path(), TOKEN, 0o600)).unwrap();
+    let t = HttpTransport::new(
+        &store.url(),
+        "web-042",
+        &token_file(dir.path(), TOKEN, 0o600),
+    )
+    .unwrap();
     (store, t, dir)
 }
 
@@ -75,10 +81,18 @@ async fn every_request_carries_bearer_user_agent_and_conditional_headers() {
     assert_eq!(poll.path, "/plesk-agent/v1/hosts/web-042/instructions");
     assert_eq!(poll.query, None, "no wait asked, no query");
     assert_eq!(poll.header("if-none-match"), Some("v0"));
-    assert_eq!(poll.header("x-plesk-key-number"), Some("PLSK.12345678.0001"));
+    assert_eq!(
+        poll.header("x-plesk-key-number"),
+        Some("PLSK.12345678.0001")
+    );
     let ua = format!("plesk-reseller-agent/{}", plesk_reseller_agent::VERSION);
     for r in &reqs {
-        assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()), "{}", r.path);
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str()),
+            "{}",
+            r.path
+        );
         assert_eq!(r.header("user-agent"), Some(ua.as_str()), "{}", r.path);
     }
 }
@@ -99,17 +113,28 @@ async fn new_instructions_come_with_their_etag_and_then_304() {
         "panel_ini": {"buy_url": "https://shop.example.com", "catalog_url": null},
         "jobs": [{"id": "ord-1002", "type": "retrieve_keys"}]
     }));
-    let PollOutcome::Instructions { instructions, etag } = t.poll(poll_req(Some("v0"), None)).await.unwrap() else {
+    let PollOutcome::Instructions { instructions, etag } =
+        t.poll(poll_req(Some("v0"), None)).await.unwrap()
+    else {
         panic!("expected instructions")
     };
     assert_eq!(etag.as_deref(), Some("v1"));
     assert_eq!(
         instructions.panel_ini,
-        Some(PanelIniValues { buy_url: Some("https://shop.example.com".into()), catalog_url: None })
+        Some(PanelIniValues {
+            buy_url: Some("https://shop.example.com".into()),
+            catalog_url: None
+        })
     );
-    assert_eq!(instructions.jobs, vec![json!({"id": "ord-1002", "type": "retrieve_keys"})]);
+    assert_eq!(
+        instructions.jobs,
+        vec![json!({"id": "ord-1002", "type": "retrieve_keys"})]
+    );
 
-    assert_eq!(t.poll(poll_req(Some("v1"), None)).await.unwrap(), PollOutcome::NotModified);
+    assert_eq!(
+        t.poll(poll_req(Some("v1"), None)).await.unwrap(),
+        PollOutcome::NotModified
+    );
 }
 
 #[tokio::test]
@@ -117,7 +142,13 @@ async fn a_200_without_etag_is_accepted() {
     let (store, t, _dir) = setup();
     store.set_raw_instructions(200, br#"{"jobs": []}"#.to_vec());
     let out = t.poll(poll_req(Some("v9"), None)).await.unwrap();
-    assert_eq!(out, PollOutcome::Instructions { instructions: Default::default(), etag: None });
+    assert_eq!(
+        out,
+        PollOutcome::Instructions {
+            instructions: Default::default(),
+            etag: None
+        }
+    );
 }
 
 #[tokio::test]
@@ -137,8 +168,14 @@ async fn long_poll_returns_as_soon_as_instructions_change() {
     }
     store.set_instructions(json!({"jobs": [{"id": "j1", "type": "retrieve_keys"}]}));
     let out = poll.await.unwrap().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
-    let PollOutcome::Instructions { instructions, etag } = out else { panic!("expected instructions") };
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let PollOutcome::Instructions { instructions, etag } = out else {
+        panic!("expected instructions")
+    };
     assert_eq!(etag.as_deref(), Some("v1"));
     assert_eq!(instructions.jobs.len(), 1);
     assert_eq!(store.requests()[0].query.as_deref(), Some("wait=5"));
@@ -147,7 +184,10 @@ async fn long_poll_returns_as_soon_as_instructions_change() {
 #[tokio::test]
 async fn long_poll_without_change_ends_in_not_modified() {
     let (store, t, _dir) = setup();
-    assert_eq!(t.poll(poll_req(Some("v0"), Some(1))).await.unwrap(), PollOutcome::NotModified);
+    assert_eq!(
+        t.poll(poll_req(Some("v0"), Some(1))).await.unwrap(),
+        PollOutcome::NotModified
+    );
     assert_eq!(store.requests()[0].query.as_deref(), Some("wait=1"));
 }
 
@@ -176,16 +216,31 @@ async fn error_statuses_are_mapped() {
 
     let (store, t, _dir) = setup();
     store.expect_host("web-001");
-    assert!(matches!(t.poll(poll_req(None, None)).await, Err(CentralError::UnknownHost { .. })));
+    assert!(matches!(
+        t.poll(poll_req(None, None)).await,
+        Err(CentralError::UnknownHost { .. })
+    ));
 
     let (store, t, _dir) = setup();
     for (code, check) in [
-        (403u16, (|e: &CentralError| matches!(e, CentralError::Unauthorized { status: 403, .. })) as fn(&CentralError) -> bool),
-        (500, |e| matches!(e, CentralError::Status { status: 500, .. })),
-        (503, |e| matches!(e, CentralError::Status { status: 503, .. })),
+        (
+            403u16,
+            (|e: &CentralError| matches!(e, CentralError::Unauthorized { status: 403, .. }))
+                as fn(&CentralError) -> bool,
+        ),
+        (500, |e| {
+            matches!(e, CentralError::Status { status: 500, .. })
+        }),
+        (503, |e| {
+            matches!(e, CentralError::Status { status: 503, .. })
+        }),
         // A redirect is not followed: the token stays with the configured store.
-        (302, |e| matches!(e, CentralError::Status { status: 302, .. })),
-        (204, |e| matches!(e, CentralError::Status { status: 204, .. })),
+        (302, |e| {
+            matches!(e, CentralError::Status { status: 302, .. })
+        }),
+        (204, |e| {
+            matches!(e, CentralError::Status { status: 204, .. })
+        }),
     ] {
         store.set_raw_instructions(code, b"nope".to_vec());
         let err = t.poll(poll_req(None, None)).await.unwrap_err();
@@ -200,14 +255,23 @@ async fn bodies_over_one_mib_are_refused() {
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(2 * 1024 * 1024)).into_bytes();
     store.set_raw_instructions(200, big.clone());
     let err = t.poll(poll_req(None, None)).await.unwrap_err();
-    assert!(matches!(err, CentralError::TooLarge { limit: 1048576, .. }), "{err:?}");
+    assert!(
+        matches!(err, CentralError::TooLarge { limit: 1048576, .. }),
+        "{err:?}"
+    );
     // Without Content-Length the client has to count while reading.
     store.set_raw_instructions_chunked(200, big);
     let err = t.poll(poll_req(None, None)).await.unwrap_err();
-    assert!(matches!(err, CentralError::TooLarge { limit: 1048576, .. }), "{err:?}");
+    assert!(
+        matches!(err, CentralError::TooLarge { limit: 1048576, .. }),
+        "{err:?}"
+    );
     // The connection pool survives: the next poll works.
     store.set_instructions(json!({}));
-    assert!(matches!(t.poll(poll_req(None, None)).await.unwrap(), PollOutcome::Instructions { .. }));
+    assert!(matches!(
+        t.poll(poll_req(None, None)).await.unwrap(),
+        PollOutcome::Instructions { .. }
+    ));
 }
 
 #[tokio::test]
@@ -221,7 +285,9 @@ async fn malformed_instructions_are_refused_whole() {
         }
         other => panic!("expected BadInstructions, got {other:?}"),
     }
-    store.set_instructions(json!({"panel_ini": {"buy_url": 42}, "jobs": [{"id": "j", "type": "retrieve_keys"}]}));
+    store.set_instructions(
+        json!({"panel_ini": {"buy_url": 42}, "jobs": [{"id": "j", "type": "retrieve_keys"}]}),
+    );
     match t.poll(poll_req(None, None)).await {
         Err(CentralError::BadInstructions { reason, .. }) => {
             assert_eq!(reason, "panel_ini.buy_url is a number, not a string")
@@ -229,7 +295,10 @@ async fn malformed_instructions_are_refused_whole() {
         other => panic!("expected BadInstructions, got {other:?}"),
     }
     store.set_instructions(json!({"jobs": {"id": "j"}}));
-    assert!(matches!(t.poll(poll_req(None, None)).await, Err(CentralError::BadInstructions { .. })));
+    assert!(matches!(
+        t.poll(poll_req(None, None)).await,
+        Err(CentralError::BadInstructions { .. })
+    ));
 }
 
 #[tokio::test]
@@ -286,11 +355,20 @@ async fn reports_are_put() {
     };
     t.send_report(&report).await.unwrap();
     let r = &store.requests()[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("PUT", "/plesk-agent/v1/hosts/web-042/report"));
-    assert_eq!(store.reports(), vec![serde_json::to_value(&report).unwrap()]);
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("PUT", "/plesk-agent/v1/hosts/web-042/report")
+    );
+    assert_eq!(
+        store.reports(),
+        vec![serde_json::to_value(&report).unwrap()]
+    );
 
     store.report_status(409);
-    assert!(matches!(t.send_report(&report).await, Err(CentralError::Status { status: 409, .. })));
+    assert!(matches!(
+        t.send_report(&report).await,
+        Err(CentralError::Status { status: 409, .. })
+    ));
 }
 
 #[test]
@@ -305,7 +383,10 @@ fn token_file_must_be_private_present_and_non_empty() {
         Ok(_) => panic!("{} was accepted", p.display()),
     };
     let p = token_file(dir.path(), TOKEN, 0o644);
-    assert_eq!(token_err(&p), "it is readable by group or others; chmod 600 it");
+    assert_eq!(
+        token_err(&p),
+        "it is readable by group or others; chmod 600 it"
+    );
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(token_err(&p).contains("chmod 600"));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
@@ -316,7 +397,11 @@ fn token_file_must_be_private_present_and_non_empty() {
     assert_eq!(token_err(&dir.path().join("missing")), "it does not exist");
     let empty = token_file(dir.path(), " \n\t\n", 0o600);
     assert_eq!(token_err(&empty), "it is empty");
-    let msg = CentralError::Token { path: empty.clone(), reason: "it is empty".into() }.to_string();
+    let msg = CentralError::Token {
+        path: empty.clone(),
+        reason: "it is empty".into(),
+    }
+    .to_string();
     assert!(msg.contains(&empty.display().to_string()));
 }
 
@@ -339,9 +424,13 @@ fn silent_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
 async fn a_store_that_never_answers_times_out() {
     let (addr, _h) = silent_server();
     let dir = tempfile::tempdir().unwrap();
-    let t = HttpTransport::new(&format!("http://{addr}"), "web-042", &token_file(dir.path(), TOKEN, 0o600))
-        .unwrap()
-        .with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
+    let t = HttpTransport::new(
+        &format!("http://{addr}"),
+        "web-042",
+        &token_file(dir.path(), TOKEN, 0o600),
+    )
+    .unwrap()
+    .with_timeouts(Duration::from_secs(1), Duration::from_secs(1));
 
     let started = Instant::now();
     match t.poll(poll_req(None, None)).await {
@@ -351,7 +440,11 @@ async fn a_store_that_never_answers_times_out() {
         }
         other => panic!("expected a timeout, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A long-poll gets wait + slack (1 + 1 s here), not the plain request timeout.
     let started = Instant::now();
@@ -360,7 +453,10 @@ async fn a_store_that_never_answers_times_out() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1500) && took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
 }
 
 #[tokio::test]
@@ -370,13 +466,20 @@ async fn refused_connections_are_named_without_the_token() {
         l.local_addr().unwrap().port()
     };
     let dir = tempfile::tempdir().unwrap();
-    let t = HttpTransport::new(&format!("http://127.0.0.1:{port}"), "web-042", &token_file(dir.path(), TOKEN, 0o600))
-        .unwrap();
+    let t = HttpTransport::new(
+        &format!("http://127.0.0.1:{port}"),
+        "web-042",
+        &token_file(dir.path(), TOKEN, 0o600),
+    )
+    .unwrap();
     let err = t.poll(poll_req(None, None)).await.unwrap_err();
     match &err {
         CentralError::Network { reason, .. } => assert_eq!(reason, "connection refused"),
         other => panic!("expected a network error, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(&format!("127.0.0.1:{port}")) && !msg.contains(TOKEN), "{msg}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}")) && !msg.contains(TOKEN),
+        "{msg}"
+    );
 }

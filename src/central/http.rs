@@ -9,7 +9,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 
-use super::{parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report, Transport, MAX_BODY};
+use super::{
+    parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report,
+    Transport, MAX_BODY,
+};
 use crate::BoxFuture;
 
 /// Timeout of requests that are not long-polls.
@@ -82,7 +85,8 @@ impl HttpTransport {
 
     fn bearer(&self) -> HeaderValue {
         // Checked in read_token, so this cannot fail; fall back to an empty value regardless.
-        let mut v = HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap_or(HeaderValue::from_static(""));
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", self.token))
+            .unwrap_or(HeaderValue::from_static(""));
         v.set_sensitive(true);
         v
     }
@@ -103,10 +107,18 @@ impl HttpTransport {
             .get(&url)
             .header(AUTHORIZATION, self.bearer())
             .timeout(timeout);
-        if let Some(etag) = req.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+        if let Some(etag) = req
+            .etag
+            .as_deref()
+            .and_then(|e| HeaderValue::from_str(e).ok())
+        {
             builder = builder.header(IF_NONE_MATCH, etag);
         }
-        if let Some(key) = req.key_number.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
+        if let Some(key) = req
+            .key_number
+            .as_deref()
+            .and_then(|k| HeaderValue::from_str(k).ok())
+        {
             builder = builder.header("X-Plesk-Key-Number", key);
         }
         let mut response = builder.send().await.map_err(|e| network(&url, &e))?;
@@ -123,7 +135,10 @@ impl HttpTransport {
             .map(str::to_string);
         let body = read_body(&mut response, &url, MAX_BODY).await?;
         let instructions: Instructions =
-            parse_instructions(&body).map_err(|reason| CentralError::BadInstructions { url: url.clone(), reason })?;
+            parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
+                url: url.clone(),
+                reason,
+            })?;
         Ok(PollOutcome::Instructions { instructions, etag })
     }
 
@@ -166,7 +181,11 @@ impl Transport for HttpTransport {
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>> {
         Box::pin(self.poll_inner(req))
     }
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>> {
         Box::pin(async move {
             let url = self.result_url(job_id);
             let body = serde_json::to_vec(result).map_err(|e| CentralError::Network {
@@ -190,7 +209,10 @@ impl Transport for HttpTransport {
 
 /// Reads the token: owner-only file, trailing whitespace removed, usable in a header.
 fn read_token(path: &Path) -> Result<String, CentralError> {
-    let err = |reason: &str| CentralError::Token { path: path.to_path_buf(), reason: reason.to_string() };
+    let err = |reason: &str| CentralError::Token {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(err("it does not exist")),
@@ -241,9 +263,19 @@ fn encode_segment(s: &str) -> String {
 
 /// Reads the body in chunks, stopping with `TooLarge` as soon as it passes `cap` bytes
 /// (at once when Content-Length already says so).
-async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> Result<Vec<u8>, CentralError> {
-    let too_large = || CentralError::TooLarge { url: url.to_string(), limit: cap };
-    if response.content_length().is_some_and(|len| len > cap as u64) {
+async fn read_body(
+    response: &mut reqwest::Response,
+    url: &str,
+    cap: usize,
+) -> Result<Vec<u8>, CentralError> {
+    let too_large = || CentralError::TooLarge {
+        url: url.to_string(),
+        limit: cap,
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
         return Err(too_large());
     }
     let mut body = Vec::new();
@@ -259,14 +291,20 @@ async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> R
 fn status_error(url: &str, status: StatusCode) -> CentralError {
     let url = url.to_string();
     match status.as_u16() {
-        401 | 403 => CentralError::Unauthorized { url, status: status.as_u16() },
+        401 | 403 => CentralError::Unauthorized {
+            url,
+            status: status.as_u16(),
+        },
         404 => CentralError::UnknownHost { url },
         s => CentralError::Status { url, status: s },
     }
 }
 
 fn network(url: &str, e: &reqwest::Error) -> CentralError {
-    CentralError::Network { url: url.to_string(), reason: error_reason(e) }
+    CentralError::Network {
+        url: url.to_string(),
+        reason: error_reason(e),
+    }
 }
 
 /// A short human phrase for a transport error. reqwest errors never carry request headers,
@@ -322,14 +360,21 @@ mod tests {
         let token = dir.path().join("token");
         std::fs::write(&token, "secret\n").unwrap();
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let t = HttpTransport::new("https://store.example.com/plesk-agent//", "web-042", &token).unwrap();
+        let t = HttpTransport::new("https://store.example.com/plesk-agent//", "web-042", &token)
+            .unwrap();
         assert_eq!(t.url(), "https://store.example.com/plesk-agent");
-        assert_eq!(t.instructions_url(), "https://store.example.com/plesk-agent/v1/hosts/web-042/instructions");
+        assert_eq!(
+            t.instructions_url(),
+            "https://store.example.com/plesk-agent/v1/hosts/web-042/instructions"
+        );
         assert_eq!(
             t.result_url("ord-1001"),
             "https://store.example.com/plesk-agent/v1/hosts/web-042/jobs/ord-1001/result"
         );
-        assert_eq!(t.report_url(), "https://store.example.com/plesk-agent/v1/hosts/web-042/report");
+        assert_eq!(
+            t.report_url(),
+            "https://store.example.com/plesk-agent/v1/hosts/web-042/report"
+        );
         assert!(t.bearer().is_sensitive());
     }
 
@@ -339,7 +384,8 @@ mod tests {
         let token = dir.path().join("token");
         std::fs::write(&token, "abc\ndef\n").unwrap();
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let Err(CentralError::Token { reason, .. }) = HttpTransport::new("https://x", "h", &token) else {
+        let Err(CentralError::Token { reason, .. }) = HttpTransport::new("https://x", "h", &token)
+        else {
             panic!("expected a token error")
         };
         assert!(reason.contains("not allowed"), "{reason}");

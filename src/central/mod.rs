@@ -38,7 +38,10 @@ pub enum CentralError {
     #[error("cannot read the token file {path}: {reason}")]
     Token { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `panel_ini` of the instructions: `None` = no value from the store; `Some("")` = the key
@@ -92,7 +95,11 @@ pub enum ParsedJob {
     /// Run it.
     Valid(Job),
     /// Answer `rejected` with `reason`; nothing runs.
-    Rejected { id: String, job_type: Option<String>, reason: String },
+    Rejected {
+        id: String,
+        job_type: Option<String>,
+        reason: String,
+    },
     /// No usable id: cannot be answered; log, show as a problem, skip.
     Unanswerable { reason: String },
 }
@@ -103,10 +110,16 @@ pub fn parse_instructions(body: &[u8]) -> Result<Instructions, String> {
     if body.len() > MAX_BODY {
         return Err(format!("larger than {MAX_BODY} bytes"));
     }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let top = match value {
         serde_json::Value::Object(map) => map,
-        other => return Err(format!("the top level is {}, not an object", json_kind(&other))),
+        other => {
+            return Err(format!(
+                "the top level is {}, not an object",
+                json_kind(&other)
+            ))
+        }
     };
     let panel_ini = match top.get("panel_ini") {
         None | Some(serde_json::Value::Null) => None,
@@ -133,7 +146,10 @@ fn optional_string(
     match map.get(field) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("{parent}.{field} is {}, not a string", json_kind(other))),
+        Some(other) => Err(format!(
+            "{parent}.{field} is {}, not a string",
+            json_kind(other)
+        )),
     }
 }
 
@@ -170,7 +186,9 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
     };
     let id = match obj.get("id") {
         None | Some(serde_json::Value::Null) => {
-            return ParsedJob::Unanswerable { reason: "a job has no id".to_string() };
+            return ParsedJob::Unanswerable {
+                reason: "a job has no id".to_string(),
+            };
         }
         Some(serde_json::Value::String(id)) => id,
         Some(other) => {
@@ -193,9 +211,13 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
         reason,
     };
     let job_type = match obj.get("type") {
-        None | Some(serde_json::Value::Null) => return rejected(None, "the job has no type".to_string()),
+        None | Some(serde_json::Value::Null) => {
+            return rejected(None, "the job has no type".to_string())
+        }
         Some(serde_json::Value::String(t)) => t.as_str(),
-        Some(other) => return rejected(None, format!("type is {}, not a string", json_kind(other))),
+        Some(other) => {
+            return rejected(None, format!("type is {}, not a string", json_kind(other)))
+        }
     };
     let kind = match job_type {
         "install_key" => match obj.get("activation_code") {
@@ -204,10 +226,15 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
             }
             // The reason never quotes the code: it may be a real code with a typo.
             Some(serde_json::Value::String(code)) if valid_activation_code(code) => {
-                JobKind::InstallKey { activation_code: code.clone() }
+                JobKind::InstallKey {
+                    activation_code: code.clone(),
+                }
             }
             Some(serde_json::Value::String(_)) => {
-                return rejected(Some(job_type), "activation_code is not a valid activation code".to_string());
+                return rejected(
+                    Some(job_type),
+                    "activation_code is not a valid activation code".to_string(),
+                );
             }
             Some(other) => {
                 return rejected(
@@ -219,7 +246,10 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
         "retrieve_keys" => JobKind::RetrieveKeys,
         other => return rejected(Some(other), format!("unknown job type {}", quoted(other))),
     };
-    ParsedJob::Valid(Job { id: id.clone(), kind })
+    ParsedJob::Valid(Job {
+        id: id.clone(),
+        kind,
+    })
 }
 
 /// True for `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
@@ -241,7 +271,9 @@ fn valid_activation_code(code: &str) -> bool {
     let groups: Vec<&str> = code.split('-').collect();
     (3..=8).contains(&groups.len())
         && groups.iter().all(|g| {
-            (4..=8).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            (4..=8).contains(&g.len())
+                && g.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         })
 }
 
@@ -299,7 +331,10 @@ pub struct ReportPanelIni {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollOutcome {
     /// New instructions (and the ETag to send next time, when the store gave one).
-    Instructions { instructions: Instructions, etag: Option<String> },
+    Instructions {
+        instructions: Instructions,
+        etag: Option<String>,
+    },
     /// `304`: keep the persisted instructions.
     NotModified,
 }
@@ -321,7 +356,11 @@ pub trait Transport: Send + Sync {
     fn url(&self) -> &str;
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>>;
     /// Delivers one result; Ok means acknowledged (2xx or 409 over HTTP).
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>>;
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>>;
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>>;
 }
 
@@ -341,7 +380,19 @@ mod tests {
         for good in ["a", "ord-1001", "A.b_c-9", "0", &"x".repeat(128)] {
             assert!(is_valid_job_id(good), "{good:?} should be valid");
         }
-        for bad in ["", ".", "..", "a/b", "-a", ".a", "_a", "a b", "ä", "a\n", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "-a",
+            ".a",
+            "_a",
+            "a b",
+            "ä",
+            "a\n",
+            &"x".repeat(129),
+        ] {
             assert!(!is_valid_job_id(bad), "{bad:?} should be invalid");
         }
     }
@@ -350,7 +401,9 @@ mod tests {
     fn activation_code_grammar() {
         assert!(valid_activation_code(CODE));
         assert!(valid_activation_code("ABCD-EFGH-1234"));
-        assert!(valid_activation_code("ABCDEFGH-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD"));
+        assert!(valid_activation_code(
+            "ABCDEFGH-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD"
+        ));
         for bad in [
             "a00000-K6QK03-KSG046",
             "ABCD-EFGH",
@@ -389,36 +442,68 @@ mod tests {
             parse_job(&ins.jobs[0]),
             ParsedJob::Valid(Job {
                 id: "ord-1001".into(),
-                kind: JobKind::InstallKey { activation_code: CODE.into() }
+                kind: JobKind::InstallKey {
+                    activation_code: CODE.into()
+                }
             })
         );
         assert_eq!(
             parse_job(&ins.jobs[1]),
-            ParsedJob::Valid(Job { id: "ord-1002".into(), kind: JobKind::RetrieveKeys })
+            ParsedJob::Valid(Job {
+                id: "ord-1002".into(),
+                kind: JobKind::RetrieveKeys
+            })
         );
     }
 
     #[test]
     fn absent_and_null_fields_mean_no_value() {
         assert_eq!(parse(json!({})).unwrap(), Instructions::default());
-        assert_eq!(parse(json!({"panel_ini": null, "jobs": null})).unwrap(), Instructions::default());
+        assert_eq!(
+            parse(json!({"panel_ini": null, "jobs": null})).unwrap(),
+            Instructions::default()
+        );
         let ins = parse(json!({"panel_ini": {"buy_url": null, "catalog_url": ""}})).unwrap();
         assert_eq!(
             ins.panel_ini,
-            Some(PanelIniValues { buy_url: None, catalog_url: Some(String::new()) })
+            Some(PanelIniValues {
+                buy_url: None,
+                catalog_url: Some(String::new())
+            })
         );
-        assert_eq!(parse(json!({"panel_ini": {}})).unwrap().panel_ini, Some(PanelIniValues::default()));
+        assert_eq!(
+            parse(json!({"panel_ini": {}})).unwrap().panel_ini,
+            Some(PanelIniValues::default())
+        );
     }
 
     #[test]
     fn wrong_types_refuse_the_whole_body() {
         let cases = [
-            (json!({"panel_ini": {"buy_url": 5}}), "panel_ini.buy_url is a number, not a string"),
-            (json!({"panel_ini": {"catalog_url": ["x"]}}), "panel_ini.catalog_url is an array, not a string"),
-            (json!({"panel_ini": {"buy_url": true}}), "panel_ini.buy_url is a boolean, not a string"),
-            (json!({"panel_ini": "https://x"}), "panel_ini is a string, not an object"),
-            (json!({"jobs": {"id": "a"}}), "jobs is an object, not an array"),
-            (json!({"jobs": "retrieve"}), "jobs is a string, not an array"),
+            (
+                json!({"panel_ini": {"buy_url": 5}}),
+                "panel_ini.buy_url is a number, not a string",
+            ),
+            (
+                json!({"panel_ini": {"catalog_url": ["x"]}}),
+                "panel_ini.catalog_url is an array, not a string",
+            ),
+            (
+                json!({"panel_ini": {"buy_url": true}}),
+                "panel_ini.buy_url is a boolean, not a string",
+            ),
+            (
+                json!({"panel_ini": "https://x"}),
+                "panel_ini is a string, not an object",
+            ),
+            (
+                json!({"jobs": {"id": "a"}}),
+                "jobs is an object, not an array",
+            ),
+            (
+                json!({"jobs": "retrieve"}),
+                "jobs is a string, not an array",
+            ),
             (json!([]), "the top level is an array, not an object"),
             (json!(null), "the top level is null, not an object"),
         ];
@@ -431,12 +516,16 @@ mod tests {
     fn not_json_and_oversized_bodies_are_refused() {
         let e = parse_instructions(b"<html>oops</html>").unwrap_err();
         assert!(e.starts_with("not JSON: "), "{e}");
-        assert!(parse_instructions(b"").unwrap_err().starts_with("not JSON: "));
+        assert!(parse_instructions(b"")
+            .unwrap_err()
+            .starts_with("not JSON: "));
         let mut big = b"{\"x\":\"".to_vec();
         big.resize(MAX_BODY + 1 - 2, b'a');
         big.extend_from_slice(b"\"}");
         assert_eq!(big.len(), MAX_BODY + 1);
-        assert!(parse_instructions(&big).unwrap_err().contains("larger than"));
+        assert!(parse_instructions(&big)
+            .unwrap_err()
+            .contains("larger than"));
         // Exactly at the limit is fine.
         let mut exact = b"{\"x\":\"".to_vec();
         exact.resize(MAX_BODY - 2, b'a');
@@ -458,18 +547,28 @@ mod tests {
             json!({"id": "-a", "type": "retrieve_keys"}),
             json!({"id": "x".repeat(129), "type": "retrieve_keys"}),
         ] {
-            assert!(matches!(parse_job(&raw), ParsedJob::Unanswerable { .. }), "{raw}");
+            assert!(
+                matches!(parse_job(&raw), ParsedJob::Unanswerable { .. }),
+                "{raw}"
+            );
         }
         let ParsedJob::Unanswerable { reason } = parse_job(&json!({"id": "y".repeat(1000)})) else {
             panic!("expected unanswerable")
         };
-        assert!(reason.len() < 200, "long ids are shortened in the reason: {reason}");
+        assert!(
+            reason.len() < 200,
+            "long ids are shortened in the reason: {reason}"
+        );
     }
 
     #[test]
     fn invalid_jobs_with_an_id_are_rejected() {
         let rejected = |raw: serde_json::Value| match parse_job(&raw) {
-            ParsedJob::Rejected { id, job_type, reason } => (id, job_type, reason),
+            ParsedJob::Rejected {
+                id,
+                job_type,
+                reason,
+            } => (id, job_type, reason),
             other => panic!("{raw} gave {other:?}"),
         };
         assert_eq!(
@@ -482,31 +581,47 @@ mod tests {
         );
         assert_eq!(
             rejected(json!({"id": "j1", "type": "format_disk"})),
-            ("j1".into(), Some("format_disk".into()), "unknown job type \"format_disk\"".into())
+            (
+                "j1".into(),
+                Some("format_disk".into()),
+                "unknown job type \"format_disk\"".into()
+            )
         );
         assert_eq!(
             rejected(json!({"id": "j1", "type": "install_key"})),
-            ("j1".into(), Some("install_key".into()), "activation_code is missing".into())
+            (
+                "j1".into(),
+                Some("install_key".into()),
+                "activation_code is missing".into()
+            )
         );
         assert_eq!(
             rejected(json!({"id": "j1", "type": "install_key", "activation_code": 12345})).2,
             "activation_code is a number, not a string"
         );
         let lower = CODE.to_lowercase();
-        let (_, ty, reason) = rejected(json!({"id": "j1", "type": "install_key", "activation_code": lower}));
+        let (_, ty, reason) =
+            rejected(json!({"id": "j1", "type": "install_key", "activation_code": lower}));
         assert_eq!(ty.as_deref(), Some("install_key"));
         assert_eq!(reason, "activation_code is not a valid activation code");
         assert!(!reason.contains(&lower) && !reason.contains("K6QK03"));
         // Shell metacharacters never reach a command.
-        let (_, _, reason) = rejected(json!({"id": "j1", "type": "install_key", "activation_code": format!("{CODE}; rm -rf /")}));
+        let (_, _, reason) = rejected(
+            json!({"id": "j1", "type": "install_key", "activation_code": format!("{CODE}; rm -rf /")}),
+        );
         assert_eq!(reason, "activation_code is not a valid activation code");
     }
 
     #[test]
     fn retrieve_keys_ignores_extra_fields() {
         assert_eq!(
-            parse_job(&json!({"id": "r", "type": "retrieve_keys", "activation_code": "junk", "x": {}})),
-            ParsedJob::Valid(Job { id: "r".into(), kind: JobKind::RetrieveKeys })
+            parse_job(
+                &json!({"id": "r", "type": "retrieve_keys", "activation_code": "junk", "x": {}})
+            ),
+            ParsedJob::Valid(Job {
+                id: "r".into(),
+                kind: JobKind::RetrieveKeys
+            })
         );
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{
-    is_valid_job_id, parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report,
-    Transport, MAX_BODY,
+    is_valid_job_id, parse_instructions, CentralError, Instructions, JobResult, PollOutcome,
+    PollRequest, Report, Transport, MAX_BODY,
 };
 use crate::fsutil::{read_capped, write_atomic};
 use crate::BoxFuture;
@@ -40,17 +40,27 @@ impl Transport for SpoolTransport {
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>> {
         Box::pin(async move { self.poll_sync(&req) })
     }
-    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+    fn send_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        result: &'a JobResult,
+    ) -> BoxFuture<'a, Result<(), CentralError>> {
         Box::pin(async move {
             let results = self.dir.join("results");
             // Ids are validated before they get here; re-check since this one becomes a file name.
             if !is_valid_job_id(job_id) {
                 return Err(CentralError::Io {
                     path: results,
-                    source: io::Error::new(io::ErrorKind::InvalidInput, format!("job id {job_id:?} is not a valid file name")),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("job id {job_id:?} is not a valid file name"),
+                    ),
                 });
             }
-            std::fs::create_dir_all(&results).map_err(|source| CentralError::Io { path: results.clone(), source })?;
+            std::fs::create_dir_all(&results).map_err(|source| CentralError::Io {
+                path: results.clone(),
+                source,
+            })?;
             write_json(&results.join(format!("{job_id}.json")), result)
         })
     }
@@ -65,9 +75,17 @@ impl SpoolTransport {
         let body = match read_capped(&path, MAX_BODY as u64) {
             Ok(Some(body)) => body,
             // No file: the store has nothing for this host (no values, no jobs).
-            Ok(None) => return Ok(PollOutcome::Instructions { instructions: Instructions::default(), etag: None }),
+            Ok(None) => {
+                return Ok(PollOutcome::Instructions {
+                    instructions: Instructions::default(),
+                    etag: None,
+                })
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(CentralError::TooLarge { url: path.display().to_string(), limit: MAX_BODY })
+                return Err(CentralError::TooLarge {
+                    url: path.display().to_string(),
+                    limit: MAX_BODY,
+                })
             }
             Err(source) => return Err(CentralError::Io { path, source }),
         };
@@ -75,18 +93,27 @@ impl SpoolTransport {
         if req.etag.as_deref() == Some(etag.as_str()) {
             return Ok(PollOutcome::NotModified);
         }
-        let instructions = parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
-            url: path.display().to_string(),
-            reason,
-        })?;
-        Ok(PollOutcome::Instructions { instructions, etag: Some(etag) })
+        let instructions =
+            parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
+                url: path.display().to_string(),
+                reason,
+            })?;
+        Ok(PollOutcome::Instructions {
+            instructions,
+            etag: Some(etag),
+        })
     }
 }
 
 /// Pretty JSON with a final newline, written atomically, readable by the store's tooling.
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), CentralError> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| CentralError::Io { path: path.to_path_buf(), source: io::Error::other(e) })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| CentralError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes, 0o644).map_err(|source| CentralError::Io { path: path.to_path_buf(), source })
+    write_atomic(path, &bytes, 0o644).map_err(|source| CentralError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }

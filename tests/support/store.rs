@@ -50,7 +50,10 @@ impl Recorded {
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// True for a poll (`GET …/instructions`).
@@ -74,7 +77,11 @@ enum PollAnswer {
     /// 200 with this body and ETag, 304 when `If-None-Match` matches.
     Json { body: Vec<u8>, etag: String },
     /// Exactly this status and body, no ETag; `chunked` leaves out Content-Length.
-    Raw { status: u16, body: Vec<u8>, chunked: bool },
+    Raw {
+        status: u16,
+        body: Vec<u8>,
+        chunked: bool,
+    },
 }
 
 struct State {
@@ -123,7 +130,10 @@ impl FakeStore {
             state: Mutex::new(State {
                 token: None,
                 host: None,
-                answer: PollAnswer::Json { body: b"{}".to_vec(), etag: "v0".into() },
+                answer: PollAnswer::Json {
+                    body: b"{}".to_vec(),
+                    etag: "v0".into(),
+                },
                 etag_counter: 0,
                 honour_wait: true,
                 result_default: 200,
@@ -138,7 +148,9 @@ impl FakeStore {
             changed,
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let server_shared = shared.clone();
@@ -153,7 +165,12 @@ impl FakeStore {
                 // Dropping the runtime cancels open connections and held polls.
             })
             .expect("spawn the fake store thread");
-        FakeStore { shared, addr, shutdown: Some(shutdown_tx), thread: Some(thread) }
+        FakeStore {
+            shared,
+            addr,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
     }
 
     /// The base URL to configure as `[central] url`, e.g. `http://127.0.0.1:41234/plesk-agent`.
@@ -179,7 +196,10 @@ impl FakeStore {
     pub fn set_instructions(&self, json: serde_json::Value) {
         let mut st = self.shared.lock();
         st.etag_counter += 1;
-        st.answer = PollAnswer::Json { body: json.to_string().into_bytes(), etag: format!("v{}", st.etag_counter) };
+        st.answer = PollAnswer::Json {
+            body: json.to_string().into_bytes(),
+            etag: format!("v{}", st.etag_counter),
+        };
         drop(st);
         self.shared.changed.send_modify(|v| *v += 1);
     }
@@ -196,7 +216,11 @@ impl FakeStore {
     }
 
     fn set_raw(&self, status: u16, body: Vec<u8>, chunked: bool) {
-        self.shared.lock().answer = PollAnswer::Raw { status, body, chunked };
+        self.shared.lock().answer = PollAnswer::Raw {
+            status,
+            body,
+            chunked,
+        };
         self.shared.changed.send_modify(|v| *v += 1);
     }
 
@@ -220,7 +244,10 @@ impl FakeStore {
 
     /// Statuses for the next result POSTs, in order (e.g. `[500, 200]`); then the default.
     pub fn result_statuses(&self, codes: &[u16]) {
-        self.shared.lock().result_queue.extend(codes.iter().copied());
+        self.shared
+            .lock()
+            .result_queue
+            .extend(codes.iter().copied());
     }
 
     /// The status report PUTs get (default 200).
@@ -287,7 +314,11 @@ impl Drop for FakeStore {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
     loop {
         let stream = tokio::select! {
@@ -313,7 +344,11 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdow
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<StoreBody> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
     let rec = Recorded {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
@@ -321,7 +356,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<StoreBo
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body,
         at: Instant::now(),
@@ -376,31 +416,57 @@ async fn poll(shared: &Shared, rec: &Recorded) -> Response<StoreBody> {
         let st = shared.lock();
         let wait = rec.wait().unwrap_or(0);
         match &st.answer {
-            PollAnswer::Json { etag, .. } if wait > 0 && st.honour_wait && inm.as_deref() == Some(etag) => {
+            PollAnswer::Json { etag, .. }
+                if wait > 0 && st.honour_wait && inm.as_deref() == Some(etag) =>
+            {
                 Some(Duration::from_secs(wait))
             }
             _ => None,
         }
     };
     if let Some(wait) = hold {
-        shared.lock().held += 1;
+        let _held = HeldGuard::new(shared);
         let _ = tokio::time::timeout(wait, changed.changed()).await;
-        shared.lock().held -= 1;
     }
     let st = shared.lock();
     match &st.answer {
         PollAnswer::Json { etag, .. } if inm.as_deref() == Some(etag) => {
             let mut r = text(304, "");
-            r.headers_mut().insert("etag", etag.parse().expect("etag header"));
+            r.headers_mut()
+                .insert("etag", etag.parse().expect("etag header"));
             r
         }
         PollAnswer::Json { body, etag } => {
             let mut r = respond(200, body.clone(), false);
-            r.headers_mut().insert("etag", etag.parse().expect("etag header"));
-            r.headers_mut().insert("content-type", "application/json".parse().expect("content type"));
+            r.headers_mut()
+                .insert("etag", etag.parse().expect("etag header"));
+            r.headers_mut().insert(
+                "content-type",
+                "application/json".parse().expect("content type"),
+            );
             r
         }
-        PollAnswer::Raw { status, body, chunked } => respond(*status, body.clone(), *chunked),
+        PollAnswer::Raw {
+            status,
+            body,
+            chunked,
+        } => respond(*status, body.clone(), *chunked),
+    }
+}
+
+/// Counts a held poll for [`FakeStore::held_polls`], also when the client goes away.
+struct HeldGuard<'a>(&'a Shared);
+
+impl<'a> HeldGuard<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared.lock().held += 1;
+        HeldGuard(shared)
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().held -= 1;
     }
 }
 
@@ -412,14 +478,19 @@ enum Route {
 }
 
 fn route(path: &str) -> Route {
-    let Some(rest) = path.strip_prefix(BASE_PATH).and_then(|p| p.strip_prefix("/v1/hosts/")) else {
+    let Some(rest) = path
+        .strip_prefix(BASE_PATH)
+        .and_then(|p| p.strip_prefix("/v1/hosts/"))
+    else {
         return Route::Unknown;
     };
     let parts: Vec<String> = rest.split('/').map(percent_decode).collect();
     match parts.as_slice() {
         [host, what] if what == "instructions" => Route::Instructions(host.clone()),
         [host, what] if what == "report" => Route::Report(host.clone()),
-        [host, jobs, id, what] if jobs == "jobs" && what == "result" => Route::Result(host.clone(), id.clone()),
+        [host, jobs, id, what] if jobs == "jobs" && what == "result" => {
+            Route::Result(host.clone(), id.clone())
+        }
         _ => Route::Unknown,
     }
 }
@@ -444,7 +515,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn json_or_string(body: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 fn text(status: u16, body: &str) -> Response<StoreBody> {
@@ -452,8 +524,12 @@ fn text(status: u16, body: &str) -> Response<StoreBody> {
 }
 
 fn respond(status: u16, body: Vec<u8>, chunked: bool) -> Response<StoreBody> {
-    let mut r = Response::new(StoreBody { data: Bytes::from(body), chunked });
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = Response::new(StoreBody {
+        data: Bytes::from(body),
+        chunked,
+    });
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     r
 }
 
@@ -467,11 +543,18 @@ impl Body for StoreBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.data.is_empty() {
             return Poll::Ready(None);
         }
-        let n = if self.chunked { self.data.len().min(64 * 1024) } else { self.data.len() };
+        let n = if self.chunked {
+            self.data.len().min(64 * 1024)
+        } else {
+            self.data.len()
+        };
         let chunk = self.data.split_to(n);
         Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
