@@ -28,9 +28,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 
 /// Seconds since the epoch (0 for times before it).
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
+    t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }
 
 #[cfg(test)]

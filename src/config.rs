@@ -113,9 +113,7 @@ impl HostFacts {
     pub fn real() -> Self {
         HostFacts {
             psa_conf: PathBuf::from(PSA_CONF),
-            hostname: nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok()),
+            hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()),
         }
     }
 }
@@ -157,11 +155,9 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
         ..Default::default()
     };
     let ini =
-        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| {
-            ConfigError::Syntax {
-                path: path.into(),
-                reason: e.to_string(),
-            }
+        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
+            path: path.into(),
+            reason: e.to_string(),
         })?;
 
     let mut warnings = Vec::new();
@@ -179,14 +175,10 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
         let known = KNOWN.iter().find(|(s, _)| *s == section);
         for (key, value) in props.iter() {
             match known {
-                None => warnings.push(format!(
-                    "{}: unknown section [{section}] is ignored",
-                    path.display()
-                )),
-                Some((_, keys)) if !keys.contains(&key) => warnings.push(format!(
-                    "{}: unknown key [{section}] {key} is ignored",
-                    path.display()
-                )),
+                None => warnings.push(format!("{}: unknown section [{section}] is ignored", path.display())),
+                Some((_, keys)) if !keys.contains(&key) => {
+                    warnings.push(format!("{}: unknown key [{section}] {key} is ignored", path.display()))
+                }
                 Some(_) => {
                     let k = (section.to_string(), key.to_string());
                     if values.insert(k, clean_value(value)).is_some() {
@@ -199,10 +191,7 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
             }
         }
         if known.is_none() && props.is_empty() {
-            warnings.push(format!(
-                "{}: unknown section [{section}] is ignored",
-                path.display()
-            ));
+            warnings.push(format!("{}: unknown section [{section}] is ignored", path.display()));
         }
     }
     warnings.dedup();
@@ -250,21 +239,15 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
             h
         }
     };
-    let seconds =
-        |s: &str, k: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
-            match get(s, k) {
-                None => Ok(Duration::from_secs(default)),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-                    _ => Err(bad(
-                        s,
-                        k,
-                        &v,
-                        &format!("expected whole seconds from {min} to {max}"),
-                    )),
-                },
-            }
-        };
+    let seconds = |s: &str, k: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
+        match get(s, k) {
+            None => Ok(Duration::from_secs(default)),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
+                _ => Err(bad(s, k, &v, &format!("expected whole seconds from {min} to {max}"))),
+            },
+        }
+    };
     let central = Central {
         url,
         host_id,
@@ -292,14 +275,10 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
     let push = Push {
         listen: match get("push", "listen") {
             None => None,
-            Some(v) => Some(v.parse::<SocketAddr>().map_err(|_| {
-                bad(
-                    "push",
-                    "listen",
-                    &v,
-                    "expected address:port, e.g. 0.0.0.0:8787",
-                )
-            })?),
+            Some(v) => Some(
+                v.parse::<SocketAddr>()
+                    .map_err(|_| bad("push", "listen", &v, "expected address:port, e.g. 0.0.0.0:8787"))?,
+            ),
         },
         secret_file: get("push", "secret_file")
             .map(PathBuf::from)
@@ -401,17 +380,13 @@ fn host_of(rest: &str) -> Option<String> {
     let host = if let Some(r) = authority.strip_prefix('[') {
         r.split(']').next()?.to_string()
     } else {
-        authority
-            .rsplit_once(':')
-            .map_or(authority, |(h, _)| h)
-            .to_string()
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string()
     };
     (!host.is_empty()).then_some(host)
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// PRODUCT_ROOT_D from psa.conf + `/admin/conf/panel.ini`, else `/usr/local/psa/…`.
@@ -469,27 +444,15 @@ mod tests {
         let c = p("").unwrap();
         assert_eq!(c.central.url, CentralUrl::None);
         assert_eq!(c.central.host_id, "web-042");
-        assert_eq!(
-            c.central.token_file,
-            PathBuf::from("/etc/plesk-reseller-agent/token")
-        );
+        assert_eq!(c.central.token_file, PathBuf::from("/etc/plesk-reseller-agent/token"));
         assert_eq!(c.central.poll_interval, Duration::from_secs(60));
         assert_eq!(c.central.long_poll, Duration::from_secs(25));
-        assert_eq!(
-            c.panel.ini_path,
-            PathBuf::from("/usr/local/psa/admin/conf/panel.ini")
-        );
+        assert_eq!(c.panel.ini_path, PathBuf::from("/usr/local/psa/admin/conf/panel.ini"));
         assert_eq!(c.plesk.command, PathBuf::from("/usr/sbin/plesk"));
         assert_eq!(c.plesk.timeout, Duration::from_secs(300));
         assert_eq!(c.push.listen, None);
-        assert_eq!(
-            c.agent.state_dir,
-            PathBuf::from("/var/lib/plesk-reseller-agent")
-        );
-        assert_eq!(
-            c.agent.socket,
-            PathBuf::from("/run/plesk-reseller-agent/agent.sock")
-        );
+        assert_eq!(c.agent.state_dir, PathBuf::from("/var/lib/plesk-reseller-agent"));
+        assert_eq!(c.agent.socket, PathBuf::from("/run/plesk-reseller-agent/agent.sock"));
     }
 
     #[test]
@@ -501,10 +464,7 @@ mod tests {
             "# Plesk\nPRODUCT_ROOT_D\t\t/opt/psa\nHTTPD_VHOSTS_D /var/www/vhosts\n",
         )
         .unwrap();
-        assert_eq!(
-            default_panel_ini(&conf),
-            PathBuf::from("/opt/psa/admin/conf/panel.ini")
-        );
+        assert_eq!(default_panel_ini(&conf), PathBuf::from("/opt/psa/admin/conf/panel.ini"));
         assert_eq!(
             default_panel_ini(&dir.path().join("missing")),
             PathBuf::from("/usr/local/psa/admin/conf/panel.ini")
@@ -527,9 +487,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_file_section_and_key() {
-        let e = p("[central]\npoll_interval = soon\n")
-            .unwrap_err()
-            .to_string();
+        let e = p("[central]\npoll_interval = soon\n").unwrap_err().to_string();
         assert!(
             e.starts_with("/etc/x/agent.ini: [central] poll_interval = \"soon\""),
             "{e}"

@@ -21,12 +21,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// Like [`write_atomic`], and gives the file the owner and group asked for before it
 /// becomes visible under its name.
-pub fn write_atomic_owned(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Ownership,
-) -> io::Result<()> {
+pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -38,11 +33,7 @@ pub fn write_atomic_owned(
         fastrand::u32(..)
     ));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         if owner.uid.is_some() || owner.gid.is_some() {
             nix::unistd::fchown(
@@ -118,10 +109,7 @@ mod tests {
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

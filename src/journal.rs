@@ -156,13 +156,7 @@ impl Journal {
 
     /// Stores a job's result (to be delivered). Works with or without a running record
     /// (rejected jobs never ran).
-    pub fn finish(
-        &mut self,
-        id: &str,
-        job_type: &str,
-        result: JobResult,
-        now: SystemTime,
-    ) -> Result<(), JournalError> {
+    pub fn finish(&mut self, id: &str, job_type: &str, result: JobResult, now: SystemTime) -> Result<(), JournalError> {
         let previous = self.records.get(id);
         let rec = Record {
             id: id.to_string(),
@@ -217,11 +211,7 @@ impl Journal {
             .records
             .values()
             .filter(|r| r.state == RecordState::Done && !r.delivered())
-            .filter_map(|r| {
-                r.result
-                    .clone()
-                    .map(|res| (r.id.clone(), res, r.finished_unix))
-            })
+            .filter_map(|r| r.result.clone().map(|res| (r.id.clone(), res, r.finished_unix)))
             .collect();
         v.sort_by_key(|(_, _, t)| *t);
         v
@@ -229,16 +219,8 @@ impl Journal {
 
     /// The most recently finished jobs, newest first.
     pub fn recent(&self, n: usize) -> Vec<&Record> {
-        let mut v: Vec<&Record> = self
-            .records
-            .values()
-            .filter(|r| r.state == RecordState::Done)
-            .collect();
-        v.sort_by(|a, b| {
-            b.finished_unix
-                .cmp(&a.finished_unix)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        let mut v: Vec<&Record> = self.records.values().filter(|r| r.state == RecordState::Done).collect();
+        v.sort_by(|a, b| b.finished_unix.cmp(&a.finished_unix).then_with(|| a.id.cmp(&b.id)));
         v.truncate(n);
         v
     }
@@ -263,19 +245,12 @@ impl Journal {
             .filter(|r| r.state == RecordState::Done && r.delivered() && r.finished_unix < horizon)
             .map(|r| r.id.clone())
             .collect();
-        let done = self
-            .records
-            .values()
-            .filter(|r| r.state == RecordState::Done)
-            .count()
-            - doomed.len();
+        let done = self.records.values().filter(|r| r.state == RecordState::Done).count() - doomed.len();
         if done > MAX_COMPLETED {
             let mut rest: Vec<&Record> = self
                 .records
                 .values()
-                .filter(|r| {
-                    r.state == RecordState::Done && r.delivered() && r.finished_unix >= horizon
-                })
+                .filter(|r| r.state == RecordState::Done && r.delivered() && r.finished_unix >= horizon)
                 .collect();
             rest.sort_by_key(|r| r.finished_unix);
             doomed.extend(rest.iter().take(done - MAX_COMPLETED).map(|r| r.id.clone()));
@@ -309,8 +284,7 @@ impl Journal {
     fn store(&mut self, rec: Record) -> Result<(), JournalError> {
         let path = self.path_of(&rec.id);
         let bytes = serde_json::to_vec_pretty(&rec).expect("a record always serializes");
-        crate::fsutil::write_atomic(&path, &bytes, 0o600)
-            .map_err(|source| JournalError::Write { path, source })?;
+        crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| JournalError::Write { path, source })?;
         self.records.insert(rec.id.clone(), rec);
         Ok(())
     }
@@ -358,9 +332,7 @@ mod tests {
         let mut j2 = j2;
         assert_eq!(j2.begin(&job("ord-1"), at(200)).unwrap(), 2);
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(dir.path().join("jobs/ord-1.json"))
-                .unwrap()
-                .permissions(),
+            &fs::metadata(dir.path().join("jobs/ord-1.json")).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -370,8 +342,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         j.begin(&job("ord-1"), at(100)).unwrap();
-        j.finish("ord-1", "install_key", result(1), at(103))
-            .unwrap();
+        j.finish("ord-1", "install_key", result(1), at(103)).unwrap();
         let on_disk = fs::read_to_string(dir.path().join("jobs/ord-1.json")).unwrap();
         assert!(!on_disk.contains("K6QK03"), "{on_disk}");
         let j = Journal::open(dir.path()).unwrap();
@@ -389,13 +360,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::open(dir.path()).unwrap();
         let day = 24 * 3600;
-        j.finish("old-delivered", "retrieve_keys", result(1), at(day))
-            .unwrap();
+        j.finish("old-delivered", "retrieve_keys", result(1), at(day)).unwrap();
         j.mark_delivered("old-delivered", at(day)).unwrap();
         j.finish("old-undelivered", "retrieve_keys", result(1), at(day))
             .unwrap();
-        j.finish("new", "retrieve_keys", result(1), at(40 * day))
-            .unwrap();
+        j.finish("new", "retrieve_keys", result(1), at(40 * day)).unwrap();
         j.mark_delivered("new", at(40 * day)).unwrap();
         assert_eq!(j.prune(at(40 * day)), 1);
         assert!(j.get("old-delivered").is_none());

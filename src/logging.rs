@@ -47,7 +47,5 @@ pub fn init(default: LevelFilter) {
         .with_target(false)
         .with_ansi(false)
         .without_time();
-    let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(level))
-        .try_init();
+    let _ = tracing_subscriber::registry().with(fmt.with_filter(level)).try_init();
 }

@@ -102,11 +102,7 @@ pub struct RecentJob {
 
 impl Health {
     pub fn from_problems(problems: Vec<String>) -> Health {
-        let status = if problems.is_empty() {
-            "ok"
-        } else {
-            "degraded"
-        };
+        let status = if problems.is_empty() { "ok" } else { "degraded" };
         Health {
             status: status.into(),
             problems,

@@ -2,30 +2,161 @@
 //! `X-Plesk-Key-Number`, long-poll timeout `wait + 10 s`, bodies capped at 1 MiB read in
 //! chunks, https only except for loopback hosts.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{CentralError, JobResult, PollOutcome, PollRequest, Report, Transport};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::StatusCode;
+
+use super::{
+    parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report, Transport, MAX_BODY,
+};
 use crate::BoxFuture;
 
 /// Timeout of requests that are not long-polls.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Added to `wait` for a long-poll's timeout.
 pub const LONG_POLL_SLACK: Duration = Duration::from_secs(10);
+/// Time allowed to open a TCP (and TLS) connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest token file accepted.
+const TOKEN_FILE_CAP: u64 = 64 * 1024;
+/// How much of an acknowledgement's body is read before it is dropped.
+const ACK_BODY_CAP: usize = 64 * 1024;
 
 pub struct HttpTransport {
     base: String,
     host_id: String,
     token: String,
     client: reqwest::Client,
+    request_timeout: Duration,
+    long_poll_slack: Duration,
 }
 
 impl HttpTransport {
     /// `base` is `[central] url` (already checked by config: https, or http on loopback);
     /// the token is read from `token_file` with trailing whitespace removed.
     pub fn new(base: &str, host_id: &str, token_file: &Path) -> Result<Self, CentralError> {
-        let _ = (base, host_id, token_file);
-        todo!()
+        let token = read_token(token_file)?;
+        let client = reqwest::Client::builder()
+            .user_agent(format!("plesk-reseller-agent/{}", crate::VERSION))
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A redirect from the store is an error: the token must not follow it elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CentralError::Network {
+                url: base.to_string(),
+                reason: format!("cannot set up the HTTP client: {}", error_reason(&e)),
+            })?;
+        Ok(HttpTransport {
+            base: base.trim_end_matches('/').to_string(),
+            host_id: host_id.to_string(),
+            token,
+            client,
+            request_timeout: REQUEST_TIMEOUT,
+            long_poll_slack: LONG_POLL_SLACK,
+        })
+    }
+
+    /// Replaces [`REQUEST_TIMEOUT`] and [`LONG_POLL_SLACK`] (tests use short ones).
+    pub fn with_timeouts(mut self, request: Duration, slack: Duration) -> Self {
+        self.request_timeout = request;
+        self.long_poll_slack = slack;
+        self
+    }
+
+    fn host_url(&self) -> String {
+        format!("{}/v1/hosts/{}", self.base, encode_segment(&self.host_id))
+    }
+
+    fn instructions_url(&self) -> String {
+        format!("{}/instructions", self.host_url())
+    }
+
+    fn result_url(&self, job_id: &str) -> String {
+        format!("{}/jobs/{}/result", self.host_url(), encode_segment(job_id))
+    }
+
+    fn report_url(&self) -> String {
+        format!("{}/report", self.host_url())
+    }
+
+    fn bearer(&self) -> HeaderValue {
+        // Checked in read_token, so this cannot fail; fall back to an empty value regardless.
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap_or(HeaderValue::from_static(""));
+        v.set_sensitive(true);
+        v
+    }
+
+    async fn poll_inner(&self, req: PollRequest) -> Result<PollOutcome, CentralError> {
+        let base_url = self.instructions_url();
+        let wait_secs = req.wait.map(|w| w.as_secs()).unwrap_or(0);
+        let (url, timeout) = if wait_secs > 0 {
+            (
+                format!("{base_url}?wait={wait_secs}"),
+                Duration::from_secs(wait_secs) + self.long_poll_slack,
+            )
+        } else {
+            (base_url, self.request_timeout)
+        };
+        let mut builder = self
+            .client
+            .get(&url)
+            .header(AUTHORIZATION, self.bearer())
+            .timeout(timeout);
+        if let Some(etag) = req.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+            builder = builder.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(key) = req.key_number.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
+            builder = builder.header("X-Plesk-Key-Number", key);
+        }
+        let mut response = builder.send().await.map_err(|e| network(&url, &e))?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_MODIFIED => return Ok(PollOutcome::NotModified),
+            other => return Err(status_error(&url, other)),
+        }
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        let body = read_body(&mut response, &url, MAX_BODY).await?;
+        let instructions: Instructions = parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
+            url: url.clone(),
+            reason,
+        })?;
+        Ok(PollOutcome::Instructions { instructions, etag })
+    }
+
+    /// Sends a JSON body and treats 2xx (and 409 when `conflict_ok`) as acknowledged.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Vec<u8>,
+        conflict_ok: bool,
+    ) -> Result<(), CentralError> {
+        let mut response = self
+            .client
+            .request(method, &url)
+            .header(AUTHORIZATION, self.bearer())
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(self.request_timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| network(&url, &e))?;
+        let status = response.status();
+        // Drain a little so the connection can be reused; a huge or endless body is cut off.
+        let _ = read_body(&mut response, &url, ACK_BODY_CAP).await;
+        if status.is_success() || (conflict_ok && status == StatusCode::CONFLICT) {
+            Ok(())
+        } else {
+            Err(status_error(&url, status))
+        }
     }
 }
 
@@ -37,17 +168,202 @@ impl Transport for HttpTransport {
         &self.base
     }
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>> {
-        let _ = (&self.host_id, &self.token, &self.client);
-        Box::pin(async move { todo!("{req:?}") })
+        Box::pin(self.poll_inner(req))
     }
-    fn send_result<'a>(
-        &'a self,
-        job_id: &'a str,
-        result: &'a JobResult,
-    ) -> BoxFuture<'a, Result<(), CentralError>> {
-        Box::pin(async move { todo!("{job_id} {result:?}") })
+    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+        Box::pin(async move {
+            let url = self.result_url(job_id);
+            let body = serde_json::to_vec(result).map_err(|e| CentralError::Network {
+                url: url.clone(),
+                reason: format!("cannot encode the result: {e}"),
+            })?;
+            self.send_json(reqwest::Method::POST, url, body, true).await
+        })
     }
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>> {
-        Box::pin(async move { todo!("{report:?}") })
+        Box::pin(async move {
+            let url = self.report_url();
+            let body = serde_json::to_vec(report).map_err(|e| CentralError::Network {
+                url: url.clone(),
+                reason: format!("cannot encode the report: {e}"),
+            })?;
+            self.send_json(reqwest::Method::PUT, url, body, false).await
+        })
+    }
+}
+
+/// Reads the token: owner-only file, trailing whitespace removed, usable in a header.
+fn read_token(path: &Path) -> Result<String, CentralError> {
+    let err = |reason: &str| CentralError::Token {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(err("it does not exist")),
+        Err(e) => return Err(err(&e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(err("it is not a regular file"));
+    }
+    if meta.permissions().mode() & 0o044 != 0 {
+        return Err(err("it is readable by group or others; chmod 600 it"));
+    }
+    let bytes = match crate::fsutil::read_capped(path, TOKEN_FILE_CAP) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Err(err("it does not exist")),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(err(&format!("it is larger than {TOKEN_FILE_CAP} bytes")))
+        }
+        Err(e) => return Err(err(&e.to_string())),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| err("it is not UTF-8 text"))?;
+    let token = text.trim_end();
+    if token.is_empty() {
+        return Err(err("it is empty"));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(err("it contains characters not allowed in an HTTP header"));
+    }
+    Ok(token.to_string())
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for one path segment.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    // `.` and `..` would be resolved as dot-segments; ids never are, but stay safe.
+    match out.as_str() {
+        "." => "%2E".to_string(),
+        ".." => "%2E%2E".to_string(),
+        _ => out,
+    }
+}
+
+/// Reads the body in chunks, stopping with `TooLarge` as soon as it passes `cap` bytes
+/// (at once when Content-Length already says so).
+async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> Result<Vec<u8>, CentralError> {
+    let too_large = || CentralError::TooLarge {
+        url: url.to_string(),
+        limit: cap,
+    };
+    if response.content_length().is_some_and(|len| len > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network(url, &e))? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn status_error(url: &str, status: StatusCode) -> CentralError {
+    let url = url.to_string();
+    match status.as_u16() {
+        401 | 403 => CentralError::Unauthorized {
+            url,
+            status: status.as_u16(),
+        },
+        404 => CentralError::UnknownHost { url },
+        s => CentralError::Status { url, status: s },
+    }
+}
+
+fn network(url: &str, e: &reqwest::Error) -> CentralError {
+    CentralError::Network {
+        url: url.to_string(),
+        reason: error_reason(e),
+    }
+}
+
+/// A short human phrase for a transport error. reqwest errors never carry request headers,
+/// so the token cannot leak through here.
+fn error_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut io_kind = None;
+    let mut innermost = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        innermost = Some(s.to_string());
+        source = s.source();
+    }
+    use std::io::ErrorKind::*;
+    match io_kind {
+        Some(ConnectionRefused) => return "connection refused".to_string(),
+        Some(ConnectionReset) => return "connection reset by the server".to_string(),
+        Some(ConnectionAborted) => return "connection aborted".to_string(),
+        Some(TimedOut) => return "timed out".to_string(),
+        Some(HostUnreachable) | Some(NetworkUnreachable) => return "host unreachable".to_string(),
+        _ => {}
+    }
+    let detail = innermost.unwrap_or_else(|| e.to_string());
+    if e.is_connect() {
+        format!("cannot connect: {detail}")
+    } else if e.is_body() || e.is_decode() {
+        format!("the answer broke off: {detail}")
+    } else {
+        detail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("web-042.a_b~"), "web-042.a_b~");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn urls_are_built_from_a_base_without_trailing_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "secret\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let t = HttpTransport::new("https://store.example.com/plesk-agent//", "web-042", &token).unwrap();
+        assert_eq!(t.url(), "https://store.example.com/plesk-agent");
+        assert_eq!(
+            t.instructions_url(),
+            "https://store.example.com/plesk-agent/v1/hosts/web-042/instructions"
+        );
+        assert_eq!(
+            t.result_url("ord-1001"),
+            "https://store.example.com/plesk-agent/v1/hosts/web-042/jobs/ord-1001/result"
+        );
+        assert_eq!(
+            t.report_url(),
+            "https://store.example.com/plesk-agent/v1/hosts/web-042/report"
+        );
+        assert!(t.bearer().is_sensitive());
+    }
+
+    #[test]
+    fn token_with_control_characters_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "abc\ndef\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let Err(CentralError::Token { reason, .. }) = HttpTransport::new("https://x", "h", &token) else {
+            panic!("expected a token error")
+        };
+        assert!(reason.contains("not allowed"), "{reason}");
     }
 }

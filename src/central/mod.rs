@@ -38,10 +38,7 @@ pub enum CentralError {
     #[error("cannot read the token file {path}: {reason}")]
     Token { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// `panel_ini` of the instructions: `None` = no value from the store; `Some("")` = the key
@@ -107,17 +104,154 @@ pub enum ParsedJob {
 /// Parses a poll body: refused whole when it is not JSON, too large, or the top-level
 /// fields have the wrong types.
 pub fn parse_instructions(body: &[u8]) -> Result<Instructions, String> {
-    todo!("parse_instructions {}", body.len())
+    if body.len() > MAX_BODY {
+        return Err(format!("larger than {MAX_BODY} bytes"));
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let top = match value {
+        serde_json::Value::Object(map) => map,
+        other => return Err(format!("the top level is {}, not an object", json_kind(&other))),
+    };
+    let panel_ini = match top.get("panel_ini") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Object(pi)) => Some(PanelIniValues {
+            buy_url: optional_string(pi, "panel_ini", "buy_url")?,
+            catalog_url: optional_string(pi, "panel_ini", "catalog_url")?,
+        }),
+        Some(other) => return Err(format!("panel_ini is {}, not an object", json_kind(other))),
+    };
+    let jobs = match top.get("jobs") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(jobs)) => jobs.clone(),
+        Some(other) => return Err(format!("jobs is {}, not an array", json_kind(other))),
+    };
+    Ok(Instructions { panel_ini, jobs })
+}
+
+/// A field that may be absent or null, else must be a string.
+fn optional_string(
+    map: &serde_json::Map<String, serde_json::Value>,
+    parent: &str,
+    field: &str,
+) -> Result<Option<String>, String> {
+    match map.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("{parent}.{field} is {}, not a string", json_kind(other))),
+    }
+}
+
+/// "a number", "an object"…: the JSON type of `v`, for error sentences.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Quotes a store-supplied string for a message, cut to a readable length.
+fn quoted(s: &str) -> String {
+    const LIMIT: usize = 64;
+    match s.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{:?}…", &s[..cut]),
+        None => format!("{s:?}"),
+    }
 }
 
 /// Judges one element of `jobs` (section 7): id grammar, known type, valid activation code.
 pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
-    todo!("parse_job {raw}")
+    let obj = match raw {
+        serde_json::Value::Object(obj) => obj,
+        other => {
+            return ParsedJob::Unanswerable {
+                reason: format!("a job is {}, not an object", json_kind(other)),
+            }
+        }
+    };
+    let id = match obj.get("id") {
+        None | Some(serde_json::Value::Null) => {
+            return ParsedJob::Unanswerable {
+                reason: "a job has no id".to_string(),
+            };
+        }
+        Some(serde_json::Value::String(id)) => id,
+        Some(other) => {
+            return ParsedJob::Unanswerable {
+                reason: format!("a job's id is {}, not a string", json_kind(other)),
+            }
+        }
+    };
+    if !is_valid_job_id(id) {
+        return ParsedJob::Unanswerable {
+            reason: format!(
+                "job id {} is not valid (letters, digits, . _ -, first a letter or digit, at most 128)",
+                quoted(id)
+            ),
+        };
+    }
+    let rejected = |job_type: Option<&str>, reason: String| ParsedJob::Rejected {
+        id: id.clone(),
+        job_type: job_type.map(str::to_string),
+        reason,
+    };
+    let job_type = match obj.get("type") {
+        None | Some(serde_json::Value::Null) => return rejected(None, "the job has no type".to_string()),
+        Some(serde_json::Value::String(t)) => t.as_str(),
+        Some(other) => return rejected(None, format!("type is {}, not a string", json_kind(other))),
+    };
+    let kind = match job_type {
+        "install_key" => match obj.get("activation_code") {
+            None | Some(serde_json::Value::Null) => {
+                return rejected(Some(job_type), "activation_code is missing".to_string());
+            }
+            // The reason never quotes the code: it may be a real code with a typo.
+            Some(serde_json::Value::String(code)) if valid_activation_code(code) => JobKind::InstallKey {
+                activation_code: code.clone(),
+            },
+            Some(serde_json::Value::String(_)) => {
+                return rejected(
+                    Some(job_type),
+                    "activation_code is not a valid activation code".to_string(),
+                );
+            }
+            Some(other) => {
+                return rejected(
+                    Some(job_type),
+                    format!("activation_code is {}, not a string", json_kind(other)),
+                );
+            }
+        },
+        "retrieve_keys" => JobKind::RetrieveKeys,
+        other => return rejected(Some(other), format!("unknown job type {}", quoted(other))),
+    };
+    ParsedJob::Valid(Job { id: id.clone(), kind })
 }
 
 /// True for `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
 pub fn is_valid_job_id(id: &str) -> bool {
-    todo!("is_valid_job_id {id}")
+    let bytes = id.as_bytes();
+    match bytes.first() {
+        Some(first) if first.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    bytes.len() <= 128
+        && bytes[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `^[A-Z0-9]{4,8}(-[A-Z0-9]{4,8}){2,7}$`. A private copy of `mask::is_activation_code`,
+/// kept so parsing does not depend on the masking module.
+fn valid_activation_code(code: &str) -> bool {
+    let groups: Vec<&str> = code.split('-').collect();
+    (3..=8).contains(&groups.len())
+        && groups
+            .iter()
+            .all(|g| (4..=8).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
 }
 
 /// A job's result (section 5.2), as delivered and as stored in the journal.
@@ -199,10 +333,242 @@ pub trait Transport: Send + Sync {
     fn url(&self) -> &str;
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>>;
     /// Delivers one result; Ok means acknowledged (2xx or 409 over HTTP).
-    fn send_result<'a>(
-        &'a self,
-        job_id: &'a str,
-        result: &'a JobResult,
-    ) -> BoxFuture<'a, Result<(), CentralError>>;
+    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>>;
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
+
+    fn parse(v: serde_json::Value) -> Result<Instructions, String> {
+        parse_instructions(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn job_id_grammar() {
+        for good in ["a", "ord-1001", "A.b_c-9", "0", &"x".repeat(128)] {
+            assert!(is_valid_job_id(good), "{good:?} should be valid");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "-a",
+            ".a",
+            "_a",
+            "a b",
+            "ä",
+            "a\n",
+            &"x".repeat(129),
+        ] {
+            assert!(!is_valid_job_id(bad), "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn activation_code_grammar() {
+        assert!(valid_activation_code(CODE));
+        assert!(valid_activation_code("ABCD-EFGH-1234"));
+        assert!(valid_activation_code("ABCDEFGH-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD"));
+        for bad in [
+            "a00000-K6QK03-KSG046",
+            "ABCD-EFGH",
+            "ABC-EFGH-1234",
+            "ABCDEFGHI-EFGH-1234",
+            "ABCD-EFGH-1234-",
+            "ABCD--EFGH-1234",
+            "ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD",
+            " ABCD-EFGH-1234",
+            "",
+        ] {
+            assert!(!valid_activation_code(bad), "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let ins = parse(json!({
+            "panel_ini": { "buy_url": "https://shop.example.com", "catalog_url": "http://catalog.example.com:8080" },
+            "jobs": [
+                { "id": "ord-1001", "type": "install_key", "activation_code": CODE },
+                { "id": "ord-1002", "type": "retrieve_keys" }
+            ],
+            "future_field": 1
+        }))
+        .unwrap();
+        assert_eq!(
+            ins.panel_ini,
+            Some(PanelIniValues {
+                buy_url: Some("https://shop.example.com".into()),
+                catalog_url: Some("http://catalog.example.com:8080".into()),
+            })
+        );
+        assert_eq!(ins.jobs.len(), 2);
+        assert_eq!(
+            parse_job(&ins.jobs[0]),
+            ParsedJob::Valid(Job {
+                id: "ord-1001".into(),
+                kind: JobKind::InstallKey {
+                    activation_code: CODE.into()
+                }
+            })
+        );
+        assert_eq!(
+            parse_job(&ins.jobs[1]),
+            ParsedJob::Valid(Job {
+                id: "ord-1002".into(),
+                kind: JobKind::RetrieveKeys
+            })
+        );
+    }
+
+    #[test]
+    fn absent_and_null_fields_mean_no_value() {
+        assert_eq!(parse(json!({})).unwrap(), Instructions::default());
+        assert_eq!(
+            parse(json!({"panel_ini": null, "jobs": null})).unwrap(),
+            Instructions::default()
+        );
+        let ins = parse(json!({"panel_ini": {"buy_url": null, "catalog_url": ""}})).unwrap();
+        assert_eq!(
+            ins.panel_ini,
+            Some(PanelIniValues {
+                buy_url: None,
+                catalog_url: Some(String::new())
+            })
+        );
+        assert_eq!(
+            parse(json!({"panel_ini": {}})).unwrap().panel_ini,
+            Some(PanelIniValues::default())
+        );
+    }
+
+    #[test]
+    fn wrong_types_refuse_the_whole_body() {
+        let cases = [
+            (
+                json!({"panel_ini": {"buy_url": 5}}),
+                "panel_ini.buy_url is a number, not a string",
+            ),
+            (
+                json!({"panel_ini": {"catalog_url": ["x"]}}),
+                "panel_ini.catalog_url is an array, not a string",
+            ),
+            (
+                json!({"panel_ini": {"buy_url": true}}),
+                "panel_ini.buy_url is a boolean, not a string",
+            ),
+            (
+                json!({"panel_ini": "https://x"}),
+                "panel_ini is a string, not an object",
+            ),
+            (json!({"jobs": {"id": "a"}}), "jobs is an object, not an array"),
+            (json!({"jobs": "retrieve"}), "jobs is a string, not an array"),
+            (json!([]), "the top level is an array, not an object"),
+            (json!(null), "the top level is null, not an object"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(parse(body.clone()).unwrap_err(), want, "body {body}");
+        }
+    }
+
+    #[test]
+    fn not_json_and_oversized_bodies_are_refused() {
+        let e = parse_instructions(b"<html>oops</html>").unwrap_err();
+        assert!(e.starts_with("not JSON: "), "{e}");
+        assert!(parse_instructions(b"").unwrap_err().starts_with("not JSON: "));
+        let mut big = b"{\"x\":\"".to_vec();
+        big.resize(MAX_BODY + 1 - 2, b'a');
+        big.extend_from_slice(b"\"}");
+        assert_eq!(big.len(), MAX_BODY + 1);
+        assert!(parse_instructions(&big).unwrap_err().contains("larger than"));
+        // Exactly at the limit is fine.
+        let mut exact = b"{\"x\":\"".to_vec();
+        exact.resize(MAX_BODY - 2, b'a');
+        exact.extend_from_slice(b"\"}");
+        assert!(parse_instructions(&exact).is_ok());
+    }
+
+    #[test]
+    fn jobs_without_usable_id_are_unanswerable() {
+        for raw in [
+            json!("ord-1"),
+            json!(null),
+            json!({"type": "retrieve_keys"}),
+            json!({"id": null, "type": "retrieve_keys"}),
+            json!({"id": 7, "type": "retrieve_keys"}),
+            json!({"id": ".", "type": "retrieve_keys"}),
+            json!({"id": "..", "type": "retrieve_keys"}),
+            json!({"id": "a/b", "type": "retrieve_keys"}),
+            json!({"id": "-a", "type": "retrieve_keys"}),
+            json!({"id": "x".repeat(129), "type": "retrieve_keys"}),
+        ] {
+            assert!(matches!(parse_job(&raw), ParsedJob::Unanswerable { .. }), "{raw}");
+        }
+        let ParsedJob::Unanswerable { reason } = parse_job(&json!({"id": "y".repeat(1000)})) else {
+            panic!("expected unanswerable")
+        };
+        assert!(reason.len() < 200, "long ids are shortened in the reason: {reason}");
+    }
+
+    #[test]
+    fn invalid_jobs_with_an_id_are_rejected() {
+        let rejected = |raw: serde_json::Value| match parse_job(&raw) {
+            ParsedJob::Rejected { id, job_type, reason } => (id, job_type, reason),
+            other => panic!("{raw} gave {other:?}"),
+        };
+        assert_eq!(
+            rejected(json!({"id": "j1"})),
+            ("j1".into(), None, "the job has no type".into())
+        );
+        assert_eq!(
+            rejected(json!({"id": "j1", "type": 3})),
+            ("j1".into(), None, "type is a number, not a string".into())
+        );
+        assert_eq!(
+            rejected(json!({"id": "j1", "type": "format_disk"})),
+            (
+                "j1".into(),
+                Some("format_disk".into()),
+                "unknown job type \"format_disk\"".into()
+            )
+        );
+        assert_eq!(
+            rejected(json!({"id": "j1", "type": "install_key"})),
+            (
+                "j1".into(),
+                Some("install_key".into()),
+                "activation_code is missing".into()
+            )
+        );
+        assert_eq!(
+            rejected(json!({"id": "j1", "type": "install_key", "activation_code": 12345})).2,
+            "activation_code is a number, not a string"
+        );
+        let lower = CODE.to_lowercase();
+        let (_, ty, reason) = rejected(json!({"id": "j1", "type": "install_key", "activation_code": lower}));
+        assert_eq!(ty.as_deref(), Some("install_key"));
+        assert_eq!(reason, "activation_code is not a valid activation code");
+        assert!(!reason.contains(&lower) && !reason.contains("K6QK03"));
+        // Shell metacharacters never reach a command.
+        let (_, _, reason) =
+            rejected(json!({"id": "j1", "type": "install_key", "activation_code": format!("{CODE}; rm -rf /")}));
+        assert_eq!(reason, "activation_code is not a valid activation code");
+    }
+
+    #[test]
+    fn retrieve_keys_ignores_extra_fields() {
+        assert_eq!(
+            parse_job(&json!({"id": "r", "type": "retrieve_keys", "activation_code": "junk", "x": {}})),
+            ParsedJob::Valid(Job {
+                id: "r".into(),
+                kind: JobKind::RetrieveKeys
+            })
+        );
+    }
 }

@@ -1,9 +1,16 @@
 //! The spool transport (section 6): `dir/instructions.json` in, `dir/results/<job_id>.json`
 //! and `dir/report.json` out, each written atomically.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use super::{CentralError, JobResult, PollOutcome, PollRequest, Report, Transport};
+use sha2::{Digest, Sha256};
+
+use super::{
+    is_valid_job_id, parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report,
+    Transport, MAX_BODY,
+};
+use crate::fsutil::{read_capped, write_atomic};
 use crate::BoxFuture;
 
 pub struct SpoolTransport {
@@ -31,16 +38,77 @@ impl Transport for SpoolTransport {
         &self.url
     }
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>> {
-        Box::pin(async move { todo!("{req:?}") })
+        Box::pin(async move { self.poll_sync(&req) })
     }
-    fn send_result<'a>(
-        &'a self,
-        job_id: &'a str,
-        result: &'a JobResult,
-    ) -> BoxFuture<'a, Result<(), CentralError>> {
-        Box::pin(async move { todo!("{job_id} {result:?}") })
+    fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>> {
+        Box::pin(async move {
+            let results = self.dir.join("results");
+            // Ids are validated before they get here; re-check since this one becomes a file name.
+            if !is_valid_job_id(job_id) {
+                return Err(CentralError::Io {
+                    path: results,
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("job id {job_id:?} is not a valid file name"),
+                    ),
+                });
+            }
+            std::fs::create_dir_all(&results).map_err(|source| CentralError::Io {
+                path: results.clone(),
+                source,
+            })?;
+            write_json(&results.join(format!("{job_id}.json")), result)
+        })
     }
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>> {
-        Box::pin(async move { todo!("{report:?}") })
+        Box::pin(async move { write_json(&self.dir.join("report.json"), report) })
     }
+}
+
+impl SpoolTransport {
+    fn poll_sync(&self, req: &PollRequest) -> Result<PollOutcome, CentralError> {
+        let path = self.instructions_path();
+        let body = match read_capped(&path, MAX_BODY as u64) {
+            Ok(Some(body)) => body,
+            // No file: the store has nothing for this host (no values, no jobs).
+            Ok(None) => {
+                return Ok(PollOutcome::Instructions {
+                    instructions: Instructions::default(),
+                    etag: None,
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(CentralError::TooLarge {
+                    url: path.display().to_string(),
+                    limit: MAX_BODY,
+                })
+            }
+            Err(source) => return Err(CentralError::Io { path, source }),
+        };
+        let etag = hex::encode(Sha256::digest(&body));
+        if req.etag.as_deref() == Some(etag.as_str()) {
+            return Ok(PollOutcome::NotModified);
+        }
+        let instructions = parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
+            url: path.display().to_string(),
+            reason,
+        })?;
+        Ok(PollOutcome::Instructions {
+            instructions,
+            etag: Some(etag),
+        })
+    }
+}
+
+/// Pretty JSON with a final newline, written atomically, readable by the store's tooling.
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), CentralError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| CentralError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, 0o644).map_err(|source| CentralError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }

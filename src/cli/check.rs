@@ -40,16 +40,10 @@ pub fn run(config_path: &Path) -> i32 {
 
     let state = &cfg.agent.state_dir;
     match nearest_existing(state) {
-        Some(p) if access(&p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() => r.line(
-            true,
-            "state directory",
-            format!("{} is writable", state.display()),
-        ),
-        Some(p) => r.line(
-            false,
-            "state directory",
-            format!("{} is not writable", p.display()),
-        ),
+        Some(p) if access(&p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() => {
+            r.line(true, "state directory", format!("{} is writable", state.display()))
+        }
+        Some(p) => r.line(false, "state directory", format!("{} is not writable", p.display())),
         None => r.line(
             false,
             "state directory",
@@ -60,11 +54,7 @@ pub fn run(config_path: &Path) -> i32 {
     if let CentralUrl::Http(_) = cfg.central.url {
         let tf = &cfg.central.token_file;
         match std::fs::metadata(tf) {
-            Err(e) => r.line(
-                false,
-                "token file",
-                format!("cannot read {}: {e}", tf.display()),
-            ),
+            Err(e) => r.line(false, "token file", format!("cannot read {}: {e}", tf.display())),
             Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
                 false,
                 "token file",
@@ -117,11 +107,7 @@ pub fn run(config_path: &Path) -> i32 {
 
     let cmd = &cfg.plesk.command;
     if cmd.is_file() && access(cmd, AccessFlags::X_OK).is_ok() {
-        r.line(
-            true,
-            "plesk command",
-            format!("{} is executable", cmd.display()),
-        );
+        r.line(true, "plesk command", format!("{} is executable", cmd.display()));
     } else {
         r.line(
             false,
@@ -133,11 +119,7 @@ pub fn run(config_path: &Path) -> i32 {
     if cfg.push.listen.is_some() {
         let sf = &cfg.push.secret_file;
         match std::fs::read(sf) {
-            Err(e) => r.line(
-                false,
-                "push secret",
-                format!("cannot read {}: {e}", sf.display()),
-            ),
+            Err(e) => r.line(false, "push secret", format!("cannot read {}: {e}", sf.display())),
             Ok(b) if b.trim_ascii_end().is_empty() => {
                 r.line(false, "push secret", format!("{} is empty", sf.display()))
             }
@@ -145,10 +127,7 @@ pub fn run(config_path: &Path) -> i32 {
                 Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
                     false,
                     "push secret",
-                    format!(
-                        "{} is readable by group or others; chmod 600 it",
-                        sf.display()
-                    ),
+                    format!("{} is readable by group or others; chmod 600 it", sf.display()),
                 ),
                 _ => r.line(true, "push secret", format!("{} is private", sf.display())),
             },
@@ -162,9 +141,7 @@ pub fn run(config_path: &Path) -> i32 {
             Ok(None) => {}
             Ok(Some(t)) => {
                 let outcome = match runtime() {
-                    Ok(rt) => rt
-                        .block_on(t.poll(PollRequest::default()))
-                        .map_err(|e| e.to_string()),
+                    Ok(rt) => rt.block_on(t.poll(PollRequest::default())).map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 };
                 match outcome {

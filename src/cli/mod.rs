@@ -65,15 +65,8 @@ pub fn run() -> i32 {
         }
     };
     let config_path = config::resolve_path(cli.config.as_deref());
-    let quiet = matches!(
-        cli.command,
-        Command::Status { .. } | Command::Check | Command::PollNow
-    );
-    crate::logging::init(if quiet {
-        LevelFilter::WARN
-    } else {
-        LevelFilter::INFO
-    });
+    let quiet = matches!(cli.command, Command::Status { .. } | Command::Check | Command::PollNow);
+    crate::logging::init(if quiet { LevelFilter::WARN } else { LevelFilter::INFO });
     match cli.command {
         Command::Sync => sync::run(&config_path),
         Command::Check => check::run(&config_path),

@@ -14,7 +14,11 @@ pub fn run(config_path: &Path) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    match rt.block_on(control::request(&cfg.agent.socket, &ControlRequest::PollNow, super::CONTROL_TIMEOUT)) {
+    match rt.block_on(control::request(
+        &cfg.agent.socket,
+        &ControlRequest::PollNow,
+        super::CONTROL_TIMEOUT,
+    )) {
         Ok(r) if r.ok => EXIT_OK,
         Ok(r) => fail(r.error.unwrap_or_else(|| "the daemon refused the request".into())),
         Err(ControlError::NotRunning { .. }) => {

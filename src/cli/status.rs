@@ -12,7 +12,11 @@ pub fn run(config_path: &Path, json: bool) -> i32 {
         Err(e) => return fail(e),
     };
     let asked = super::runtime().map(|rt| {
-        rt.block_on(control::request(&cfg.agent.socket, &ControlRequest::Status, super::CONTROL_TIMEOUT))
+        rt.block_on(control::request(
+            &cfg.agent.socket,
+            &ControlRequest::Status,
+            super::CONTROL_TIMEOUT,
+        ))
     });
     match asked {
         Ok(Ok(r)) if r.ok => match serde_json::from_value::<Status>(r.body) {
@@ -42,7 +46,9 @@ pub fn run(config_path: &Path, json: bool) -> i32 {
                     serde_json::json!({"schema_version": 1, "daemon": {"running": false}})
                 );
             } else {
-                println!("daemon:     not running (start it with: systemctl start plesk-reseller-agent); no state saved yet");
+                println!(
+                    "daemon:     not running (start it with: systemctl start plesk-reseller-agent); no state saved yet"
+                );
             }
         }
     }
@@ -51,10 +57,7 @@ pub fn run(config_path: &Path, json: bool) -> i32 {
 
 pub(crate) fn print(s: &Status, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(s).expect("status serializes")
-        );
+        println!("{}", serde_json::to_string_pretty(s).expect("status serializes"));
     } else {
         print!("{}", s.render_text());
     }

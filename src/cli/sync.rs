@@ -20,7 +20,10 @@ pub fn run(config_path: &Path) -> i32 {
         // A running daemon does the pass itself; two writers of one journal could run a job twice.
         let lock_path = cfg.agent.state_dir.join("agent.lock");
         if let Err(e) = crate::fsutil::ensure_private_dir(&cfg.agent.state_dir, 0o700) {
-            return fail(format!("cannot use the state directory {}: {e}", cfg.agent.state_dir.display()));
+            return fail(format!(
+                "cannot use the state directory {}: {e}",
+                cfg.agent.state_dir.display()
+            ));
         }
         let _lock = match crate::fsutil::try_lock(&lock_path, &format!("{} sync\n", std::process::id())) {
             Ok(Some(l)) => l,
@@ -50,7 +53,12 @@ pub fn run(config_path: &Path) -> i32 {
 async fn via_daemon(socket: &Path) -> i32 {
     match control::request(socket, &ControlRequest::Sync, Duration::from_secs(24 * 3600)).await {
         Ok(r) => {
-            let failures = r.body.get("failures").and_then(|f| f.as_array()).cloned().unwrap_or_default();
+            let failures = r
+                .body
+                .get("failures")
+                .and_then(|f| f.as_array())
+                .cloned()
+                .unwrap_or_default();
             for f in &failures {
                 eprintln!("plesk-reseller-agent: {}", f.as_str().unwrap_or_default());
             }

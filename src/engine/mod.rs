@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::central::{
-    http::HttpTransport, parse_job, spool::SpoolTransport, CentralError, Instructions, Job,
-    JobKind, JobResult, ParsedJob, PollOutcome, PollRequest, Report, ReportPanelIni, ResultStatus,
-    Transport,
+    http::HttpTransport, parse_job, spool::SpoolTransport, CentralError, Instructions, Job, JobKind, JobResult,
+    ParsedJob, PollOutcome, PollRequest, Report, ReportPanelIni, ResultStatus, Transport,
 };
 use crate::clock::{rfc3339, unix_secs, Clock};
 use crate::config::{CentralUrl, Config};
@@ -34,10 +33,7 @@ pub const DELIVERY_WARN_AFTER: Duration = Duration::from_secs(600);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot use the state directory {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    StateDir { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
@@ -151,11 +147,9 @@ impl Engine {
     /// Opens the state directory and journal; reads nothing from Plesk or the store yet.
     pub fn new(cfg: Config, deps: Deps) -> Result<Engine, EngineError> {
         let state_dir = cfg.agent.state_dir.clone();
-        crate::fsutil::ensure_private_dir(&state_dir, 0o700).map_err(|source| {
-            EngineError::StateDir {
-                path: state_dir.clone(),
-                source,
-            }
+        crate::fsutil::ensure_private_dir(&state_dir, 0o700).map_err(|source| EngineError::StateDir {
+            path: state_dir.clone(),
+            source,
         })?;
         let journal = Journal::open(&state_dir)?;
         for w in &journal.load_warnings {
@@ -165,11 +159,7 @@ impl Engine {
             Some(t) => Some(t),
             None => transport_for(&cfg)?,
         };
-        let plesk = Plesk::new(
-            cfg.plesk.command.clone(),
-            cfg.plesk.timeout,
-            deps.runner.clone(),
-        );
+        let plesk = Plesk::new(cfg.plesk.command.clone(), cfg.plesk.timeout, deps.runner.clone());
         let panel = PanelKeeper::new(
             cfg.panel.ini_path.clone(),
             state_dir.clone(),
@@ -227,11 +217,7 @@ impl Engine {
                 cfg.panel.catalog_url.clone(),
             );
         }
-        self.plesk = Plesk::new(
-            cfg.plesk.command.clone(),
-            cfg.plesk.timeout,
-            self.plesk.runner.clone(),
-        );
+        self.plesk = Plesk::new(cfg.plesk.command.clone(), cfg.plesk.timeout, self.plesk.runner.clone());
         self.transport = transport;
         self.cfg = cfg;
     }
@@ -301,10 +287,8 @@ impl Engine {
                         finished_at: rfc3339(now),
                     };
                     tracing::error!(job_id = %rec.id, attempts = rec.attempts, "job interrupted too often; giving up");
-                    out.failures.push(format!(
-                        "job {} was interrupted {} times",
-                        rec.id, rec.attempts
-                    ));
+                    out.failures
+                        .push(format!("job {} was interrupted {} times", rec.id, rec.attempts));
                     if let Err(e) = self.journal.finish(&rec.id, &rec.job_type, result, now) {
                         tracing::error!("{e}");
                         out.failures.push(e.to_string());
@@ -316,11 +300,7 @@ impl Engine {
 
     /// Everything after the poll: take its outcome, reconcile panel.ini, run the listed jobs,
     /// deliver results, report, prune.
-    pub async fn after_poll(
-        &mut self,
-        polled: Option<Result<PollOutcome, CentralError>>,
-        out: &mut PassOutcome,
-    ) {
+    pub async fn after_poll(&mut self, polled: Option<Result<PollOutcome, CentralError>>, out: &mut PassOutcome) {
         if let Some(polled) = polled {
             self.take_poll(polled, out);
         }
@@ -345,10 +325,7 @@ impl Engine {
             Ok(PollOutcome::Instructions { instructions, etag }) => {
                 self.poll_ok();
                 self.instructions_error = None;
-                self.panel
-                    .lock()
-                    .unwrap()
-                    .set_central(instructions.panel_ini.clone());
+                self.panel.lock().unwrap().set_central(instructions.panel_ini.clone());
                 self.persisted.instructions = instructions;
                 self.persisted.etag = etag;
                 self.fresh = true;
@@ -363,21 +340,14 @@ impl Engine {
                 self.poll.consecutive_failures += 1;
                 self.poll.last_ok = Some(false);
                 self.poll.conn = match &e {
-                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => {
-                        ConnState::AuthFailing
-                    }
+                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => ConnState::AuthFailing,
                     CentralError::UnknownHost { .. } => ConnState::UnknownHost,
                     _ => ConnState::BackingOff,
                 };
-                if matches!(
-                    e,
-                    CentralError::BadInstructions { .. } | CentralError::TooLarge { .. }
-                ) {
+                if matches!(e, CentralError::BadInstructions { .. } | CentralError::TooLarge { .. }) {
                     self.instructions_error = Some(msg.clone());
                 }
-                if self.poll.last_error.as_deref() != Some(msg.as_str())
-                    || self.poll.consecutive_failures == 1
-                {
+                if self.poll.last_error.as_deref() != Some(msg.as_str()) || self.poll.consecutive_failures == 1 {
                     tracing::error!(failures = self.poll.consecutive_failures, "{msg}");
                 }
                 self.poll.last_error = Some(msg.clone());
@@ -409,17 +379,11 @@ impl Engine {
             }
             match parse_job(raw) {
                 ParsedJob::Unanswerable { reason } => {
-                    let msg = format!(
-                        "a job from the store cannot be answered and was skipped: {reason}"
-                    );
+                    let msg = format!("a job from the store cannot be answered and was skipped: {reason}");
                     tracing::warn!("{msg}");
                     unanswerable.push(msg);
                 }
-                ParsedJob::Rejected {
-                    id,
-                    job_type,
-                    reason,
-                } => {
+                ParsedJob::Rejected { id, job_type, reason } => {
                     if self.already_done(&id, fresh) {
                         continue;
                     }
@@ -485,9 +449,7 @@ impl Engine {
         *self.running.lock().unwrap() = Some(job.id.clone());
         tracing::info!(job_id = %job.id, job_type = job.kind.type_name(), attempt = attempts, "running job");
         let cmd = match &job.kind {
-            JobKind::InstallKey { activation_code } => {
-                self.plesk.install_key(activation_code).await
-            }
+            JobKind::InstallKey { activation_code } => self.plesk.install_key(activation_code).await,
             JobKind::RetrieveKeys => self.plesk.retrieve_keys().await,
         };
         *self.running.lock().unwrap() = None;
@@ -619,11 +581,7 @@ impl Engine {
             .map(|r| status::RecentJob {
                 id: r.id.clone(),
                 job_type: r.job_type.clone(),
-                status: r
-                    .result
-                    .as_ref()
-                    .map_or("unknown", |x| x.status.as_str())
-                    .to_string(),
+                status: r.result.as_ref().map_or("unknown", |x| x.status.as_str()).to_string(),
                 finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
                 attempts: r.attempts,
             })
@@ -640,11 +598,7 @@ impl Engine {
             health: status::Health::from_problems(problems),
             central: status::Central {
                 url: self.transport.as_ref().map(|t| t.url().to_string()),
-                transport: self
-                    .transport
-                    .as_ref()
-                    .map_or("none", |t| t.kind())
-                    .to_string(),
+                transport: self.transport.as_ref().map_or("none", |t| t.kind()).to_string(),
                 last_poll_at: self.poll.last_poll_at.map(rfc3339),
                 last_poll_ok: self.poll.last_ok,
                 consecutive_failures: self.poll.consecutive_failures,

@@ -66,12 +66,7 @@ pub enum Reconcile {
 }
 
 impl PanelKeeper {
-    pub fn new(
-        path: PathBuf,
-        state_dir: PathBuf,
-        local_buy: Option<String>,
-        local_catalog: Option<String>,
-    ) -> Self {
+    pub fn new(path: PathBuf, state_dir: PathBuf, local_buy: Option<String>, local_catalog: Option<String>) -> Self {
         PanelKeeper {
             path,
             state_dir,
@@ -109,10 +104,7 @@ impl PanelKeeper {
 
     fn plan(&self) -> (KeyPlan, KeyPlan) {
         let central = self.central.clone().unwrap_or_default();
-        let one = |c: &Option<String>,
-                   l: &Option<String>,
-                   name: &str,
-                   check: fn(&str) -> Result<(), String>| {
+        let one = |c: &Option<String>, l: &Option<String>, name: &str, check: fn(&str) -> Result<(), String>| {
             let (value, source) = match (c, l) {
                 (Some(v), _) => (Some(v.clone()), Source::Central),
                 (None, Some(v)) => (Some(v.clone()), Source::Local),
@@ -144,21 +136,14 @@ impl PanelKeeper {
                         KeyPlan {
                             wish: Wish::Leave,
                             source,
-                            refused: Some(format!(
-                                "{name} {from} was refused, panel.ini left untouched: {why}"
-                            )),
+                            refused: Some(format!("{name} {from} was refused, panel.ini left untouched: {why}")),
                         }
                     }
                 },
             }
         };
         (
-            one(
-                &central.buy_url,
-                &self.local.buy_url,
-                "buy_url",
-                validate::buy_url,
-            ),
+            one(&central.buy_url, &self.local.buy_url, "buy_url", validate::buy_url),
             one(
                 &central.catalog_url,
                 &self.local.catalog_url,
@@ -238,11 +223,7 @@ impl PanelKeeper {
 
     /// The path shown to people: the file actually edited when known.
     pub fn shown_path(&self) -> String {
-        self.resolved
-            .as_ref()
-            .unwrap_or(&self.path)
-            .display()
-            .to_string()
+        self.resolved.as_ref().unwrap_or(&self.path).display().to_string()
     }
 
     pub fn actual(&self) -> Managed {

@@ -52,8 +52,7 @@ impl Persisted {
     pub fn save(&self, state_dir: &Path) -> Result<(), SaveError> {
         let path = instructions_path(state_dir);
         let bytes = serde_json::to_vec(self).expect("instructions always serialize");
-        crate::fsutil::write_atomic(&path, &bytes, 0o600)
-            .map_err(|source| SaveError { path, source })
+        crate::fsutil::write_atomic(&path, &bytes, 0o600).map_err(|source| SaveError { path, source })
     }
 }
 

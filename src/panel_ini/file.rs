@@ -38,11 +38,7 @@ pub struct Reconciled {
 }
 
 /// Brings the file at `path` to `desired`. `state_dir` holds the lock and the backups.
-pub fn reconcile(
-    path: &Path,
-    desired: &Desired,
-    state_dir: &Path,
-) -> Result<Reconciled, PanelIniError> {
+pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Reconciled, PanelIniError> {
     let _ = (desired, state_dir);
     todo!("panel_ini::file::reconcile {}", path.display())
 }
