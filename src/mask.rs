@@ -89,8 +89,16 @@ pub fn activation_codes(text: &str) -> String {
             while b + 1 < chain.len() && chain[b + 1].is_group(bytes) {
                 b += 1;
             }
-            let first = if a > 0 && chain[a - 1].can_start(bytes) { a - 1 } else { a };
-            let last = if b + 1 < chain.len() && chain[b + 1].can_end(bytes) { b + 1 } else { b };
+            let first = if a > 0 && chain[a - 1].can_start(bytes) {
+                a - 1
+            } else {
+                a
+            };
+            let last = if b + 1 < chain.len() && chain[b + 1].can_end(bytes) {
+                b + 1
+            } else {
+                b
+            };
             if last >= first + 2 {
                 for w in &chain[first + 1..last] {
                     masked[w.start..w.end].fill(b'*');
@@ -112,8 +120,7 @@ pub fn activation_codes(text: &str) -> String {
 pub fn is_activation_code(code: &str) -> bool {
     let mut groups = 0;
     for group in code.split('-') {
-        let ok = (MIN_GROUP..=MAX_GROUP).contains(&group.len())
-            && group.bytes().all(is_code_char);
+        let ok = (MIN_GROUP..=MAX_GROUP).contains(&group.len()) && group.bytes().all(is_code_char);
         if !ok {
             return false;
         }
@@ -154,13 +161,22 @@ mod tests {
         let eight = "AAAAAAAA-B-C-D-E-F-G-H";
         assert_eq!(activation_codes(eight), eight, "groups of 1 are not groups");
         let eight = "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH";
-        assert_eq!(activation_codes(eight), "AAAA-****-****-****-****-****-****-HHHH");
+        assert_eq!(
+            activation_codes(eight),
+            "AAAA-****-****-****-****-****-****-HHHH"
+        );
     }
 
     #[test]
     fn masks_codes_glued_to_other_characters() {
-        assert_eq!(activation_codes("xA00000-K6QK03-KSG046"), "xA00000-******-KSG046");
-        assert_eq!(activation_codes("A00000-K6QK03-KSG046x"), "A00000-******-KSG046x");
+        assert_eq!(
+            activation_codes("xA00000-K6QK03-KSG046"),
+            "xA00000-******-KSG046"
+        );
+        assert_eq!(
+            activation_codes("A00000-K6QK03-KSG046x"),
+            "A00000-******-KSG046x"
+        );
         assert_eq!(
             activation_codes("ABCDEFGHIJ-K6QK03-KSG046-ZZZZZZZZZZZZ"),
             "ABCDEFGHIJ-******-******-ZZZZZZZZZZZZ"
@@ -170,7 +186,10 @@ mod tests {
             activation_codes("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH-IIII"),
             "AAAA-****-****-****-****-****-****-****-IIII"
         );
-        assert_eq!(activation_codes("code=A000-B000-C000;"), "code=A000-****-C000;");
+        assert_eq!(
+            activation_codes("code=A000-B000-C000;"),
+            "code=A000-****-C000;"
+        );
     }
 
     #[test]
@@ -197,17 +216,16 @@ mod tests {
 
     #[test]
     fn non_ascii_neighbours_survive() {
-        assert_eq!(
-            activation_codes("«AAAA-BBBB-CCCC»—é"),
-            "«AAAA-****-CCCC»—é"
-        );
+        assert_eq!(activation_codes("«AAAA-BBBB-CCCC»—é"), "«AAAA-****-CCCC»—é");
     }
 
     #[test]
     fn validates_codes() {
         assert!(is_activation_code(CODE));
         assert!(is_activation_code("AAAA-BBBB-CCCC"));
-        assert!(is_activation_code("AAAAAAAA-BBBBBBBB-CCCCCCCC-D000-E000-F000-G000-H000"));
+        assert!(is_activation_code(
+            "AAAAAAAA-BBBBBBBB-CCCCCCCC-D000-E000-F000-G000-H000"
+        ));
         for bad in [
             "",
             "AAAA",
@@ -241,8 +259,14 @@ mod tests {
             "[ .:_/\n\t]{1,3}",
             "[éüß€«»—]{1,2}",
         ];
-        prop::collection::vec((token, prop_oneof![Just("-"), Just(" "), Just("--"), Just(".")]), 0..30)
-            .prop_map(|parts| parts.into_iter().map(|(t, s)| format!("{t}{s}")).collect())
+        prop::collection::vec(
+            (
+                token,
+                prop_oneof![Just("-"), Just(" "), Just("--"), Just(".")],
+            ),
+            0..30,
+        )
+        .prop_map(|parts| parts.into_iter().map(|(t, s)| format!("{t}{s}")).collect())
     }
 
     proptest! {

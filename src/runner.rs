@@ -86,7 +86,10 @@ struct Tail {
 
 impl Tail {
     fn new(cap: usize) -> Self {
-        Tail { buf: VecDeque::with_capacity(cap), cap }
+        Tail {
+            buf: VecDeque::with_capacity(cap),
+            cap,
+        }
     }
 
     fn push(&mut self, data: &[u8]) {
@@ -104,7 +107,11 @@ impl Tail {
     fn into_string(self) -> String {
         let bytes: Vec<u8> = self.buf.into();
         // At most 3 continuation bytes can belong to a character whose start was cut off.
-        let skip = bytes.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
+        let skip = bytes
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
         String::from_utf8_lossy(&bytes[skip..]).into_owned()
     }
 }
@@ -122,7 +129,9 @@ impl Drop for GroupKiller {
 fn signal_group(pgid: Pid, signal: Signal) {
     match killpg(pgid, signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => tracing::warn!(pgid = pgid.as_raw(), %signal, "cannot signal process group: {}", e.desc()),
+        Err(e) => {
+            tracing::warn!(pgid = pgid.as_raw(), %signal, "cannot signal process group: {}", e.desc())
+        }
     }
 }
 
@@ -136,7 +145,8 @@ fn io_reason(err: &std::io::Error) -> String {
 /// `base + d`, saturating at roughly a century so an absurd timeout cannot overflow.
 fn deadline(base: Instant, d: Duration) -> Instant {
     const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    base.checked_add(d.min(FAR)).unwrap_or(base + Duration::from_secs(24 * 3600))
+    base.checked_add(d.min(FAR))
+        .unwrap_or(base + Duration::from_secs(24 * 3600))
 }
 
 fn seconds(d: Duration) -> String {
@@ -265,14 +275,20 @@ async fn run_process(spec: CommandSpec) -> CommandOutput {
         }
     }
 
-    let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
+    let exit_code = if timed_out {
+        None
+    } else {
+        status.and_then(|s| s.code())
+    };
     let note = if timed_out {
         Some(format!("timed out after {}", seconds(spec.timeout)))
     } else {
-        status.and_then(|s| s.signal()).map(|sig| match Signal::try_from(sig) {
-            Ok(s) => format!("killed by signal {s}"),
-            Err(_) => format!("killed by signal {sig}"),
-        })
+        status
+            .and_then(|s| s.signal())
+            .map(|sig| match Signal::try_from(sig) {
+                Ok(s) => format!("killed by signal {s}"),
+                Err(_) => format!("killed by signal {sig}"),
+            })
     };
     if let Some(note) = note {
         let needs_newline = tail.buf.back().is_some_and(|b| *b != b'\n');
@@ -337,7 +353,11 @@ mod tests {
         let out = ProcessRunner
             .run(spec(
                 "/bin/sh",
-                &["-c", "echo one; echo two >&2; echo three; exit 3", "$(not-expanded)"],
+                &[
+                    "-c",
+                    "echo one; echo two >&2; echo three; exit 3",
+                    "$(not-expanded)",
+                ],
                 Duration::from_secs(30),
             ))
             .await;
@@ -351,7 +371,11 @@ mod tests {
     #[tokio::test]
     async fn argument_is_passed_verbatim() {
         let out = ProcessRunner
-            .run(spec("/bin/echo", &["a b", "$HOME", ";", "*"], Duration::from_secs(30)))
+            .run(spec(
+                "/bin/echo",
+                &["a b", "$HOME", ";", "*"],
+                Duration::from_secs(30),
+            ))
             .await;
         assert!(out.success(), "{out:?}");
         assert_eq!(out.output, "a b $HOME ; *\n");
@@ -360,7 +384,11 @@ mod tests {
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
         let out = ProcessRunner
-            .run(spec("/nonexistent/plesk", &["version"], Duration::from_secs(5)))
+            .run(spec(
+                "/nonexistent/plesk",
+                &["version"],
+                Duration::from_secs(5),
+            ))
             .await;
         assert_eq!(out.exit_code, None);
         assert_eq!(
@@ -382,7 +410,11 @@ mod tests {
     #[tokio::test]
     async fn killed_by_signal_has_no_exit_code() {
         let out = ProcessRunner
-            .run(spec("/bin/sh", &["-c", "echo hi; kill -9 $$"], Duration::from_secs(30)))
+            .run(spec(
+                "/bin/sh",
+                &["-c", "echo hi; kill -9 $$"],
+                Duration::from_secs(30),
+            ))
             .await;
         assert_eq!(out.exit_code, None);
         assert!(!out.timed_out);
@@ -392,12 +424,20 @@ mod tests {
     #[tokio::test]
     async fn timeout_terminates_group() {
         let out = ProcessRunner
-            .run(spec("/bin/sh", &["-c", "echo begin; sleep 1000"], Duration::from_millis(300)))
+            .run(spec(
+                "/bin/sh",
+                &["-c", "echo begin; sleep 1000"],
+                Duration::from_millis(300),
+            ))
             .await;
         assert!(out.timed_out);
         assert_eq!(out.exit_code, None);
         assert!(out.output.starts_with("begin\n"), "{}", out.output);
-        assert!(out.output.ends_with("timed out after 0.3 s\n"), "{}", out.output);
+        assert!(
+            out.output.ends_with("timed out after 0.3 s\n"),
+            "{}",
+            out.output
+        );
         assert!(out.finished_at.duration_since(out.started_at).unwrap() < Duration::from_secs(20));
     }
 }
