@@ -5,14 +5,33 @@
 //!
 //! The [`Runner`] trait is the seam tests use to replace process execution.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, SystemTime};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tokio::time::Instant;
 
 use crate::BoxFuture;
 
 /// Bytes of output kept (the tail).
 pub const OUTPUT_TAIL: usize = 16 * 1024;
+
+/// The only environment a child gets (besides `HOME`).
+const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long we keep reading after the child's group is gone; bounds a stray writer
+/// (something that left the group but kept the pipe) so it cannot hang us.
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
 
 /// A command to run.
 #[derive(Debug, Clone)]
@@ -55,6 +74,370 @@ pub struct ProcessRunner;
 
 impl Runner for ProcessRunner {
     fn run(&self, spec: CommandSpec) -> BoxFuture<'_, CommandOutput> {
-        Box::pin(async move { todo!("ProcessRunner::run {:?}", spec.program) })
+        Box::pin(run_process(spec))
+    }
+}
+
+/// Keeps the last `cap` bytes pushed into it.
+struct Tail {
+    buf: VecDeque<u8>,
+    cap: usize,
+}
+
+impl Tail {
+    fn new(cap: usize) -> Self {
+        Tail {
+            buf: VecDeque::with_capacity(cap),
+            cap,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        if data.len() >= self.cap {
+            self.buf.clear();
+            self.buf.extend(&data[data.len() - self.cap..]);
+            return;
+        }
+        let overflow = (self.buf.len() + data.len()).saturating_sub(self.cap);
+        self.buf.drain(..overflow);
+        self.buf.extend(data);
+    }
+
+    /// The kept bytes as text; a character cut in half at the front is dropped.
+    fn into_string(self) -> String {
+        let bytes: Vec<u8> = self.buf.into();
+        // At most 3 continuation bytes can belong to a character whose start was cut off.
+        let skip = bytes
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
+        String::from_utf8_lossy(&bytes[skip..]).into_owned()
+    }
+}
+
+/// Kills the child's whole process group when dropped: after the child exits (so whatever
+/// it left behind goes too and the pipe closes), and when the run is cancelled.
+struct GroupKiller(Pid);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        signal_group(self.0, Signal::SIGKILL);
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(pgid = pgid.as_raw(), %signal, "cannot signal process group: {}", e.desc())
+        }
+    }
+}
+
+fn io_reason(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// `base + d`, saturating at roughly a century so an absurd timeout cannot overflow.
+fn deadline(base: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    base.checked_add(d.min(FAR))
+        .unwrap_or(base + Duration::from_secs(24 * 3600))
+}
+
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+fn child_env() -> Vec<(&'static str, OsString)> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| OsString::from("/root"));
+    vec![
+        ("PATH", OsString::from(CHILD_PATH)),
+        ("LC_ALL", OsString::from("C")),
+        ("LANG", OsString::from("C")),
+        ("HOME", home),
+    ]
+}
+
+/// One pipe for both stdout and stderr; close-on-exec so children other runs spawn at the
+/// same time do not inherit our write end (which would keep our pipe open).
+fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    let write2 = write.try_clone()?;
+    Ok((read, write, write2))
+}
+
+async fn run_process(spec: CommandSpec) -> CommandOutput {
+    let started_at = SystemTime::now();
+    let program = spec.program.display().to_string();
+    let failed = |reason: String| CommandOutput {
+        exit_code: None,
+        output: String::new(),
+        timed_out: false,
+        spawn_error: Some(format!("cannot run {program}: {reason}")),
+        started_at,
+        finished_at: SystemTime::now(),
+    };
+
+    let (read_end, write_out, write_err) = match output_pipe() {
+        Ok(fds) => fds,
+        Err(e) => return failed(format!("cannot create the output pipe: {}", io_reason(&e))),
+    };
+    let mut reader = match pipe::Receiver::from_owned_fd(read_end) {
+        Ok(r) => r,
+        Err(e) => return failed(format!("cannot watch the output pipe: {}", io_reason(&e))),
+    };
+
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(child_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write_out))
+        .stderr(Stdio::from(write_err))
+        .process_group(0)
+        .kill_on_drop(true);
+    let spawned = cmd.spawn();
+    // The command holds our copies of the write end; only the child may keep the pipe open.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return failed(io_reason(&e)),
+    };
+    let Some(pid) = child.id() else {
+        return failed("it exited before its process id could be read".to_string());
+    };
+    let pgid = Pid::from_raw(pid as i32);
+    let group = GroupKiller(pgid);
+
+    let mut tail = Tail::new(OUTPUT_TAIL);
+    let mut buf = vec![0u8; 8192];
+    let mut eof = false;
+    let mut timed_out = false;
+    let mut killed = false;
+    let term_at = deadline(Instant::now(), spec.timeout);
+    let mut kill_at = deadline(term_at, spec.kill_grace);
+
+    let status: Option<ExitStatus> = loop {
+        tokio::select! {
+            read = reader.read(&mut buf), if !eof => match read {
+                Ok(0) => eof = true,
+                Ok(n) => tail.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(program = %program, "reading the output failed: {}", io_reason(&e));
+                    eof = true;
+                }
+            },
+            waited = child.wait() => match waited {
+                Ok(st) => break Some(st),
+                Err(e) => {
+                    tracing::warn!(program = %program, "waiting for the command failed: {}", io_reason(&e));
+                    break None;
+                }
+            },
+            _ = tokio::time::sleep_until(term_at), if !timed_out => {
+                timed_out = true;
+                kill_at = deadline(Instant::now(), spec.kill_grace);
+                signal_group(pgid, Signal::SIGTERM);
+            },
+            _ = tokio::time::sleep_until(kill_at), if timed_out && !killed => {
+                killed = true;
+                signal_group(pgid, Signal::SIGKILL);
+            },
+        }
+    };
+
+    drop(group);
+    if !eof {
+        let drain = async {
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => tail.push(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
+            tracing::warn!(program = %program, "output pipe still open after the process group was killed; output may be incomplete");
+        }
+    }
+
+    let exit_code = if timed_out {
+        None
+    } else {
+        status.and_then(|s| s.code())
+    };
+    let note = if timed_out {
+        Some(format!("timed out after {}", seconds(spec.timeout)))
+    } else {
+        status
+            .and_then(|s| s.signal())
+            .map(|sig| match Signal::try_from(sig) {
+                Ok(s) => format!("killed by signal {s}"),
+                Err(_) => format!("killed by signal {sig}"),
+            })
+    };
+    if let Some(note) = note {
+        let needs_newline = tail.buf.back().is_some_and(|b| *b != b'\n');
+        if needs_newline {
+            tail.push(b"\n");
+        }
+        tail.push(note.as_bytes());
+        tail.push(b"\n");
+    }
+
+    CommandOutput {
+        exit_code,
+        output: tail.into_string(),
+        timed_out,
+        spawn_error: None,
+        started_at,
+        finished_at: SystemTime::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_last_bytes() {
+        let mut t = Tail::new(8);
+        t.push(b"abc");
+        t.push(b"defgh");
+        assert_eq!(t.buf.iter().copied().collect::<Vec<_>>(), b"abcdefgh");
+        t.push(b"ij");
+        assert_eq!(t.buf.iter().copied().collect::<Vec<_>>(), b"cdefghij");
+        t.push(b"0123456789");
+        assert_eq!(t.into_string(), "23456789");
+    }
+
+    #[test]
+    fn tail_drops_cut_character_at_front() {
+        let mut t = Tail::new(5);
+        // "é" is two bytes; keeping 5 of "xé1234" cuts it in half.
+        t.push("xé1234".as_bytes());
+        assert_eq!(t.into_string(), "1234");
+    }
+
+    #[test]
+    fn seconds_formats_whole_and_fractional() {
+        assert_eq!(seconds(Duration::from_secs(600)), "600 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    fn spec(program: &str, args: &[&str], timeout: Duration) -> CommandSpec {
+        CommandSpec {
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            timeout,
+            kill_grace: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_argv_without_shell_and_interleaves_output() {
+        let out = ProcessRunner
+            .run(spec(
+                "/bin/sh",
+                &[
+                    "-c",
+                    "echo one; echo two >&2; echo three; exit 3",
+                    "$(not-expanded)",
+                ],
+                Duration::from_secs(30),
+            ))
+            .await;
+        assert_eq!(out.exit_code, Some(3));
+        assert_eq!(out.output, "one\ntwo\nthree\n");
+        assert!(!out.timed_out);
+        assert!(!out.success());
+        assert!(out.finished_at >= out.started_at);
+    }
+
+    #[tokio::test]
+    async fn argument_is_passed_verbatim() {
+        let out = ProcessRunner
+            .run(spec(
+                "/bin/echo",
+                &["a b", "$HOME", ";", "*"],
+                Duration::from_secs(30),
+            ))
+            .await;
+        assert!(out.success(), "{out:?}");
+        assert_eq!(out.output, "a b $HOME ; *\n");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let out = ProcessRunner
+            .run(spec(
+                "/nonexistent/plesk",
+                &["version"],
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(out.exit_code, None);
+        assert_eq!(
+            out.spawn_error.as_deref(),
+            Some("cannot run /nonexistent/plesk: No such file or directory")
+        );
+        assert!(!out.success());
+    }
+
+    #[tokio::test]
+    async fn stdin_is_empty() {
+        let out = ProcessRunner
+            .run(spec("/bin/cat", &[], Duration::from_secs(5)))
+            .await;
+        assert!(out.success(), "{out:?}");
+        assert_eq!(out.output, "");
+    }
+
+    #[tokio::test]
+    async fn killed_by_signal_has_no_exit_code() {
+        let out = ProcessRunner
+            .run(spec(
+                "/bin/sh",
+                &["-c", "echo hi; kill -9 $$"],
+                Duration::from_secs(30),
+            ))
+            .await;
+        assert_eq!(out.exit_code, None);
+        assert!(!out.timed_out);
+        assert_eq!(out.output, "hi\nkilled by signal SIGKILL\n");
+    }
+
+    #[tokio::test]
+    async fn timeout_terminates_group() {
+        let out = ProcessRunner
+            .run(spec(
+                "/bin/sh",
+                &["-c", "echo begin; sleep 1000"],
+                Duration::from_millis(300),
+            ))
+            .await;
+        assert!(out.timed_out);
+        assert_eq!(out.exit_code, None);
+        assert!(out.output.starts_with("begin\n"), "{}", out.output);
+        assert!(
+            out.output.ends_with("timed out after 0.3 s\n"),
+            "{}",
+            out.output
+        );
+        assert!(out.finished_at.duration_since(out.started_at).unwrap() < Duration::from_secs(20));
     }
 }
