@@ -157,16 +157,28 @@ async fn bad_signatures_get_401_and_do_not_wake() {
     let stale = NOW - 301;
     let cases: Vec<(&str, Option<String>)> = vec![
         ("unsigned", None),
-        ("wrong secret", Some(format!("t={NOW},v1={}", sign(b"other", NOW, b"{}")))),
-        ("other body", Some(format!("t={NOW},v1={}", sign(b"s3cret", NOW, b"{ }")))),
-        ("stale", Some(format!("t={stale},v1={}", sign(b"s3cret", stale, b"{}")))),
+        (
+            "wrong secret",
+            Some(format!("t={NOW},v1={}", sign(b"other", NOW, b"{}"))),
+        ),
+        (
+            "other body",
+            Some(format!("t={NOW},v1={}", sign(b"s3cret", NOW, b"{ }"))),
+        ),
+        (
+            "stale",
+            Some(format!("t={stale},v1={}", sign(b"s3cret", stale, b"{}"))),
+        ),
         ("malformed", Some(format!("v1={VECTOR}"))),
         ("garbage", Some("hello".to_string())),
     ];
     for (n, (what, sig)) in cases.iter().enumerate() {
         let resp = exchange(s.addr, &post("/v1/wake", sig.as_deref(), b"{}")).await;
         assert_eq!(status(&resp), 401, "{what}: {resp}");
-        assert!(!resp.contains("s3cret"), "{what}: the answer must not carry the secret");
+        assert!(
+            !resp.contains("s3cret"),
+            "{what}: the answer must not carry the secret"
+        );
         assert_eq!(s.counts(), (0, n as u64 + 1), "{what}");
     }
     assert!(!s.woken().await, "a refused push must not wake anything");
@@ -255,7 +267,10 @@ async fn wakes_coalesce_into_one_permit() {
     }
     assert_eq!(s.counts(), (5, 0));
     assert!(s.woken().await, "the first wait sees the stored wake");
-    assert!(!s.woken().await, "five wakes while nobody listened are one more poll, not five");
+    assert!(
+        !s.woken().await,
+        "five wakes while nobody listened are one more poll, not five"
+    );
 }
 
 #[tokio::test]
@@ -293,7 +308,10 @@ async fn connections_beyond_64_are_dropped() {
             assert_eq!(status(&resp), 202, "{resp}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "slots never came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots never came back"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -181,8 +181,12 @@ pub async fn serve(
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             match tokio::time::timeout(REQUEST_TIMEOUT, conn).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "push connection ended with an error"),
-                Err(_) => tracing::info!(%peer, "push request not completed within 10 seconds; connection closed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "push connection ended with an error")
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "push request not completed within 10 seconds; connection closed")
+                }
             }
             drop(permit);
         });
@@ -313,8 +317,14 @@ mod tests {
 
     #[test]
     fn missing_and_malformed_headers() {
-        assert_eq!(verify_signature(None, b"", b"k", NOW), Err(PushError::Missing));
-        assert_eq!(verify_signature(Some("  "), b"", b"k", NOW), Err(PushError::Missing));
+        assert_eq!(
+            verify_signature(None, b"", b"k", NOW),
+            Err(PushError::Missing)
+        );
+        assert_eq!(
+            verify_signature(Some("  "), b"", b"k", NOW),
+            Err(PushError::Missing)
+        );
         let sig = sign(b"k", NOW, b"");
         for h in [
             format!("v1={sig}"),

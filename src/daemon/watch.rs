@@ -41,7 +41,9 @@ impl FileWatch {
 
 impl std::fmt::Debug for FileWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileWatch").field("dirs", &self.dirs).finish()
+        f.debug_struct("FileWatch")
+            .field("dirs", &self.dirs)
+            .finish()
     }
 }
 
@@ -191,7 +193,10 @@ mod tests {
         assert!(matches(&t, &files, &other).is_empty());
         let elsewhere = ev(EventKind::Create(CreateKind::File), &["/etc/y/panel.ini"]);
         assert!(matches(&t, &files, &elsewhere).is_empty());
-        let open = ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), &["/etc/x/panel.ini"]);
+        let open = ev(
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            &["/etc/x/panel.ini"],
+        );
         assert!(matches(&t, &files, &open).is_empty());
     }
 
@@ -229,6 +234,9 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let err = watch(vec![PathBuf::from("/nonexistent-dir-xyz/panel.ini")], tx).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("cannot watch /nonexistent-dir-xyz: "), "{msg}");
+        assert!(
+            msg.starts_with("cannot watch /nonexistent-dir-xyz: "),
+            "{msg}"
+        );
     }
 }
