@@ -8,6 +8,7 @@ pub mod central;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod fsutil;
 pub mod journal;

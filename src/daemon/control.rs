@@ -1,0 +1,402 @@
+//! The local control socket (contract 8): `status`, `poll-now` and `sync` talk to the
+//! running daemon through it.
+//!
+//! Protocol: newline-delimited JSON over a unix stream socket; one request line, one
+//! response line, then the server closes. The socket is mode 0600 and the server also
+//! checks the peer's uid, so only root or the daemon's own user get an answer.
+
+use std::future::Future;
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+
+use crate::BoxFuture;
+
+/// Longest request line accepted (without its newline).
+pub const MAX_REQUEST: usize = 4096;
+/// Longest response line the client reads; a status with many recent jobs stays far below.
+pub const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+/// Connections served at once; more are closed unanswered.
+pub const MAX_CONNECTIONS: usize = 16;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request line: `{"cmd":"status"}`, `{"cmd":"poll-now"}`, `{"cmd":"sync"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum ControlRequest {
+    Status,
+    PollNow,
+    Sync,
+}
+
+/// A response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlResponse {
+    pub ok: bool,
+    #[serde(default)]
+    pub body: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl ControlResponse {
+    pub fn ok(body: serde_json::Value) -> Self {
+        Self {
+            ok: true,
+            body,
+            error: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            body: serde_json::Value::Null,
+            error: Some(message.into()),
+        }
+    }
+}
+
+/// What the daemon does with a request; no timeout is put on it (a `sync` lasts as long
+/// as its jobs).
+pub type Handler = Arc<dyn Fn(ControlRequest) -> BoxFuture<'static, ControlResponse> + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No socket file, or nothing listening on it: exit status 3 in the CLI.
+    #[error("the daemon is not running (nothing answers on {})", path.display())]
+    NotRunning { path: PathBuf },
+    #[error("another daemon already answers on {}", path.display())]
+    InUse { path: PathBuf },
+    #[error("{} exists and is not a socket; refusing to replace it", path.display())]
+    NotASocket { path: PathBuf },
+    #[error("cannot create the socket directory {}: {source}", dir.display())]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind the control socket {}: {source}", path.display())]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot talk to the daemon on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the daemon did not answer on {} within {}", path.display(), humantime::format_duration(*timeout))]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error("the daemon's answer on {} is not valid: {reason}", path.display())]
+    BadResponse { path: PathBuf, reason: String },
+}
+
+/// Binds the control socket at `path`: creates its directory (0755) if missing, replaces
+/// a stale socket file nobody answers on, and makes the socket 0600.
+///
+/// Must be called inside a tokio runtime.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|source| ControlError::Dir {
+                    dir: dir.to_path_buf(),
+                    source,
+                })?;
+            // The umask may have narrowed the mode; clients of other users need to traverse.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(
+                |source| ControlError::Dir {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+            )?;
+        }
+    }
+
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(ControlError::InUse {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    tracing::info!(path = %path.display(), "removing a stale control socket");
+                    std::fs::remove_file(path).map_err(|source| ControlError::Bind {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                }
+                Err(source) => {
+                    return Err(ControlError::Bind {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(_) => {
+            return Err(ControlError::NotASocket {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ControlError::Bind {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+
+    let bind_err = |source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    // Between bind and chmod the umask's mode applies; the peer uid check covers that moment.
+    if let Err(source) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        let _ = std::fs::remove_file(path);
+        return Err(bind_err(source));
+    }
+    Ok(listener)
+}
+
+/// Serves requests on `listener` until `shutdown` completes. Connections already being
+/// answered finish in their own tasks.
+pub async fn serve(
+    listener: UnixListener,
+    handler: Handler,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let own_uid = nix::unistd::geteuid().as_raw();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!("control socket is at {MAX_CONNECTIONS} connections; closing a new one");
+            continue;
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            answer(stream, handler, own_uid).await;
+            drop(permit);
+        });
+    }
+    tracing::debug!("control socket stopped");
+}
+
+async fn answer(mut stream: UnixStream, handler: Handler, own_uid: u32) {
+    let uid = match stream.peer_cred() {
+        Ok(cred) => Some(cred.uid()),
+        Err(e) => {
+            tracing::warn!(error = %e, "control socket cannot tell who connected; refusing");
+            None
+        }
+    };
+    // The request is read even from a refused peer: closing a unix socket with unread
+    // data resets it, and the client would lose the "permission denied" answer.
+    let line = match tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await {
+        Ok(Ok(Some(line))) => Some(line),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "control connection failed while reading");
+            return;
+        }
+        Err(_) => {
+            respond(
+                &mut stream,
+                &ControlResponse::error("no request within 5 seconds"),
+            )
+            .await;
+            return;
+        }
+    };
+    let Some(uid) = uid.filter(|&u| u == 0 || u == own_uid) else {
+        if let Some(uid) = uid {
+            tracing::warn!(uid, "control socket refused a connection from another user");
+        }
+        respond(&mut stream, &ControlResponse::error("permission denied")).await;
+        return;
+    };
+    let Some(line) = line else {
+        respond(
+            &mut stream,
+            &ControlResponse::error(format!("request longer than {MAX_REQUEST} bytes")),
+        )
+        .await;
+        return;
+    };
+    let response = match serde_json::from_slice::<ControlRequest>(line.trim_ascii()) {
+        Ok(req) => {
+            tracing::debug!(?req, uid, "control request");
+            handler(req).await
+        }
+        Err(_) => ControlResponse::error("unknown request"),
+    };
+    respond(&mut stream, &response).await;
+}
+
+/// One line without its newline; `None` when it is longer than [`MAX_REQUEST`]. A client
+/// that closes its side without a newline still gets its line read.
+async fn read_line(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut reader = BufReader::new(stream).take(MAX_REQUEST as u64 + 1);
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).await?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_REQUEST {
+        return Ok(None);
+    }
+    Ok(Some(line))
+}
+
+async fn respond(stream: &mut UnixStream, response: &ControlResponse) {
+    let mut line = match serde_json::to_vec(response) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "control response could not be encoded");
+            return;
+        }
+    };
+    line.push(b'\n');
+    let write = async {
+        stream.write_all(&line).await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "control response not delivered"),
+        Err(_) => tracing::debug!("control client did not take its response within 5 seconds"),
+    }
+}
+
+/// Sends `req` to the daemon on `path` and waits up to `timeout` for the answer.
+pub async fn request(
+    path: &Path,
+    req: &ControlRequest,
+    timeout: Duration,
+) -> Result<ControlResponse, ControlError> {
+    match tokio::time::timeout(timeout, exchange(path, req)).await {
+        Ok(result) => result,
+        Err(_) => Err(ControlError::Timeout {
+            path: path.to_path_buf(),
+            timeout,
+        }),
+    }
+}
+
+async fn exchange(path: &Path, req: &ControlRequest) -> Result<ControlResponse, ControlError> {
+    let io = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = match UnixStream::connect(path).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            return Err(ControlError::NotRunning {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let mut line = serde_json::to_vec(req).map_err(|e| ControlError::BadResponse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    line.push(b'\n');
+    stream.write_all(&line).await.map_err(io)?;
+
+    let mut answer = Vec::new();
+    BufReader::new(&mut stream)
+        .take(MAX_RESPONSE as u64 + 1)
+        .read_until(b'\n', &mut answer)
+        .await
+        .map_err(io)?;
+    let bad = |reason: String| ControlError::BadResponse {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if answer.is_empty() {
+        return Err(bad("the connection closed without an answer".into()));
+    }
+    if answer.len() > MAX_RESPONSE {
+        return Err(bad(format!(
+            "the answer is longer than {MAX_RESPONSE} bytes"
+        )));
+    }
+    serde_json::from_slice(answer.trim_ascii()).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_use_kebab_case_cmd_tags() {
+        for (req, json) in [
+            (ControlRequest::Status, r#"{"cmd":"status"}"#),
+            (ControlRequest::PollNow, r#"{"cmd":"poll-now"}"#),
+            (ControlRequest::Sync, r#"{"cmd":"sync"}"#),
+        ] {
+            assert_eq!(serde_json::to_string(&req).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ControlRequest>(json).unwrap(), req);
+        }
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"cmd":"reboot"}"#).is_err());
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"cmd":"poll_now"}"#).is_err());
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let r = ControlResponse::ok(serde_json::json!({"schema_version": 1}));
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"ok":true,"body":{"schema_version":1},"error":null}"#);
+        assert_eq!(serde_json::from_str::<ControlResponse>(&s).unwrap(), r);
+        let e = ControlResponse::error("unknown request");
+        assert_eq!(
+            serde_json::from_str::<ControlResponse>(r#"{"ok":false,"error":"unknown request"}"#)
+                .unwrap(),
+            e
+        );
+    }
+
+    #[test]
+    fn errors_name_the_socket() {
+        let p = PathBuf::from("/run/plesk-reseller-agent/agent.sock");
+        let e = ControlError::NotRunning { path: p.clone() };
+        assert!(e
+            .to_string()
+            .contains("/run/plesk-reseller-agent/agent.sock"));
+        let e = ControlError::Timeout {
+            path: p,
+            timeout: Duration::from_secs(30),
+        };
+        assert!(e.to_string().ends_with("within 30s"), "{e}");
+    }
+}
