@@ -1,7 +1,6 @@
 //! The lossless panel.ini editor. PHP's INI rules (INI_SCANNER_NORMAL): `;` comments only,
 //! `[section]` headers read without trimming inside the brackets and optionally followed by a
-//! `;` comment, `key = value`, last assignment wins, case-sensitive names, several sections of
-//! one name merge. Every byte outside the managed lines is kept: comments, blank lines,
+//! `;` comment, `key = value`, last assignment wins, case-sensitive names. Every byte outside the managed lines is kept: comments, blank lines,
 //! order, spacing, CRLF or LF, a BOM, backslashes.
 //!
 //! How PHP 8.2's scanner reads a file (checked against `parse_ini_file`), as far as it matters
@@ -14,6 +13,9 @@
 //! - `key = value`: leading spaces and tabs before the key and around `=` are dropped, the key
 //!   ends at `=` (or at `[` for `key[] =` array entries); a name without `=` is ignored, so `#`
 //!   lines are names (PHP 7 dropped `#` comments), not comments;
+//! - a repeated `[extensions]` section replaces the earlier one as a whole (PHP 8.2's
+//!   `parse_ini_file` does not merge them), so the agent keeps its one assignment of each key
+//!   in the last `[extensions]` and removes the others;
 //! - a value concatenates bare text (trimmed, ended by `;`), `"double quoted"` parts (may span
 //!   lines; `\"` and `\\` are escapes; `${..}` is expanded) and `'single quoted'` parts (raw).
 
@@ -361,7 +363,21 @@ fn parse(content: &[u8]) -> Parsed<'_> {
 }
 
 impl Parsed<'_> {
-    /// For each statement: is it inside `[extensions]`?
+    /// For each statement: is it inside the last `[extensions]` section, the only one PHP
+    /// keeps (`parse_ini_file` replaces a repeated section instead of merging it)?
+    fn in_last_section(&self) -> Vec<bool> {
+        let last_header = self
+            .stmts
+            .iter()
+            .rposition(|s| matches!(&s.kind, Kind::Header(Some(n)) if n == SECTION.as_bytes()));
+        let mut inside = self.in_section();
+        for (i, v) in inside.iter_mut().enumerate() {
+            *v &= last_header.is_some_and(|h| i >= h);
+        }
+        inside
+    }
+
+    /// For each statement: is it inside any `[extensions]` section?
     fn in_section(&self) -> Vec<bool> {
         let mut inside = false;
         self.stmts
@@ -423,6 +439,7 @@ enum Action {
 pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
     let p = parse(original);
     let inside = p.in_section();
+    let in_last = p.in_last_section();
     let mut actions = vec![Action::Keep; p.stmts.len()];
     let mut additions: Vec<Vec<u8>> = Vec::new();
 
@@ -445,27 +462,30 @@ pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
             Wish::Remove => found.iter().for_each(|i| actions[*i] = Action::Delete),
             Wish::Set(v) => {
                 let in_sync = found.len() == 1
+                    && in_last[found[0]]
                     && matches!(&p.stmts[found[0]].kind,
                         Kind::Assign { offset: false, value, certain: true, .. } if value == v.as_bytes());
                 if in_sync {
                     continue;
                 }
-                match found.split_last() {
+                // The one kept must be in the last section, where PHP reads it.
+                match found.split_last().filter(|(last, _)| in_last[**last]) {
                     Some((last, rest)) => {
                         rest.iter().for_each(|i| actions[*i] = Action::Delete);
                         let mut line = assignment(key, v);
                         line.extend_from_slice(p.ending(p.stmts[*last].last));
                         actions[*last] = Action::Replace(line);
                     }
-                    None => additions.push(assignment(key, v)),
+                    None if p.open_at_eof => {}
+                    None => {
+                        found.iter().for_each(|i| actions[*i] = Action::Delete);
+                        additions.push(assignment(key, v));
+                    }
                 }
             }
         }
     }
 
-    if p.open_at_eof {
-        additions.clear();
-    }
     // Where missing keys go: after the last non-blank statement of the last [extensions].
     let insert_after = if additions.is_empty() {
         None
@@ -538,7 +558,7 @@ pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
 /// Reads the managed keys' current values.
 pub fn read_managed(content: &[u8]) -> Managed {
     let p = parse(content);
-    let inside = p.in_section();
+    let inside = p.in_last_section();
     let get = |key: &str| {
         let mut value = None;
         for (i, s) in p.stmts.iter().enumerate() {
@@ -659,6 +679,21 @@ mod tests {
             catalog_url: Wish::Leave,
         };
         assert_eq!(apply_str(s, &d), "[extensions]\nx = 1\n");
+    }
+
+    #[test]
+    fn value_in_an_earlier_repeated_section_moves_to_the_last_one() {
+        // PHP keeps only the last [extensions]: the earlier buyUrl is invisible to it.
+        let s = "[extensions]\nbuyUrl = \"https://a.example\"\n[extensions]\nblacklist = x\n";
+        assert_eq!(read_managed(s.as_bytes()), Managed::default());
+        let d = Desired {
+            buy_url: Wish::Set("https://a.example".into()),
+            catalog_url: Wish::Leave,
+        };
+        assert_eq!(
+            apply_str(s, &d),
+            "[extensions]\n[extensions]\nblacklist = x\nbuyUrl = \"https://a.example\"\n"
+        );
     }
 
     #[test]
