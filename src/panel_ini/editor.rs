@@ -181,8 +181,7 @@ fn read_value(body: &[u8], mut pos: usize, section: bool) -> ValueRead {
             out.pop();
         }
     };
-    loop {
-        let Some(&b) = body.get(pos) else { break };
+    while let Some(&b) = body.get(pos) {
         if is_eol(b) {
             break;
         }

@@ -228,7 +228,6 @@ mod tests {
         fs::write(&ini, SYNCED).unwrap();
         let old_time = filetime(&ini);
         let before = fs::metadata(&ini).unwrap();
-        // Make an unwanted rewrite visible even on filesystems with coarse timestamps.
         let r = reconcile(
             &ini,
             &want("https://a.example", "http://p.example:8080"),
