@@ -8,10 +8,20 @@
 //! each change the previous version as `state_dir/backup/panel.ini.prev`.
 //! A missing file is created with mode 0644.
 
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::editor::{Desired, Managed};
+use nix::fcntl::{Flock, FlockArg};
+
+use super::editor::{self, Desired, Managed};
+use crate::fsutil::{self, Ownership};
+
+/// Larger than any sane panel.ini; refuse instead of reading a runaway file into memory.
+const MAX_SIZE: u64 = 16 * 1024 * 1024;
+/// Mode of a panel.ini the agent creates.
+const NEW_FILE_MODE: u32 = 0o644;
 
 /// What went wrong with panel.ini; every variant names the path at fault.
 #[derive(Debug, thiserror::Error)]
@@ -38,12 +48,404 @@ pub struct Reconciled {
 }
 
 /// Brings the file at `path` to `desired`. `state_dir` holds the lock and the backups.
-pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Reconciled, PanelIniError> {
-    let _ = (desired, state_dir);
-    todo!("panel_ini::file::reconcile {}", path.display())
+///
+/// When panel.ini did not exist before the agent's first change, `panel.ini.orig` is written
+/// empty, so a restore from it gives back an (empty) file with the same meaning.
+pub fn reconcile(
+    path: &Path,
+    desired: &Desired,
+    state_dir: &Path,
+) -> Result<Reconciled, PanelIniError> {
+    let target = resolve(path).map_err(|source| PanelIniError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let _lock = lock(state_dir)?;
+
+    let read_err = |source| PanelIniError::Read {
+        path: target.clone(),
+        source,
+    };
+    let (old, meta) = match fs::metadata(&target) {
+        Ok(meta) => {
+            let bytes = fsutil::read_capped(&target, MAX_SIZE).map_err(read_err)?;
+            (bytes, Some(meta))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, None),
+        Err(e) => return Err(read_err(e)),
+    };
+    let old_bytes = old.as_deref().unwrap_or_default();
+    let new = editor::apply(old_bytes, desired);
+    // A missing file that would stay empty is not created.
+    if new == old_bytes {
+        return Ok(Reconciled {
+            path: target,
+            changed: false,
+            actual: editor::read_managed(&new),
+        });
+    }
+
+    backup(state_dir, old_bytes)?;
+    let (mode, owner) = match &meta {
+        Some(m) => (
+            m.permissions().mode() & 0o7777,
+            Ownership {
+                uid: Some(m.uid()),
+                gid: Some(m.gid()),
+            },
+        ),
+        None => (NEW_FILE_MODE, Ownership::default()),
+    };
+    fsutil::write_atomic_owned(&target, &new, mode, owner).map_err(|source| {
+        PanelIniError::Write {
+            path: target.clone(),
+            source,
+        }
+    })?;
+    Ok(Reconciled {
+        path: target,
+        changed: true,
+        actual: editor::read_managed(&new),
+    })
 }
 
 /// Reads the managed keys without changing anything (a missing file has none).
 pub fn read(path: &Path) -> Result<Managed, PanelIniError> {
-    todo!("panel_ini::file::read {}", path.display())
+    match fsutil::read_capped(path, MAX_SIZE) {
+        Ok(Some(bytes)) => Ok(editor::read_managed(&bytes)),
+        Ok(None) => Ok(Managed::default()),
+        Err(source) => Err(PanelIniError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The file to read and replace: `path` itself, or the final target of a symlink chain (also
+/// when that target does not exist yet, so a dangling link gets its file created).
+fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&current)?;
+                current = if link.is_absolute() {
+                    link
+                } else {
+                    fsutil::parent_dir(&current).join(link)
+                };
+            }
+            Ok(_) => return fs::canonicalize(&current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "too many levels of symbolic links at {}",
+        path.display()
+    )))
+}
+
+/// Creates `dir` with mode 0700 when missing (parents too), leaving an existing one as it is.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Takes the exclusive lock that serializes every read-modify-write of panel.ini; released
+/// when the returned value is dropped.
+fn lock(state_dir: &Path) -> Result<Flock<File>, PanelIniError> {
+    let dir = state_dir.join("locks");
+    let path = dir.join("panel.ini.lock");
+    let err = |source| PanelIniError::Lock {
+        path: path.clone(),
+        source,
+    };
+    private_dir(&dir).map_err(err)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(err)?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| err(io::Error::from(errno)))
+}
+
+/// Keeps the first original ever seen (`.orig`, never overwritten) and the version about to be
+/// replaced (`.prev`), both readable by root only.
+fn backup(state_dir: &Path, old: &[u8]) -> Result<(), PanelIniError> {
+    let dir = state_dir.join("backup");
+    private_dir(&dir).map_err(|source| PanelIniError::Backup {
+        path: dir.clone(),
+        source,
+    })?;
+    let orig = dir.join("panel.ini.orig");
+    let exists = fs::symlink_metadata(&orig)
+        .map(|_| true)
+        .or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|source| PanelIniError::Backup {
+            path: orig.clone(),
+            source,
+        })?;
+    if !exists {
+        fsutil::write_atomic(&orig, old, 0o600).map_err(|source| PanelIniError::Backup {
+            path: orig.clone(),
+            source,
+        })?;
+    }
+    let prev = dir.join("panel.ini.prev");
+    fsutil::write_atomic(&prev, old, 0o600)
+        .map_err(|source| PanelIniError::Backup { path: prev, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel_ini::editor::Wish;
+    use std::os::unix::fs::symlink;
+
+    fn want(buy: &str, cat: &str) -> Desired {
+        Desired {
+            buy_url: Wish::Set(buy.into()),
+            catalog_url: Wish::Set(cat.into()),
+        }
+    }
+
+    const SYNCED: &str =
+        "[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"http://p.example:8080\"\n";
+
+    #[test]
+    fn in_sync_file_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
+        fs::write(&ini, SYNCED).unwrap();
+        let old_time = filetime(&ini);
+        let before = fs::metadata(&ini).unwrap();
+        let r = reconcile(
+            &ini,
+            &want("https://a.example", "http://p.example:8080"),
+            &state,
+        )
+        .unwrap();
+        assert!(!r.changed);
+        assert_eq!(r.actual.buy_url.as_deref(), Some("https://a.example"));
+        let after = fs::metadata(&ini).unwrap();
+        assert_eq!(before.ino(), after.ino());
+        assert_eq!(old_time, filetime(&ini));
+        assert!(!state.join("backup").exists(), "no backup without a change");
+    }
+
+    fn filetime(p: &Path) -> (i64, i64) {
+        let m = fs::metadata(p).unwrap();
+        (m.mtime(), m.mtime_nsec())
+    }
+
+    #[test]
+    fn change_keeps_mode_and_owner_and_reports_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
+        fs::write(&ini, "; mine\r\n[extensions]\r\nbuyUrl = old\r\n").unwrap();
+        fs::set_permissions(&ini, fs::Permissions::from_mode(0o640)).unwrap();
+        let euid = nix::unistd::geteuid();
+        // As root, hand the file to another owner to see it kept; otherwise keep our own.
+        let (uid, gid) = if euid.is_root() {
+            (4321, 4322)
+        } else {
+            (euid.as_raw(), nix::unistd::getegid().as_raw())
+        };
+        if euid.is_root() {
+            nix::unistd::chown(&ini, Some(uid.into()), Some(gid.into())).unwrap();
+        }
+        let r = reconcile(
+            &ini,
+            &want("https://a.example", "http://p.example:8080"),
+            &state,
+        )
+        .unwrap();
+        assert!(r.changed);
+        assert_eq!(r.path, fs::canonicalize(&ini).unwrap());
+        assert_eq!(
+            r.actual,
+            Managed {
+                buy_url: Some("https://a.example".into()),
+                catalog_url: Some("http://p.example:8080".into())
+            }
+        );
+        assert_eq!(
+            fs::read_to_string(&ini).unwrap(),
+            "; mine\r\n[extensions]\r\nbuyUrl = \"https://a.example\"\r\ncatalog.url = \"http://p.example:8080\"\r\n"
+        );
+        let m = fs::metadata(&ini).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(read(&ini).unwrap(), r.actual);
+    }
+
+    #[test]
+    fn symlink_is_kept_and_its_target_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        fs::create_dir(&real_dir).unwrap();
+        let target = real_dir.join("panel.ini");
+        fs::write(&target, "[debug]\nenabled = on\n").unwrap();
+        let link = dir.path().join("panel.ini");
+        symlink("real/panel.ini", &link).unwrap();
+        let r = reconcile(
+            &link,
+            &want("https://a.example", "https://c.example"),
+            &dir.path().join("s"),
+        )
+        .unwrap();
+        assert!(r.changed);
+        assert_eq!(r.path, fs::canonicalize(&target).unwrap());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs::read_to_string(&target).unwrap(),
+            "[debug]\nenabled = on\n\n[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"https://c.example\"\n"
+        );
+    }
+
+    #[test]
+    fn dangling_symlink_gets_its_target_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("panel.ini");
+        symlink(dir.path().join("elsewhere.ini"), &link).unwrap();
+        let r = reconcile(
+            &link,
+            &want("https://a.example", "https://c.example"),
+            &dir.path().join("s"),
+        )
+        .unwrap();
+        assert_eq!(r.path, dir.path().join("elsewhere.ini"));
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            read(&link).unwrap().buy_url.as_deref(),
+            Some("https://a.example")
+        );
+    }
+
+    #[test]
+    fn backups_keep_first_original_and_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
+        let first = "[extensions]\nblacklist = a,b\n";
+        fs::write(&ini, first).unwrap();
+        reconcile(
+            &ini,
+            &want("https://one.example", "https://c.example"),
+            &state,
+        )
+        .unwrap();
+        let after_one = fs::read_to_string(&ini).unwrap();
+        reconcile(
+            &ini,
+            &want("https://two.example", "https://c.example"),
+            &state,
+        )
+        .unwrap();
+        let orig = state.join("backup/panel.ini.orig");
+        let prev = state.join("backup/panel.ini.prev");
+        assert_eq!(
+            fs::read_to_string(&orig).unwrap(),
+            first,
+            ".orig is never overwritten"
+        );
+        assert_eq!(fs::read_to_string(&prev).unwrap(), after_one);
+        for p in [&orig, &prev] {
+            assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        for d in ["backup", "locks"] {
+            assert_eq!(
+                fs::metadata(state.join(d)).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_is_created_0644_and_orig_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
+        assert_eq!(read(&ini).unwrap(), Managed::default());
+        let leave = Desired {
+            buy_url: Wish::Leave,
+            catalog_url: Wish::Remove,
+        };
+        assert!(!reconcile(&ini, &leave, &state).unwrap().changed);
+        assert!(!ini.exists(), "nothing to write, nothing created");
+        let r = reconcile(
+            &ini,
+            &want("https://a.example", "https://c.example"),
+            &state,
+        )
+        .unwrap();
+        assert!(r.changed);
+        assert_eq!(
+            fs::metadata(&ini).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        assert_eq!(fs::read(state.join("backup/panel.ini.orig")).unwrap(), b"");
+    }
+
+    #[test]
+    fn unreadable_path_error_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("panel.ini");
+        fs::create_dir(&ini).unwrap();
+        let err = reconcile(
+            &ini,
+            &want("https://a.example", "https://c.example"),
+            &dir.path().join("s"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(&*ini.to_string_lossy()), "{err}");
+    }
+
+    #[test]
+    fn concurrent_reconciles_never_lose_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
+        let base = "; keep\n[extensions]\nblacklist = x\n[debug]\nlevel = 3\n";
+        fs::write(&ini, base).unwrap();
+        let threads: Vec<_> = ["https://one.example", "https://two.example"]
+            .into_iter()
+            .map(|url| {
+                let (ini, state) = (ini.clone(), state.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        reconcile(&ini, &want(url, "https://c.example"), &state).unwrap();
+                        let text = fs::read_to_string(&ini).unwrap();
+                        assert_eq!(text.matches("buyUrl").count(), 1, "{text}");
+                        assert!(
+                            text.starts_with("; keep\n[extensions]\nblacklist = x\n"),
+                            "{text}"
+                        );
+                        assert!(text.ends_with("[debug]\nlevel = 3\n"), "{text}");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
