@@ -98,6 +98,32 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
+/// An exclusive `flock` held for as long as the value lives.
+pub struct FileLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// Takes an exclusive lock on `path` (created 0600) without waiting: `Ok(None)` when another
+/// process holds it. `note` is written into the file (e.g. the holder's pid) for people.
+pub fn try_lock(path: &Path, note: &str) -> io::Result<Option<FileLock>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            let _ = lock.set_len(0);
+            let _ = (&*lock).write_all(note.as_bytes());
+            Ok(Some(FileLock { _lock: lock }))
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(io::Error::from(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,31 +151,5 @@ mod tests {
         assert!(read_capped(&p, 10).is_err());
         assert_eq!(read_capped(&p, 11).unwrap().unwrap().len(), 11);
         assert!(read_capped(&dir.path().join("none"), 10).unwrap().is_none());
-    }
-}
-
-/// An exclusive `flock` held for as long as the value lives.
-pub struct FileLock {
-    _lock: nix::fcntl::Flock<File>,
-}
-
-/// Takes an exclusive lock on `path` (created 0600) without waiting: `Ok(None)` when another
-/// process holds it. `note` is written into the file (e.g. the holder's pid) for people.
-pub fn try_lock(path: &Path, note: &str) -> io::Result<Option<FileLock>> {
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => {
-            let _ = lock.set_len(0);
-            let _ = (&*lock).write_all(note.as_bytes());
-            Ok(Some(FileLock { _lock: lock }))
-        }
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(io::Error::from(e)),
     }
 }
