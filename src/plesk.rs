@@ -61,18 +61,13 @@ impl Plesk {
                 finished_at: now,
             };
         }
-        let out = self
-            .run(&["bin", "license", "-i", activation_code], self.timeout)
-            .await;
+        let out = self.run(&["bin", "license", "-i", activation_code], self.timeout).await;
         mask_output(out)
     }
 
     /// `<command> bin license --retrieve`.
     pub async fn retrieve_keys(&self) -> CommandOutput {
-        mask_output(
-            self.run(&["bin", "license", "--retrieve"], self.timeout)
-                .await,
-        )
+        mask_output(self.run(&["bin", "license", "--retrieve"], self.timeout).await)
     }
 
     /// The main key number from `bin keyinfo --list`, normalised; `Ok(None)` when Plesk has none.
@@ -219,10 +214,7 @@ pub fn normalize_key_number(raw: &str) -> Option<String> {
     if all_zero(number) && all_zero(version) {
         return None;
     }
-    Some(format!(
-        "{}.{number}.{version}",
-        prefix.to_ascii_uppercase()
-    ))
+    Some(format!("{}.{number}.{version}", prefix.to_ascii_uppercase()))
 }
 
 /// The last token of the line starting `Product version`.
@@ -309,10 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn install_key_masks_the_code_in_output() {
-        let runner = Canned::new(
-            Some(1),
-            &format!("Unable to install key {CODE}: invalid code\n"),
-        );
+        let runner = Canned::new(Some(1), &format!("Unable to install key {CODE}: invalid code\n"));
         let out = plesk(runner).install_key(CODE).await;
         assert_eq!(out.exit_code, Some(1));
         assert_eq!(
@@ -327,10 +316,7 @@ mod tests {
         for bad in ["--retrieve", "", "a00000-k6qk03-ksg046", "AAAA-BBBB"] {
             let out = plesk(runner.clone()).install_key(bad).await;
             assert!(!out.success());
-            assert!(out
-                .spawn_error
-                .unwrap()
-                .contains("not a well-formed activation code"));
+            assert!(out.spawn_error.unwrap().contains("not a well-formed activation code"));
         }
         assert!(runner.argv().is_empty());
     }
@@ -346,10 +332,7 @@ mod tests {
             runner.argv(),
             vec![vec!["/usr/sbin/plesk", "bin", "license", "--retrieve"]]
         );
-        assert_eq!(
-            runner.calls.lock().unwrap()[0].kill_grace,
-            Duration::from_secs(3)
-        );
+        assert_eq!(runner.calls.lock().unwrap()[0].kill_grace, Duration::from_secs(3));
     }
 
     #[tokio::test]
@@ -360,10 +343,7 @@ mod tests {
         );
         let key = plesk(runner.clone()).key_number().await.unwrap();
         assert_eq!(key.as_deref(), Some("PLSK.11138502.0006"));
-        assert_eq!(
-            runner.argv(),
-            vec![vec!["/usr/sbin/plesk", "bin", "keyinfo", "--list"]]
-        );
+        assert_eq!(runner.argv(), vec![vec!["/usr/sbin/plesk", "bin", "keyinfo", "--list"]]);
         assert_eq!(runner.calls.lock().unwrap()[0].timeout, QUERY_TIMEOUT);
     }
 
@@ -376,11 +356,7 @@ mod tests {
             "plesk_key_id: something-else\n",
         ] {
             let runner = Canned::new(Some(0), output);
-            assert_eq!(
-                plesk(runner).key_number().await.unwrap(),
-                None,
-                "{output:?}"
-            );
+            assert_eq!(plesk(runner).key_number().await.unwrap(), None, "{output:?}");
         }
     }
 
@@ -428,15 +404,9 @@ mod tests {
     #[test]
     fn parse_keyinfo_finds_the_key_line() {
         assert_eq!(parse_keyinfo("a: b\nplesk_key_id: PLSK1\n"), Some("PLSK1"));
-        assert_eq!(
-            parse_keyinfo("  plesk_key_id :  PLSK1  \r\n"),
-            Some("PLSK1")
-        );
+        assert_eq!(parse_keyinfo("  plesk_key_id :  PLSK1  \r\n"), Some("PLSK1"));
         assert_eq!(parse_keyinfo("plesk_key_id:0"), Some("0"));
-        assert_eq!(
-            parse_keyinfo("plesk_key_id_old: X\nplesk_key_id: Y"),
-            Some("Y")
-        );
+        assert_eq!(parse_keyinfo("plesk_key_id_old: X\nplesk_key_id: Y"), Some("Y"));
         assert_eq!(parse_keyinfo("plesk_key_id:\n"), None);
         assert_eq!(parse_keyinfo("my_plesk_key_id: X\n"), None);
         assert_eq!(parse_keyinfo(""), None);
@@ -469,10 +439,7 @@ mod tests {
             parse_version("Product version: Plesk Obsidian 18.0.64.1\n"),
             Some("18.0.64.1")
         );
-        assert_eq!(
-            parse_version("x\n  Product version: 18.0.60 \n"),
-            Some("18.0.60")
-        );
+        assert_eq!(parse_version("x\n  Product version: 18.0.60 \n"), Some("18.0.60"));
         assert_eq!(parse_version("Product version:\n"), None);
         assert_eq!(parse_version("OS version: Ubuntu 22.04\n"), None);
     }

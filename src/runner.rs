@@ -107,11 +107,7 @@ impl Tail {
     fn into_string(self) -> String {
         let bytes: Vec<u8> = self.buf.into();
         // At most 3 continuation bytes can belong to a character whose start was cut off.
-        let skip = bytes
-            .iter()
-            .take(3)
-            .take_while(|b| (**b & 0xC0) == 0x80)
-            .count();
+        let skip = bytes.iter().take(3).take_while(|b| (**b & 0xC0) == 0x80).count();
         String::from_utf8_lossy(&bytes[skip..]).into_owned()
     }
 }
@@ -275,20 +271,14 @@ async fn run_process(spec: CommandSpec) -> CommandOutput {
         }
     }
 
-    let exit_code = if timed_out {
-        None
-    } else {
-        status.and_then(|s| s.code())
-    };
+    let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
     let note = if timed_out {
         Some(format!("timed out after {}", seconds(spec.timeout)))
     } else {
-        status
-            .and_then(|s| s.signal())
-            .map(|sig| match Signal::try_from(sig) {
-                Ok(s) => format!("killed by signal {s}"),
-                Err(_) => format!("killed by signal {sig}"),
-            })
+        status.and_then(|s| s.signal()).map(|sig| match Signal::try_from(sig) {
+            Ok(s) => format!("killed by signal {s}"),
+            Err(_) => format!("killed by signal {sig}"),
+        })
     };
     if let Some(note) = note {
         let needs_newline = tail.buf.back().is_some_and(|b| *b != b'\n');
@@ -353,11 +343,7 @@ mod tests {
         let out = ProcessRunner
             .run(spec(
                 "/bin/sh",
-                &[
-                    "-c",
-                    "echo one; echo two >&2; echo three; exit 3",
-                    "$(not-expanded)",
-                ],
+                &["-c", "echo one; echo two >&2; echo three; exit 3", "$(not-expanded)"],
                 Duration::from_secs(30),
             ))
             .await;
@@ -371,11 +357,7 @@ mod tests {
     #[tokio::test]
     async fn argument_is_passed_verbatim() {
         let out = ProcessRunner
-            .run(spec(
-                "/bin/echo",
-                &["a b", "$HOME", ";", "*"],
-                Duration::from_secs(30),
-            ))
+            .run(spec("/bin/echo", &["a b", "$HOME", ";", "*"], Duration::from_secs(30)))
             .await;
         assert!(out.success(), "{out:?}");
         assert_eq!(out.output, "a b $HOME ; *\n");
@@ -384,11 +366,7 @@ mod tests {
     #[tokio::test]
     async fn missing_program_is_a_spawn_error() {
         let out = ProcessRunner
-            .run(spec(
-                "/nonexistent/plesk",
-                &["version"],
-                Duration::from_secs(5),
-            ))
+            .run(spec("/nonexistent/plesk", &["version"], Duration::from_secs(5)))
             .await;
         assert_eq!(out.exit_code, None);
         assert_eq!(
@@ -400,9 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn stdin_is_empty() {
-        let out = ProcessRunner
-            .run(spec("/bin/cat", &[], Duration::from_secs(5)))
-            .await;
+        let out = ProcessRunner.run(spec("/bin/cat", &[], Duration::from_secs(5))).await;
         assert!(out.success(), "{out:?}");
         assert_eq!(out.output, "");
     }
@@ -410,11 +386,7 @@ mod tests {
     #[tokio::test]
     async fn killed_by_signal_has_no_exit_code() {
         let out = ProcessRunner
-            .run(spec(
-                "/bin/sh",
-                &["-c", "echo hi; kill -9 $$"],
-                Duration::from_secs(30),
-            ))
+            .run(spec("/bin/sh", &["-c", "echo hi; kill -9 $$"], Duration::from_secs(30)))
             .await;
         assert_eq!(out.exit_code, None);
         assert!(!out.timed_out);
@@ -433,11 +405,7 @@ mod tests {
         assert!(out.timed_out);
         assert_eq!(out.exit_code, None);
         assert!(out.output.starts_with("begin\n"), "{}", out.output);
-        assert!(
-            out.output.ends_with("timed out after 0.3 s\n"),
-            "{}",
-            out.output
-        );
+        assert!(out.output.ends_with("timed out after 0.3 s\n"), "{}", out.output);
         assert!(out.finished_at.duration_since(out.started_at).unwrap() < Duration::from_secs(20));
     }
 }

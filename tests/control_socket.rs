@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use plesk_reseller_agent::daemon::control::{
-    self, ControlError, ControlRequest, ControlResponse, Handler,
-};
+use plesk_reseller_agent::daemon::control::{self, ControlError, ControlRequest, ControlResponse, Handler};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -46,13 +44,9 @@ async fn start() -> Daemon {
     let listener = control::bind(&path).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(control::serve(
-        listener,
-        handler(calls.clone()),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let task = tokio::spawn(control::serve(listener, handler(calls.clone()), async move {
+        let _ = stopped.await;
+    }));
     Daemon {
         path,
         calls,
@@ -89,31 +83,22 @@ async fn socket_and_created_directory_have_the_right_modes() {
 #[tokio::test]
 async fn requests_get_the_handlers_answers() {
     let d = start().await;
-    let r = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
     assert_eq!(r.body["schema_version"], 1);
     assert_eq!(r.body["daemon"]["running"], true);
 
-    let r = control::request(&d.path, &ControlRequest::PollNow, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::PollNow, T).await.unwrap();
     assert_eq!((r.ok, r.body), (true, json!("poll started")));
 
-    let r = control::request(&d.path, &ControlRequest::Sync, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Sync, T).await.unwrap();
     assert!(!r.ok);
     assert_eq!(r.error.as_deref(), Some("sync failed: central unreachable"));
     assert_eq!(d.calls.load(Ordering::SeqCst), 3);
 
     // The wire format is one JSON line each way.
     let reply = raw(&d.path, b"{\"cmd\":\"poll-now\"}\n").await;
-    assert_eq!(
-        reply,
-        "{\"ok\":true,\"body\":\"poll started\",\"error\":null}\n"
-    );
+    assert_eq!(reply, "{\"ok\":true,\"body\":\"poll started\",\"error\":null}\n");
 }
 
 #[tokio::test]
@@ -124,9 +109,7 @@ async fn a_second_bind_while_serving_is_refused() {
         other => panic!("expected InUse, got {other:?}"),
     }
     // And the first one still answers.
-    let r = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
 }
 
@@ -138,14 +121,8 @@ async fn a_stale_socket_file_is_replaced() {
     assert!(path.exists(), "dropping a listener leaves its file behind");
     let listener = control::bind(&path).expect("a socket nobody answers on is stale");
     let calls = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(control::serve(
-        listener,
-        handler(calls),
-        std::future::pending(),
-    ));
-    let r = control::request(&path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    tokio::spawn(control::serve(listener, handler(calls), std::future::pending()));
+    let r = control::request(&path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
 }
 
@@ -202,11 +179,7 @@ async fn garbage_and_unknown_commands_get_ok_false() {
         assert!(!r.ok, "{reply}");
         assert_eq!(r.error.as_deref(), Some("unknown request"));
     }
-    assert_eq!(
-        d.calls.load(Ordering::SeqCst),
-        0,
-        "the handler never saw them"
-    );
+    assert_eq!(d.calls.load(Ordering::SeqCst), 0, "the handler never saw them");
 }
 
 #[tokio::test]
@@ -221,9 +194,7 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
         assert!(!r.ok, "{reply}");
     }
     assert_eq!(d.calls.load(Ordering::SeqCst), 0);
-    let r = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
 }
 
@@ -231,9 +202,7 @@ async fn an_oversized_request_is_refused_and_the_server_keeps_serving() {
 async fn a_silent_client_does_not_block_others() {
     let d = start().await;
     let _silent = UnixStream::connect(&d.path).await.unwrap();
-    let r = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
 }
 
@@ -245,9 +214,7 @@ async fn shutdown_stops_the_server() {
         .await
         .expect("serve must return after shutdown")
         .unwrap();
-    let err = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap_err();
+    let err = control::request(&d.path, &ControlRequest::Status, T).await.unwrap_err();
     assert!(matches!(err, ControlError::NotRunning { .. }), "{err}");
 }
 
@@ -299,10 +266,7 @@ async fn other_users_get_no_status() {
     }
     let d = start().await;
     // Let uid 65534 reach the socket file itself, so only its mode stands in the way.
-    for dir in [
-        d.path.parent().unwrap(),
-        d.path.parent().unwrap().parent().unwrap(),
-    ] {
+    for dir in [d.path.parent().unwrap(), d.path.parent().unwrap().parent().unwrap()] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let Some(out) = tokio::task::spawn_blocking({
@@ -325,15 +289,10 @@ async fn other_users_get_no_status() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(
-        out,
-        r#"reply {"ok":false,"body":null,"error":"permission denied"}"#
-    );
+    assert_eq!(out, r#"reply {"ok":false,"body":null,"error":"permission denied"}"#);
     assert_eq!(d.calls.load(Ordering::SeqCst), 0, "the handler never ran");
 
     // Root itself is still served.
-    let r = control::request(&d.path, &ControlRequest::Status, T)
-        .await
-        .unwrap();
+    let r = control::request(&d.path, &ControlRequest::Status, T).await.unwrap();
     assert!(r.ok);
 }

@@ -147,14 +147,10 @@ fn remove_and_leave_touch_nothing_else() {
 
 #[test]
 fn in_sync_file_is_returned_byte_for_byte() {
-    let input =
-        format!("[extensions]\r\n  buyUrl   =   \"{BUY}\"   ; ours\r\ncatalog.url={CAT}\r\n");
+    let input = format!("[extensions]\r\n  buyUrl   =   \"{BUY}\"   ; ours\r\ncatalog.url={CAT}\r\n");
     assert_eq!(apply(input.as_bytes(), &both()), input.as_bytes());
     let m = read_managed(input.as_bytes());
-    assert_eq!(
-        (m.buy_url.as_deref(), m.catalog_url.as_deref()),
-        (Some(BUY), Some(CAT))
-    );
+    assert_eq!((m.buy_url.as_deref(), m.catalog_url.as_deref()), (Some(BUY), Some(CAT)));
 }
 
 #[test]

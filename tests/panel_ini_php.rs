@@ -20,10 +20,7 @@ const URLS: &[&str] = &[
 ];
 
 fn php_available() -> bool {
-    let found = Command::new("php")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new("php").arg("-v").output().is_ok_and(|o| o.status.success());
     if !found && std::env::var("SKIP_PHP_ORACLE").as_deref() != Ok("1") {
         panic!("`php` (php-cli) is not installed: the PHP oracle test needs it; set SKIP_PHP_ORACLE=1 to skip");
     }
@@ -70,8 +67,7 @@ fn oracle(input: &[u8], d: &Desired) -> bool {
     let output = apply(input, d);
     std::fs::write(&path, &output).unwrap();
     let shown = String::from_utf8_lossy(&output).into_owned();
-    let mut after =
-        php_parse(&path).unwrap_or_else(|| panic!("PHP cannot read the output:\n{shown}"));
+    let mut after = php_parse(&path).unwrap_or_else(|| panic!("PHP cannot read the output:\n{shown}"));
 
     let mut before_rest = before.clone();
     for (key, wish) in [("buyUrl", &d.buy_url), ("catalog.url", &d.catalog_url)] {
@@ -89,9 +85,7 @@ fn oracle(input: &[u8], d: &Desired) -> bool {
         }
     }
     // The appended section is the only new one, and it holds only managed keys.
-    if !before_rest.contains_key("extensions")
-        && after.get("extensions") == Some(&Value::Object(Map::new()))
-    {
+    if !before_rest.contains_key("extensions") && after.get("extensions") == Some(&Value::Object(Map::new())) {
         after.remove("extensions");
     }
     assert_eq!(after, before_rest, "everything else as before, in\n{shown}");

@@ -142,10 +142,7 @@ fn reparse(content: &[u8]) -> (bool, Vec<L>) {
             if let Some(rest) = text.strip_prefix('[') {
                 let (name, after) = rest.split_once(']').unwrap();
                 let after = after.trim_start_matches([' ', '\t']);
-                assert!(
-                    after.is_empty() || after.starts_with(';'),
-                    "generator made {text:?}"
-                );
+                assert!(after.is_empty() || after.starts_with(';'), "generator made {text:?}");
                 in_ext = name == "extensions";
             } else if let Some((k, v)) = text.split_once('=') {
                 let k = k.trim_matches([' ', '\t']);
@@ -154,20 +151,11 @@ fn reparse(content: &[u8]) -> (bool, Vec<L>) {
                     let v = v.trim_start_matches([' ', '\t']);
                     value = Some(match v.strip_prefix('"') {
                         Some(q) => q.split('"').next().unwrap().to_string(),
-                        None => v
-                            .split(';')
-                            .next()
-                            .unwrap()
-                            .trim_end_matches([' ', '\t'])
-                            .to_string(),
+                        None => v.split(';').next().unwrap().trim_end_matches([' ', '\t']).to_string(),
                     });
                 }
             }
-            L {
-                bytes,
-                managed,
-                value,
-            }
+            L { bytes, managed, value }
         })
         .collect();
     (bom, lines)
@@ -203,11 +191,7 @@ fn keep_rest_exactly(before: &[u8], after: &[u8]) -> Result<(), TestCaseError> {
         );
         if oa.len() > ob.len() {
             let blank = oa.pop().unwrap();
-            prop_assert!(
-                blank == b"\n" || blank == b"\r\n" || blank == b"\r",
-                "{:?}",
-                blank
-            );
+            prop_assert!(blank == b"\n" || blank == b"\r\n" || blank == b"\r", "{:?}", blank);
         }
     }
     prop_assert_eq!(ob.len(), oa.len(), "same number of untouched lines");
@@ -287,11 +271,7 @@ fn check(before: &[u8], d: &Desired) -> Result<(), TestCaseError> {
             }
         }
     }
-    prop_assert_eq!(
-        apply(&after, d),
-        after.clone(),
-        "second apply changes nothing"
-    );
+    prop_assert_eq!(apply(&after, d), after.clone(), "second apply changes nothing");
     Ok(())
 }
 
@@ -318,7 +298,8 @@ proptest! {
 
 #[test]
 fn duplicates_across_two_sections_leave_exactly_one() {
-    let before = b"[extensions]\nbuyUrl = \"https://a.example\"\n[debug]\nx = 1\n[extensions]\nbuyUrl = \"https://b.example\"\n";
+    let before =
+        b"[extensions]\nbuyUrl = \"https://a.example\"\n[debug]\nx = 1\n[extensions]\nbuyUrl = \"https://b.example\"\n";
     let d = Desired {
         buy_url: Wish::Set("https://shop.example.com".into()),
         catalog_url: Wish::Leave,

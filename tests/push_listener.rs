@@ -165,20 +165,14 @@ async fn bad_signatures_get_401_and_do_not_wake() {
             "other body",
             Some(format!("t={NOW},v1={}", sign(b"s3cret", NOW, b"{ }"))),
         ),
-        (
-            "stale",
-            Some(format!("t={stale},v1={}", sign(b"s3cret", stale, b"{}"))),
-        ),
+        ("stale", Some(format!("t={stale},v1={}", sign(b"s3cret", stale, b"{}")))),
         ("malformed", Some(format!("v1={VECTOR}"))),
         ("garbage", Some("hello".to_string())),
     ];
     for (n, (what, sig)) in cases.iter().enumerate() {
         let resp = exchange(s.addr, &post("/v1/wake", sig.as_deref(), b"{}")).await;
         assert_eq!(status(&resp), 401, "{what}: {resp}");
-        assert!(
-            !resp.contains("s3cret"),
-            "{what}: the answer must not carry the secret"
-        );
+        assert!(!resp.contains("s3cret"), "{what}: the answer must not carry the secret");
         assert_eq!(s.counts(), (0, n as u64 + 1), "{what}");
     }
     assert!(!s.woken().await, "a refused push must not wake anything");
@@ -193,10 +187,7 @@ async fn wrong_method_and_path() {
     )
     .await;
     assert_eq!(status(&resp), 405, "{resp}");
-    assert!(
-        resp.to_ascii_lowercase().contains("\r\nallow: post\r\n"),
-        "{resp}"
-    );
+    assert!(resp.to_ascii_lowercase().contains("\r\nallow: post\r\n"), "{resp}");
 
     let sig = format!("t={NOW},v1={VECTOR}");
     let resp = exchange(s.addr, &post("/other", Some(&sig), b"{}")).await;
@@ -227,10 +218,9 @@ async fn chunked_body_over_64k_is_refused() {
     let s = start().await;
     let body = vec![b'x'; 65 * 1024];
     let sig = format!("t={NOW},v1={}", sign(b"s3cret", NOW, &body));
-    let mut request = format!(
-        "POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n"
-    )
-    .into_bytes();
+    let mut request =
+        format!("POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n")
+            .into_bytes();
     for chunk in body.chunks(4096) {
         request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         request.extend_from_slice(chunk);
@@ -245,10 +235,9 @@ async fn chunked_body_over_64k_is_refused() {
     // Exactly 64 KiB, chunked, is still fine.
     let body = vec![b'y'; 64 * 1024];
     let sig = format!("t={NOW},v1={}", sign(b"s3cret", NOW, &body));
-    let mut request = format!(
-        "POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n"
-    )
-    .into_bytes();
+    let mut request =
+        format!("POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n")
+            .into_bytes();
     request.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
     request.extend_from_slice(&body);
     request.extend_from_slice(b"\r\n0\r\n\r\n");
@@ -308,10 +297,7 @@ async fn connections_beyond_64_are_dropped() {
             assert_eq!(status(&resp), 202, "{resp}");
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "slots never came back"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "slots never came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -60,9 +60,7 @@ fn wait_until_dead(pid: i32) -> bool {
             Err(Errno::ESRCH) => return true,
             _ => {
                 let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let state = stat
-                    .rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.chars().next());
+                let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
                 if matches!(state, None | Some('Z') | Some('X')) {
                     return true;
                 }
@@ -81,18 +79,11 @@ async fn install_key_passes_exact_argv_and_changes_key_number() {
     s.set("new_key_id", "PLSK123456780001\n");
     let plesk = s.plesk(secs(60), secs(5));
 
-    assert_eq!(
-        plesk.key_number().await.unwrap(),
-        None,
-        "trial key counts as none"
-    );
+    assert_eq!(plesk.key_number().await.unwrap(), None, "trial key counts as none");
     let out = plesk.install_key(CODE).await;
     assert!(out.success(), "{out:?}");
     assert!(out.output.contains("PLSK.12345678.0001"), "{}", out.output);
-    assert_eq!(
-        plesk.key_number().await.unwrap().as_deref(),
-        Some("PLSK.12345678.0001")
-    );
+    assert_eq!(plesk.key_number().await.unwrap().as_deref(), Some("PLSK.12345678.0001"));
 
     assert_eq!(
         s.read("calls.log"),
@@ -129,24 +120,14 @@ async fn retrieve_lists_main_and_attached_keys() {
 #[tokio::test]
 async fn failing_command_keeps_exit_code_and_stderr() {
     let s = StandIn::new();
-    s.set(
-        "fail",
-        "Error: the key server refused the activation code.\n",
-    );
+    s.set("fail", "Error: the key server refused the activation code.\n");
     s.set("fail_code", "4");
     let out = s.plesk(secs(60), secs(5)).install_key(CODE).await;
     assert_eq!(out.exit_code, Some(4));
     assert!(!out.timed_out);
     assert!(!out.success());
-    assert_eq!(
-        out.output,
-        "Error: the key server refused the activation code.\n"
-    );
-    assert_eq!(
-        s.read("key_id"),
-        "",
-        "a failed install leaves the key alone"
-    );
+    assert_eq!(out.output, "Error: the key server refused the activation code.\n");
+    assert_eq!(s.read("key_id"), "", "a failed install leaves the key alone");
 }
 
 #[tokio::test]
@@ -172,17 +153,9 @@ async fn hanging_command_times_out() {
     let out = s.plesk(secs(1), secs(1)).install_key(CODE).await;
     assert!(out.timed_out, "{out:?}");
     assert_eq!(out.exit_code, None);
-    assert!(
-        out.output.ends_with("timed out after 1 s\n"),
-        "{:?}",
-        out.output
-    );
+    assert!(out.output.ends_with("timed out after 1 s\n"), "{:?}", out.output);
     assert!(start.elapsed() < secs(15), "took {:?}", start.elapsed());
-    let pid: i32 = s
-        .read("started")
-        .trim()
-        .parse()
-        .expect("stand-in wrote its pid");
+    let pid: i32 = s.read("started").trim().parse().expect("stand-in wrote its pid");
     assert!(wait_until_dead(pid), "stand-in {pid} still alive");
 }
 
@@ -196,19 +169,11 @@ async fn command_ignoring_sigterm_is_killed_after_grace() {
     let took = start.elapsed();
     assert!(out.timed_out, "{out:?}");
     assert_eq!(out.exit_code, None);
-    assert!(
-        out.output.ends_with("timed out after 1 s\n"),
-        "{:?}",
-        out.output
-    );
+    assert!(out.output.ends_with("timed out after 1 s\n"), "{:?}", out.output);
     // SIGTERM was ignored, so only the SIGKILL after the grace ended it.
     assert!(took >= Duration::from_millis(1900), "took {took:?}");
     assert!(took < secs(15), "took {took:?}");
-    let pid: i32 = s
-        .read("started")
-        .trim()
-        .parse()
-        .expect("stand-in wrote its pid");
+    let pid: i32 = s.read("started").trim().parse().expect("stand-in wrote its pid");
     assert!(wait_until_dead(pid), "stand-in {pid} still alive");
 }
 
@@ -220,17 +185,10 @@ async fn grandchild_left_behind_is_killed_and_does_not_hold_us() {
     let start = Instant::now();
     let out = s.plesk(secs(60), secs(5)).retrieve_keys().await;
     assert!(out.success(), "{out:?}");
-    assert_eq!(
-        out.output,
-        "Updating license key PLSK.12345678.0001: Done\n"
-    );
+    assert_eq!(out.output, "Updating license key PLSK.12345678.0001: Done\n");
     // The grandchild holds the output pipe; without the group kill we would wait for it.
     assert!(start.elapsed() < secs(10), "took {:?}", start.elapsed());
-    let pid: i32 = s
-        .read("grandchild.pid")
-        .trim()
-        .parse()
-        .expect("grandchild pid");
+    let pid: i32 = s.read("grandchild.pid").trim().parse().expect("grandchild pid");
     assert!(wait_until_dead(pid), "grandchild {pid} survived the run");
 }
 
@@ -243,31 +201,19 @@ async fn child_gets_a_small_environment() {
     assert!(out.is_ok(), "{out:?}");
     let env = s.read("env.log");
     assert!(!env.contains("PRA_TEST_CANARY"), "{env}");
-    let mut names: Vec<&str> = env
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, _)| k)
-        .collect();
+    let mut names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
     names.sort_unstable();
     // bash itself adds PWD, SHLVL and `_`.
-    let allowed = [
-        "HOME", "LANG", "LC_ALL", "OLDPWD", "PATH", "PWD", "SHLVL", "_",
-    ];
+    let allowed = ["HOME", "LANG", "LC_ALL", "OLDPWD", "PATH", "PWD", "SHLVL", "_"];
     for name in &names {
-        assert!(
-            allowed.contains(name),
-            "unexpected variable {name} in:\n{env}"
-        );
+        assert!(allowed.contains(name), "unexpected variable {name} in:\n{env}");
     }
     for line in [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "LC_ALL=C",
         "LANG=C",
     ] {
-        assert!(
-            env.lines().any(|l| l == line),
-            "{line} missing from:\n{env}"
-        );
+        assert!(env.lines().any(|l| l == line), "{line} missing from:\n{env}");
     }
     assert!(names.contains(&"HOME"));
 }
@@ -306,10 +252,7 @@ async fn missing_or_unexecutable_command_is_a_spawn_error() {
     assert_eq!(out.exit_code, None);
     assert_eq!(
         out.spawn_error,
-        Some(format!(
-            "cannot run {}: No such file or directory",
-            missing.display()
-        ))
+        Some(format!("cannot run {}: No such file or directory", missing.display()))
     );
     assert!(!out.success());
 

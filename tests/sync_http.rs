@@ -39,7 +39,10 @@ fn sync_sets_panel_ini_runs_both_jobs_and_delivers_masked_results() {
         sb.read_panel_ini(),
         format!("; Plesk panel.ini\n[debug]\nenabled = on\n\n[extensions]\nbuyUrl = \"{BUY}\"\ncatalog.url = \"{CATALOG}\"\n")
     );
-    assert_eq!(sb.license_calls(), vec![format!("bin license -i {CODE}"), "bin license --retrieve".to_string()]);
+    assert_eq!(
+        sb.license_calls(),
+        vec![format!("bin license -i {CODE}"), "bin license --retrieve".to_string()]
+    );
 
     let results = store.results();
     assert_eq!(results.len(), 2, "{results:?}");
@@ -51,19 +54,34 @@ fn sync_sets_panel_ini_runs_both_jobs_and_delivers_masked_results() {
         assert_eq!(r["attempts"], 1);
         for k in ["started_at", "finished_at"] {
             let t = r[k].as_str().unwrap();
-            assert!(t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{k}: {t}");
+            assert!(
+                t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+                "{k}: {t}"
+            );
         }
     }
     let out0 = results[0].1["output"].as_str().unwrap();
-    assert!(!out0.contains(CODE) && !out0.contains("K6QK03"), "unmasked code in result: {out0}");
-    assert!(results[1].1["output"].as_str().unwrap().contains("Updating license key"));
+    assert!(
+        !out0.contains(CODE) && !out0.contains("K6QK03"),
+        "unmasked code in result: {out0}"
+    );
+    assert!(results[1].1["output"]
+        .as_str()
+        .unwrap()
+        .contains("Updating license key"));
     assert!(!stderr.contains("K6QK03"), "unmasked code in logs: {stderr}");
 
     let polls: Vec<_> = store.requests().into_iter().filter(|r| r.is_poll()).collect();
     assert_eq!(polls.len(), 1);
-    assert_eq!(polls[0].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        polls[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     assert_eq!(polls[0].header("x-plesk-key-number"), Some("PLSK.12345678.0001"));
-    assert!(polls[0].header("user-agent").unwrap().starts_with("plesk-reseller-agent/"));
+    assert!(polls[0]
+        .header("user-agent")
+        .unwrap()
+        .starts_with("plesk-reseller-agent/"));
 
     let reports = store.reports();
     assert_eq!(reports.len(), 1);
@@ -127,7 +145,9 @@ fn failing_command_gives_failed_with_its_output_and_exit_code() {
 fn hanging_command_times_out_and_its_grandchild_is_gone() {
     let store = store();
     let sb = Sandbox::new(&store.url(), "", "");
-    let cfg = std::fs::read_to_string(&sb.config).unwrap().replace("timeout = 20", "timeout = 1");
+    let cfg = std::fs::read_to_string(&sb.config)
+        .unwrap()
+        .replace("timeout = 20", "timeout = 1");
     std::fs::write(&sb.config, cfg).unwrap();
     sb.plesk_switch("hang", "");
     sb.plesk_switch("grandchild", "");
@@ -138,7 +158,11 @@ fn hanging_command_times_out_and_its_grandchild_is_gone() {
     assert_eq!(r["status"], "failed");
     assert_eq!(r["exit_code"], serde_json::Value::Null);
     assert!(r["output"].as_str().unwrap().contains("timed out"), "{r}");
-    let pid: i32 = std::fs::read_to_string(sb.plesk_dir.join("grandchild.pid")).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(sb.plesk_dir.join("grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let gone = (0..40).any(|_| {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
@@ -160,7 +184,9 @@ fn oversized_and_invalid_bodies_are_refused_whole_and_leave_panel_ini_alone() {
     let before = sb.read_panel_ini();
     assert!(before.contains(BUY));
 
-    let mut big = br#"{"panel_ini":{"buy_url":"https://evil.example.com"},"jobs":[{"id":"x","type":"retrieve_keys"}],"pad":""#.to_vec();
+    let mut big =
+        br#"{"panel_ini":{"buy_url":"https://evil.example.com"},"jobs":[{"id":"x","type":"retrieve_keys"}],"pad":""#
+            .to_vec();
     big.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
     big.extend(b"\"}");
     store.set_raw_instructions(200, big);
@@ -226,7 +252,11 @@ fn killed_during_a_job_the_next_sync_finishes_it_and_delivers_one_result() {
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "30");
     store.set_instructions(json!({"jobs": [{"id": "crash-1", "type": "install_key", "activation_code": CODE}]}));
-    let mut child = sb.command(&["sync"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = sb
+        .command(&["sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started = sb.plesk_dir.join("started");
     assert!(
         (0..200).any(|_| {
@@ -239,7 +269,10 @@ fn killed_during_a_job_the_next_sync_finishes_it_and_delivers_one_result() {
     child.wait().unwrap();
     // The orphaned command is Plesk's business; stop it so it does not finish later.
     let pid = std::fs::read_to_string(&started).unwrap();
-    let _ = std::process::Command::new("kill").arg("-9").arg(format!("-{}", pid.trim())).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(format!("-{}", pid.trim()))
+        .status();
     assert!(store.results().is_empty());
 
     sb.plesk_unswitch("delay");
@@ -289,7 +322,10 @@ fn empty_string_from_the_store_removes_the_key_whatever_the_local_config_says() 
     // Without a store value, the local one applies.
     store.set_instructions(json!({"panel_ini": {"buy_url": null}}));
     assert_eq!(sb.agent(&["sync"]).status.code(), Some(0));
-    assert_eq!(sb.read_panel_ini(), "[extensions]\nblacklist = a,b\nbuyUrl = \"https://local.example.com\"\n");
+    assert_eq!(
+        sb.read_panel_ini(),
+        "[extensions]\nblacklist = a,b\nbuyUrl = \"https://local.example.com\"\n"
+    );
 }
 
 #[test]

@@ -128,9 +128,7 @@ async fn dropping_the_watch_stops_events() {
     std::fs::write(&ini, "x").unwrap();
     // The sender lived in the watcher, so the channel ends (an event already in flight
     // while the watcher's thread shut down may still come first).
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while rx.recv().await.is_some() {}
-    })
-    .await
-    .expect("channel should close once the watch is dropped");
+    tokio::time::timeout(Duration::from_secs(5), async { while rx.recv().await.is_some() {} })
+        .await
+        .expect("channel should close once the watch is dropped");
 }

@@ -118,38 +118,36 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
                     source,
                 })?;
             // The umask may have narrowed the mode; clients of other users need to traverse.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(
-                |source| ControlError::Dir {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(|source| {
+                ControlError::Dir {
                     dir: dir.to_path_buf(),
                     source,
-                },
-            )?;
+                }
+            })?;
         }
     }
 
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => {
-                    return Err(ControlError::InUse {
-                        path: path.to_path_buf(),
-                    })
-                }
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    tracing::info!(path = %path.display(), "removing a stale control socket");
-                    std::fs::remove_file(path).map_err(|source| ControlError::Bind {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-                }
-                Err(source) => {
-                    return Err(ControlError::Bind {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
+        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(ControlError::InUse {
+                    path: path.to_path_buf(),
+                })
             }
-        }
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                tracing::info!(path = %path.display(), "removing a stale control socket");
+                std::fs::remove_file(path).map_err(|source| ControlError::Bind {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+            Err(source) => {
+                return Err(ControlError::Bind {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        },
         Ok(_) => {
             return Err(ControlError::NotASocket {
                 path: path.to_path_buf(),
@@ -179,11 +177,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 
 /// Serves requests on `listener` until `shutdown` completes. Connections already being
 /// answered finish in their own tasks.
-pub async fn serve(
-    listener: UnixListener,
-    handler: Handler,
-    shutdown: impl Future<Output = ()> + Send,
-) {
+pub async fn serve(listener: UnixListener, handler: Handler, shutdown: impl Future<Output = ()> + Send) {
     let own_uid = nix::unistd::geteuid().as_raw();
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
@@ -230,11 +224,7 @@ async fn answer(mut stream: UnixStream, handler: Handler, own_uid: u32) {
             return;
         }
         Err(_) => {
-            respond(
-                &mut stream,
-                &ControlResponse::error("no request within 5 seconds"),
-            )
-            .await;
+            respond(&mut stream, &ControlResponse::error("no request within 5 seconds")).await;
             return;
         }
     };
@@ -298,11 +288,7 @@ async fn respond(stream: &mut UnixStream, response: &ControlResponse) {
 }
 
 /// Sends `req` to the daemon on `path` and waits up to `timeout` for the answer.
-pub async fn request(
-    path: &Path,
-    req: &ControlRequest,
-    timeout: Duration,
-) -> Result<ControlResponse, ControlError> {
+pub async fn request(path: &Path, req: &ControlRequest, timeout: Duration) -> Result<ControlResponse, ControlError> {
     match tokio::time::timeout(timeout, exchange(path, req)).await {
         Ok(result) => result,
         Err(_) => Err(ControlError::Timeout {
@@ -347,9 +333,7 @@ async fn exchange(path: &Path, req: &ControlRequest) -> Result<ControlResponse, 
         return Err(bad("the connection closed without an answer".into()));
     }
     if answer.len() > MAX_RESPONSE {
-        return Err(bad(format!(
-            "the answer is longer than {MAX_RESPONSE} bytes"
-        )));
+        return Err(bad(format!("the answer is longer than {MAX_RESPONSE} bytes")));
     }
     serde_json::from_slice(answer.trim_ascii()).map_err(|e| bad(e.to_string()))
 }
@@ -380,8 +364,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<ControlResponse>(&s).unwrap(), r);
         let e = ControlResponse::error("unknown request");
         assert_eq!(
-            serde_json::from_str::<ControlResponse>(r#"{"ok":false,"error":"unknown request"}"#)
-                .unwrap(),
+            serde_json::from_str::<ControlResponse>(r#"{"ok":false,"error":"unknown request"}"#).unwrap(),
             e
         );
     }
@@ -390,9 +373,7 @@ mod tests {
     fn errors_name_the_socket() {
         let p = PathBuf::from("/run/plesk-reseller-agent/agent.sock");
         let e = ControlError::NotRunning { path: p.clone() };
-        assert!(e
-            .to_string()
-            .contains("/run/plesk-reseller-agent/agent.sock"));
+        assert!(e.to_string().contains("/run/plesk-reseller-agent/agent.sock"));
         let e = ControlError::Timeout {
             path: p,
             timeout: Duration::from_secs(30),

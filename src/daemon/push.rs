@@ -56,12 +56,7 @@ pub enum PushError {
 /// Parts may come in any order; several `v1=` are allowed (key rotation) and the push is
 /// accepted if any matches; unknown parts are ignored. An empty secret accepts nothing:
 /// anyone could sign with it.
-pub fn verify_signature(
-    header: Option<&str>,
-    body: &[u8],
-    secret: &[u8],
-    now_unix: u64,
-) -> Result<(), PushError> {
+pub fn verify_signature(header: Option<&str>, body: &[u8], secret: &[u8], now_unix: u64) -> Result<(), PushError> {
     let header = match header.map(str::trim) {
         None | Some("") => return Err(PushError::Missing),
         Some(h) => h,
@@ -219,8 +214,7 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
     }
     if req.method() != Method::POST {
         let mut resp = ctx.reject(peer, StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed");
-        resp.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
+        resp.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
     let declared = req
@@ -234,10 +228,7 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
     // A non-UTF-8 header is present but unreadable: malformed, not missing.
     let header: Result<Option<String>, PushError> = match req.headers().get(SIGNATURE_HEADER) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| PushError::Malformed),
+        Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| PushError::Malformed),
     };
     // Limited also caps chunked bodies that declare no length.
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -273,10 +264,8 @@ async fn handle(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response
 fn response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -309,22 +298,13 @@ mod tests {
         let h = format!("t={NOW},v1={old},v1={good}");
         assert_eq!(verify_signature(Some(&h), b"", b"new", NOW), Ok(()));
         let h = format!("t={NOW},v1={old}");
-        assert_eq!(
-            verify_signature(Some(&h), b"", b"new", NOW),
-            Err(PushError::Mismatch)
-        );
+        assert_eq!(verify_signature(Some(&h), b"", b"new", NOW), Err(PushError::Mismatch));
     }
 
     #[test]
     fn missing_and_malformed_headers() {
-        assert_eq!(
-            verify_signature(None, b"", b"k", NOW),
-            Err(PushError::Missing)
-        );
-        assert_eq!(
-            verify_signature(Some("  "), b"", b"k", NOW),
-            Err(PushError::Missing)
-        );
+        assert_eq!(verify_signature(None, b"", b"k", NOW), Err(PushError::Missing));
+        assert_eq!(verify_signature(Some("  "), b"", b"k", NOW), Err(PushError::Missing));
         let sig = sign(b"k", NOW, b"");
         for h in [
             format!("v1={sig}"),
@@ -365,19 +345,10 @@ mod tests {
     fn signature_covers_timestamp_and_body() {
         let sig = sign(b"k", NOW, b"body");
         let h = format!("t={},v1={sig}", NOW + 1);
-        assert_eq!(
-            verify_signature(Some(&h), b"body", b"k", NOW),
-            Err(PushError::Mismatch)
-        );
+        assert_eq!(verify_signature(Some(&h), b"body", b"k", NOW), Err(PushError::Mismatch));
         let h = format!("t={NOW},v1={sig}");
-        assert_eq!(
-            verify_signature(Some(&h), b"bodY", b"k", NOW),
-            Err(PushError::Mismatch)
-        );
-        assert_eq!(
-            verify_signature(Some(&h), b"body", b"K", NOW),
-            Err(PushError::Mismatch)
-        );
+        assert_eq!(verify_signature(Some(&h), b"bodY", b"k", NOW), Err(PushError::Mismatch));
+        assert_eq!(verify_signature(Some(&h), b"body", b"K", NOW), Err(PushError::Mismatch));
         // Upper-case hex is still the same signature.
         let h = format!("t={NOW},v1={}", sig.to_uppercase());
         assert_eq!(verify_signature(Some(&h), b"body", b"k", NOW), Ok(()));
@@ -386,10 +357,7 @@ mod tests {
     #[test]
     fn empty_secret_accepts_nothing() {
         let h = format!("t={NOW},v1={}", sign(b"", NOW, b""));
-        assert_eq!(
-            verify_signature(Some(&h), b"", b"", NOW),
-            Err(PushError::Mismatch)
-        );
+        assert_eq!(verify_signature(Some(&h), b"", b"", NOW), Err(PushError::Mismatch));
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(burst: u32, now: Instant) -> Self {
-        RateLimit { tokens: burst as f64, burst: burst as f64, last: now }
+        RateLimit {
+            tokens: burst as f64,
+            burst: burst as f64,
+            last: now,
+        }
     }
 
     /// How long to wait before the next poll may start (zero: now). Takes the token.
@@ -58,8 +62,12 @@ pub enum Polled {
     /// The store sent something new.
     Changed,
     /// Nothing new (304 or the same instructions), after `held` of waiting.
-    Unchanged { held: Duration },
-    Failed { failures: u32 },
+    Unchanged {
+        held: Duration,
+    },
+    Failed {
+        failures: u32,
+    },
 }
 
 /// Delay before the next poll. `long_poll` zero means the store is polled every interval.
@@ -86,7 +94,10 @@ mod tests {
         assert_eq!(r.take(t0), Duration::ZERO);
         assert_eq!(r.take(t0), Duration::ZERO);
         let wait = r.take(t0);
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
         // 100 polls asked for at once over 10 s get at most 3 + 10 free slots.
         let mut r = RateLimit::new(3, t0);
         let mut clock = t0;
@@ -117,9 +128,24 @@ mod tests {
     fn a_store_that_does_not_hold_polls_is_polled_every_interval() {
         let lp = Duration::from_secs(25);
         let iv = Duration::from_secs(60);
-        let d = next_delay(Polled::Unchanged { held: Duration::from_millis(5) }, lp, iv);
+        let d = next_delay(
+            Polled::Unchanged {
+                held: Duration::from_millis(5),
+            },
+            lp,
+            iv,
+        );
         assert!(d >= Duration::from_secs(54) && d <= Duration::from_secs(66), "{d:?}");
-        assert_eq!(next_delay(Polled::Unchanged { held: Duration::from_secs(25) }, lp, iv), Duration::ZERO);
+        assert_eq!(
+            next_delay(
+                Polled::Unchanged {
+                    held: Duration::from_secs(25)
+                },
+                lp,
+                iv
+            ),
+            Duration::ZERO
+        );
         assert_eq!(next_delay(Polled::Changed, lp, iv), Duration::ZERO);
         assert!(next_delay(Polled::Changed, Duration::ZERO, iv) >= Duration::from_secs(54));
     }

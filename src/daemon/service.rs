@@ -44,7 +44,10 @@ pub enum DaemonError {
     #[error(transparent)]
     Control(#[from] control::ControlError),
     #[error("cannot listen for pushes on {addr}: {source}")]
-    PushListen { addr: std::net::SocketAddr, source: std::io::Error },
+    PushListen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// What stops or reloads the daemon; the binary feeds them from signals, tests directly.
@@ -72,7 +75,10 @@ pub fn os_signals() -> std::io::Result<Signals> {
             }
         }
     });
-    Ok(Signals { shutdown: stop_rx, reload: reload_rx })
+    Ok(Signals {
+        shutdown: stop_rx,
+        reload: reload_rx,
+    })
 }
 
 struct Shared {
@@ -156,8 +162,13 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
     })?;
     let lock_path = state_dir.join("agent.lock");
     let _lock = crate::fsutil::try_lock(&lock_path, &format!("{}\n", std::process::id()))
-        .map_err(|source| DaemonError::Lock { path: lock_path.clone(), source })?
-        .ok_or_else(|| DaemonError::AlreadyRunning { path: state_dir.clone() })?;
+        .map_err(|source| DaemonError::Lock {
+            path: lock_path.clone(),
+            source,
+        })?
+        .ok_or_else(|| DaemonError::AlreadyRunning {
+            path: state_dir.clone(),
+        })?;
 
     let clock = deps.clock.clone();
     let engine = Engine::new(cfg.clone(), deps)?;
@@ -367,12 +378,20 @@ async fn handle_control(shared: &Arc<Shared>, req: ControlRequest) -> ControlRes
         },
         ControlRequest::PollNow => {
             shared.wake.notify_one();
-            ControlResponse { ok: true, body: serde_json::json!({"accepted": true}), error: None }
+            ControlResponse {
+                ok: true,
+                body: serde_json::json!({"accepted": true}),
+                error: None,
+            }
         }
         ControlRequest::Sync => {
             let (tx, rx) = oneshot::channel();
             if shared.sync_tx.send(tx).is_err() {
-                return ControlResponse { ok: false, body: serde_json::Value::Null, error: Some("the daemon is stopping".into()) };
+                return ControlResponse {
+                    ok: false,
+                    body: serde_json::Value::Null,
+                    error: Some("the daemon is stopping".into()),
+                };
             }
             match rx.await {
                 Ok(out) => ControlResponse {
@@ -511,10 +530,17 @@ async fn poll_loop(
             Polled::Failed { .. } => Polled::Failed { failures },
             k => k,
         };
-        let wait_for_schedule = if transport.as_ref().is_some_and(|t| t.kind() == "http") { long_poll } else { Duration::ZERO };
+        let wait_for_schedule = if transport.as_ref().is_some_and(|t| t.kind() == "http") {
+            long_poll
+        } else {
+            Duration::ZERO
+        };
         next_due = Instant::now() + schedule::next_delay(kind, wait_for_schedule, poll_interval);
     }
     for tx in waiting_syncs.drain(..) {
-        let _ = tx.send(PassOutcome { failures: vec!["the daemon is stopping".into()], jobs_run: 0 });
+        let _ = tx.send(PassOutcome {
+            failures: vec!["the daemon is stopping".into()],
+            jobs_run: 0,
+        });
     }
 }

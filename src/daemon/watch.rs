@@ -41,9 +41,7 @@ impl FileWatch {
 
 impl std::fmt::Debug for FileWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileWatch")
-            .field("dirs", &self.dirs)
-            .finish()
+        f.debug_struct("FileWatch").field("dirs", &self.dirs).finish()
     }
 }
 
@@ -204,10 +202,7 @@ mod tests {
     fn one_path_per_event_even_when_it_names_the_file_twice() {
         let files = vec![PathBuf::from("/d/a"), PathBuf::from("/d/b")];
         let t = targets_for(&files);
-        let e = ev(
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
-            &["/d/a", "/d/b"],
-        );
+        let e = ev(EventKind::Modify(ModifyKind::Name(RenameMode::Both)), &["/d/a", "/d/b"]);
         assert_eq!(matches(&t, &files, &e), files);
         let e = ev(EventKind::Modify(ModifyKind::Any), &["/d/a", "/d/a"]);
         assert_eq!(matches(&t, &files, &e), vec![PathBuf::from("/d/a")]);
@@ -234,9 +229,6 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let err = watch(vec![PathBuf::from("/nonexistent-dir-xyz/panel.ini")], tx).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("cannot watch /nonexistent-dir-xyz: "),
-            "{msg}"
-        );
+        assert!(msg.starts_with("cannot watch /nonexistent-dir-xyz: "), "{msg}");
     }
 }

@@ -107,11 +107,7 @@ fn split_lines(body: &[u8]) -> Vec<Line> {
                 start = i;
             }
             b'\r' => {
-                let end = if body.get(i + 1) == Some(&b'\n') {
-                    i + 2
-                } else {
-                    i + 1
-                };
+                let end = if body.get(i + 1) == Some(&b'\n') { i + 2 } else { i + 1 };
                 lines.push(Line {
                     start,
                     content_end: i,
@@ -207,8 +203,7 @@ fn read_value(body: &[u8], mut pos: usize, section: bool) -> ValueRead {
                     done = true;
                     break;
                 }
-                if b == b'"' && c == b'\\' && matches!(body.get(pos + 1), Some(b'"') | Some(b'\\'))
-                {
+                if b == b'"' && c == b'\\' && matches!(body.get(pos + 1), Some(b'"') | Some(b'\\')) {
                     certain = false;
                     out.push(body[pos + 1]);
                     pos += 2;
@@ -346,11 +341,7 @@ fn parse(content: &[u8]) -> Parsed<'_> {
                 blank: text.iter().all(|b| is_ws(*b)),
             }
         };
-        stmts.push(Stmt {
-            first: li,
-            last,
-            kind,
-        });
+        stmts.push(Stmt { first: li, last, kind });
         li = last + 1;
     }
     Parsed {
@@ -442,17 +433,12 @@ pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
     let mut actions = vec![Action::Keep; p.stmts.len()];
     let mut additions: Vec<Vec<u8>> = Vec::new();
 
-    for (key, wish) in [
-        (BUY_URL_KEY, &desired.buy_url),
-        (CATALOG_URL_KEY, &desired.catalog_url),
-    ] {
+    for (key, wish) in [(BUY_URL_KEY, &desired.buy_url), (CATALOG_URL_KEY, &desired.catalog_url)] {
         let found: Vec<usize> = p
             .stmts
             .iter()
             .enumerate()
-            .filter(|(i, s)| {
-                inside[*i] && matches!(&s.kind, Kind::Assign { key: k, .. } if k == key.as_bytes())
-            })
+            .filter(|(i, s)| inside[*i] && matches!(&s.kind, Kind::Assign { key: k, .. } if k == key.as_bytes()))
             .map(|(i, _)| i)
             .collect();
         match wish {
@@ -493,9 +479,7 @@ pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
             .rev()
             .find(|i| inside[*i] && matches!(p.stmts[*i].kind, Kind::Header(_)));
         header.map(|h| {
-            let end = (h + 1..p.stmts.len())
-                .find(|i| !inside[*i])
-                .unwrap_or(p.stmts.len());
+            let end = (h + 1..p.stmts.len()).find(|i| !inside[*i]).unwrap_or(p.stmts.len());
             (h..end)
                 .rev()
                 .find(|i| !matches!(p.stmts[*i].kind, Kind::Other { blank: true }))
@@ -600,16 +584,16 @@ mod tests {
     #[test]
     fn empty_file_gets_section_without_leading_blank_line() {
         let out = apply_str("", &set("https://a.example", "http://p.example:8080"));
-        assert_eq!(out, "[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"http://p.example:8080\"\n");
+        assert_eq!(
+            out,
+            "[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"http://p.example:8080\"\n"
+        );
     }
 
     #[test]
     fn in_sync_file_is_returned_as_is_even_with_odd_spacing() {
         let s = "[extensions]\n  buyUrl=\"https://a.example\"   ; mine\ncatalog.url =https://p.example/x\n";
-        assert_eq!(
-            apply_str(s, &set("https://a.example", "https://p.example/x")),
-            s
-        );
+        assert_eq!(apply_str(s, &set("https://a.example", "https://p.example/x")), s);
     }
 
     #[test]
@@ -664,10 +648,7 @@ mod tests {
     #[test]
     fn unterminated_quote_blocks_additions() {
         let s = "[other]\nk = \"abc\n";
-        assert_eq!(
-            apply_str(s, &set("https://a.example", "https://b.example")),
-            s
-        );
+        assert_eq!(apply_str(s, &set("https://a.example", "https://b.example")), s);
     }
 
     #[test]
@@ -702,7 +683,10 @@ mod tests {
             buy_url: Wish::Leave,
             catalog_url: Wish::Set("https://c.example".into()),
         };
-        assert_eq!(apply_str(s, &d), "[extensions]\na = 1\n[x]\n[extensions]\nb = 2\ncatalog.url = \"https://c.example\"\n\n\n[debug]\n");
+        assert_eq!(
+            apply_str(s, &d),
+            "[extensions]\na = 1\n[x]\n[extensions]\nb = 2\ncatalog.url = \"https://c.example\"\n\n\n[debug]\n"
+        );
     }
 
     #[test]

@@ -51,11 +51,7 @@ pub struct Reconciled {
 ///
 /// When panel.ini did not exist before the agent's first change, `panel.ini.orig` is written
 /// empty, so a restore from it gives back an (empty) file with the same meaning.
-pub fn reconcile(
-    path: &Path,
-    desired: &Desired,
-    state_dir: &Path,
-) -> Result<Reconciled, PanelIniError> {
+pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Reconciled, PanelIniError> {
     let target = resolve(path).map_err(|source| PanelIniError::Read {
         path: path.to_path_buf(),
         source,
@@ -96,11 +92,9 @@ pub fn reconcile(
         ),
         None => (NEW_FILE_MODE, Ownership::default()),
     };
-    fsutil::write_atomic_owned(&target, &new, mode, owner).map_err(|source| {
-        PanelIniError::Write {
-            path: target.clone(),
-            source,
-        }
+    fsutil::write_atomic_owned(&target, &new, mode, owner).map_err(|source| PanelIniError::Write {
+        path: target.clone(),
+        source,
     })?;
     Ok(Reconciled {
         path: target,
@@ -201,8 +195,7 @@ fn backup(state_dir: &Path, old: &[u8]) -> Result<(), PanelIniError> {
         })?;
     }
     let prev = dir.join("panel.ini.prev");
-    fsutil::write_atomic(&prev, old, 0o600)
-        .map_err(|source| PanelIniError::Backup { path: prev, source })
+    fsutil::write_atomic(&prev, old, 0o600).map_err(|source| PanelIniError::Backup { path: prev, source })
 }
 
 #[cfg(test)]
@@ -218,8 +211,7 @@ mod tests {
         }
     }
 
-    const SYNCED: &str =
-        "[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"http://p.example:8080\"\n";
+    const SYNCED: &str = "[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"http://p.example:8080\"\n";
 
     #[test]
     fn in_sync_file_is_not_written() {
@@ -228,12 +220,7 @@ mod tests {
         fs::write(&ini, SYNCED).unwrap();
         let old_time = filetime(&ini);
         let before = fs::metadata(&ini).unwrap();
-        let r = reconcile(
-            &ini,
-            &want("https://a.example", "http://p.example:8080"),
-            &state,
-        )
-        .unwrap();
+        let r = reconcile(&ini, &want("https://a.example", "http://p.example:8080"), &state).unwrap();
         assert!(!r.changed);
         assert_eq!(r.actual.buy_url.as_deref(), Some("https://a.example"));
         let after = fs::metadata(&ini).unwrap();
@@ -263,12 +250,7 @@ mod tests {
         if euid.is_root() {
             nix::unistd::chown(&ini, Some(uid.into()), Some(gid.into())).unwrap();
         }
-        let r = reconcile(
-            &ini,
-            &want("https://a.example", "http://p.example:8080"),
-            &state,
-        )
-        .unwrap();
+        let r = reconcile(&ini, &want("https://a.example", "http://p.example:8080"), &state).unwrap();
         assert!(r.changed);
         assert_eq!(r.path, fs::canonicalize(&ini).unwrap());
         assert_eq!(
@@ -305,10 +287,7 @@ mod tests {
         .unwrap();
         assert!(r.changed);
         assert_eq!(r.path, fs::canonicalize(&target).unwrap());
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(
             fs::read_to_string(&target).unwrap(),
             "[debug]\nenabled = on\n\n[extensions]\nbuyUrl = \"https://a.example\"\ncatalog.url = \"https://c.example\"\n"
@@ -327,14 +306,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.path, dir.path().join("elsewhere.ini"));
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert_eq!(
-            read(&link).unwrap().buy_url.as_deref(),
-            Some("https://a.example")
-        );
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(read(&link).unwrap().buy_url.as_deref(), Some("https://a.example"));
     }
 
     #[test]
@@ -343,35 +316,18 @@ mod tests {
         let (ini, state) = (dir.path().join("panel.ini"), dir.path().join("state"));
         let first = "[extensions]\nblacklist = a,b\n";
         fs::write(&ini, first).unwrap();
-        reconcile(
-            &ini,
-            &want("https://one.example", "https://c.example"),
-            &state,
-        )
-        .unwrap();
+        reconcile(&ini, &want("https://one.example", "https://c.example"), &state).unwrap();
         let after_one = fs::read_to_string(&ini).unwrap();
-        reconcile(
-            &ini,
-            &want("https://two.example", "https://c.example"),
-            &state,
-        )
-        .unwrap();
+        reconcile(&ini, &want("https://two.example", "https://c.example"), &state).unwrap();
         let orig = state.join("backup/panel.ini.orig");
         let prev = state.join("backup/panel.ini.prev");
-        assert_eq!(
-            fs::read_to_string(&orig).unwrap(),
-            first,
-            ".orig is never overwritten"
-        );
+        assert_eq!(fs::read_to_string(&orig).unwrap(), first, ".orig is never overwritten");
         assert_eq!(fs::read_to_string(&prev).unwrap(), after_one);
         for p in [&orig, &prev] {
             assert_eq!(fs::metadata(p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         for d in ["backup", "locks"] {
-            assert_eq!(
-                fs::metadata(state.join(d)).unwrap().permissions().mode() & 0o777,
-                0o700
-            );
+            assert_eq!(fs::metadata(state.join(d)).unwrap().permissions().mode() & 0o777, 0o700);
         }
     }
 
@@ -386,17 +342,9 @@ mod tests {
         };
         assert!(!reconcile(&ini, &leave, &state).unwrap().changed);
         assert!(!ini.exists(), "nothing to write, nothing created");
-        let r = reconcile(
-            &ini,
-            &want("https://a.example", "https://c.example"),
-            &state,
-        )
-        .unwrap();
+        let r = reconcile(&ini, &want("https://a.example", "https://c.example"), &state).unwrap();
         assert!(r.changed);
-        assert_eq!(
-            fs::metadata(&ini).unwrap().permissions().mode() & 0o7777,
-            0o644
-        );
+        assert_eq!(fs::metadata(&ini).unwrap().permissions().mode() & 0o7777, 0o644);
         assert_eq!(fs::read(state.join("backup/panel.ini.orig")).unwrap(), b"");
     }
 
@@ -429,10 +377,7 @@ mod tests {
                         reconcile(&ini, &want(url, "https://c.example"), &state).unwrap();
                         let text = fs::read_to_string(&ini).unwrap();
                         assert_eq!(text.matches("buyUrl").count(), 1, "{text}");
-                        assert!(
-                            text.starts_with("; keep\n[extensions]\nblacklist = x\n"),
-                            "{text}"
-                        );
+                        assert!(text.starts_with("; keep\n[extensions]\nblacklist = x\n"), "{text}");
                         assert!(text.ends_with("[debug]\nlevel = 3\n"), "{text}");
                     }
                 })

@@ -52,9 +52,7 @@ fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
         ));
     }
     if value.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "{name} {shown} contains a space; percent-encode it as %20"
-        ));
+        return Err(format!("{name} {shown} contains a space; percent-encode it as %20"));
     }
     let wanted = schemes.join(" or ");
     let rest = schemes
@@ -70,14 +68,8 @@ fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
         let parsed = v6.split_once(']').and_then(|(h, p)| {
-            let port = if p.is_empty() {
-                None
-            } else {
-                Some(p.strip_prefix(':')?)
-            };
-            let ok = !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+            let port = if p.is_empty() { None } else { Some(p.strip_prefix(':')?) };
+            let ok = !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
             ok.then_some((h, port))
         });
         parsed.ok_or_else(|| format!("{name} {shown} has an invalid IPv6 host"))?
@@ -97,10 +89,7 @@ fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '%'));
     if !host_ok {
-        return Err(format!(
-            "{name} {shown} has an invalid host \"{}\"",
-            truncate(host)
-        ));
+        return Err(format!("{name} {shown} has an invalid host \"{}\"", truncate(host)));
     }
     if let Some(p) = port {
         let ok = !p.is_empty()
@@ -108,10 +97,7 @@ fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
             && p.bytes().all(|b| b.is_ascii_digit())
             && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
         if !ok {
-            return Err(format!(
-                "{name} {shown} has an invalid port \"{}\"",
-                truncate(p)
-            ));
+            return Err(format!("{name} {shown} has an invalid port \"{}\"", truncate(p)));
         }
     }
     Ok(())

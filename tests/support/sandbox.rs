@@ -62,7 +62,15 @@ impl Sandbox {
             ),
         )
         .unwrap();
-        Sandbox { dir, config, panel_ini, plesk_dir, state_dir, spool, socket }
+        Sandbox {
+            dir,
+            config,
+            panel_ini,
+            plesk_dir,
+            state_dir,
+            spool,
+            socket,
+        }
     }
 
     pub fn spool_url(&self) -> String {
@@ -92,7 +100,10 @@ impl Sandbox {
 
     /// Only the license commands.
     pub fn license_calls(&self) -> Vec<String> {
-        self.calls().into_iter().filter(|c| c.starts_with("bin license")).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| c.starts_with("bin license"))
+            .collect()
     }
 
     /// Sets a stand-in switch (see tests/fixtures/plesk-standin).
