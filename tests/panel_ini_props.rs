@@ -194,6 +194,11 @@ fn keep_rest_exactly(before: &[u8], after: &[u8]) -> Result<(), TestCaseError> {
             prop_assert!(blank == b"\n" || blank == b"\r\n" || blank == b"\r", "{:?}", blank);
         }
     }
+    // A lone CR before a removed line can join the next line's LF into one CRLF when
+    // re-split: the bytes are still exactly the untouched ones, in order.
+    if ob.concat() == oa.concat() {
+        return Ok(());
+    }
     prop_assert_eq!(ob.len(), oa.len(), "same number of untouched lines");
     for (i, (b, a)) in ob.iter().zip(oa.iter()).enumerate() {
         let last_without_eol = i + 1 == ob.len() && !b.ends_with(b"\n") && !b.ends_with(b"\r");
