@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SANDBOX ONLY: runs plesk-reseller-agent's main job on this machine without Plesk and
+# without a store. Everything lives under target/sandbox/:
+#   - a sandbox panel.ini (a copy of examples/sandbox/panel.ini, shaped like Plesk's sample),
+#   - the stand-in `plesk` command from tests/fixtures/plesk-standin (records its calls),
+#   - a spool directory standing in for the reseller's store (contract section 6).
+# It runs one `sync` pass, then the daemon for a few seconds: a drifted panel.ini is
+# repaired and a job dropped into the spool runs at once. Nothing outside target/sandbox
+# is touched.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+cargo build --quiet
+bin="$repo/target/debug/plesk-reseller-agent"
+sb="$repo/target/sandbox"
+rm -rf "$sb"
+mkdir -p "$sb/plesk" "$sb/conf" "$sb/spool"
+cp tests/fixtures/plesk-standin "$sb/plesk/plesk"
+cp examples/sandbox/panel.ini "$sb/conf/panel.ini"
+
+cat >"$sb/agent.ini" <<INI
+; SANDBOX config, written by examples/sandbox/run.sh
+[central]
+url = file://$sb/spool
+host_id = sandbox-1
+poll_interval = 60
+[panel]
+ini_path = $sb/conf/panel.ini
+buy_url = https://local-fallback.example.com
+[plesk]
+command = $sb/plesk/plesk
+timeout = 30
+[agent]
+state_dir = $sb/state
+socket = $sb/run/agent.sock
+INI
+
+# What the reseller's store would send: its Buy Now and catalog URLs, and two jobs.
+cat >"$sb/spool/instructions.json" <<'JSON'
+{
+  "panel_ini": { "buy_url": "https://shop.example.com/plesk?ref=sandbox&lang=en",
+                 "catalog_url": "http://catalog.example.com:8080" },
+  "jobs": [
+    { "id": "ord-1001", "type": "install_key", "activation_code": "A00000-K6QK03-KSG046-H6BK67-1GE201" },
+    { "id": "ord-1002", "type": "retrieve_keys" }
+  ]
+}
+JSON
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "plesk-reseller-agent check"
+"$bin" --config "$sb/agent.ini" check || true
+
+step "plesk-reseller-agent sync (one pass)"
+"$bin" --config "$sb/agent.ini" sync
+
+step "panel.ini changes (only the two managed keys)"
+diff -u examples/sandbox/panel.ini "$sb/conf/panel.ini" || true
+
+step "results written to the spool (activation code masked)"
+for f in "$sb"/spool/results/*.json; do echo "$f:"; cat "$f"; echo; done
+
+step "what the stand-in plesk was asked to run"
+cat "$sb/plesk/calls.log"
+
+step "the daemon: start, drift repair, a new job, status, stop"
+"$bin" --config "$sb/agent.ini" run 2>"$sb/daemon.log" &
+pid=$!
+for _ in $(seq 50); do "$bin" --config "$sb/agent.ini" status >/dev/null 2>&1 && break; sleep 0.1; done
+sed -i 's|^buyUrl = .*|buyUrl = "https://someone-else.example.com"|' "$sb/conf/panel.ini"
+sleep 0.5
+grep '^buyUrl' "$sb/conf/panel.ini"
+cat >"$sb/spool/instructions.json.new" <<'JSON'
+{ "panel_ini": { "buy_url": "https://shop.example.com/plesk?ref=sandbox&lang=en",
+                 "catalog_url": "http://catalog.example.com:8080" },
+  "jobs": [ { "id": "ord-1003", "type": "retrieve_keys" } ] }
+JSON
+mv "$sb/spool/instructions.json.new" "$sb/spool/instructions.json"
+for _ in $(seq 50); do [ -e "$sb/spool/results/ord-1003.json" ] && break; sleep 0.1; done
+ls "$sb/spool/results/"
+"$bin" --config "$sb/agent.ini" status || true
+kill -TERM "$pid"
+wait "$pid"
+step "daemon log"
+cat "$sb/daemon.log"
