@@ -57,7 +57,9 @@ impl Transport for SpoolTransport {
                 path: results.clone(),
                 source,
             })?;
-            write_json(&results.join(format!("{job_id}.json")), result)
+            write_json(&results.join(format!("{job_id}.json")), result)?;
+            prune_results(&results, std::time::SystemTime::now());
+            Ok(())
         })
     }
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>> {
@@ -111,4 +113,48 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Central
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Result files older than this are removed: the store had a month to collect them, and
+/// a spool directory nobody empties must not grow without end.
+pub const RESULT_RETENTION: std::time::Duration = crate::journal::RETENTION;
+
+/// Removes result files older than [`RESULT_RETENTION`] (best effort).
+fn prune_results(results: &std::path::Path, now: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(results) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age > RESULT_RETENTION));
+        if old && e.file_name().to_string_lossy().ends_with(".json") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    #[test]
+    fn old_result_files_are_pruned_new_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.json");
+        let new = dir.path().join("new.json");
+        std::fs::write(&old, "{}").unwrap();
+        std::fs::write(&new, "{}").unwrap();
+        let month_ago = std::time::SystemTime::now() - RESULT_RETENTION - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(month_ago)
+            .unwrap();
+        prune_results(dir.path(), std::time::SystemTime::now());
+        assert!(!old.exists());
+        assert!(new.exists());
+    }
 }
