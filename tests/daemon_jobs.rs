@@ -30,7 +30,11 @@ fn sigkill_during_a_job_runs_it_again_once_and_never_after_success() {
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "3");
     let d = Daemon::start(&sb);
-    assert!(eventually(T, || started(&sb)), "the job did not start; log:\n{}", d.log_text());
+    assert!(
+        eventually(T, || started(&sb)),
+        "the job did not start; log:\n{}",
+        d.log_text()
+    );
     d.kill();
     assert!(store.results().is_empty());
     sb.plesk_unswitch("delay");
@@ -54,7 +58,10 @@ fn sigkill_during_a_job_runs_it_again_once_and_never_after_success() {
     // The store still lists it: a restart sends the stored result again but never reruns it.
     let d = Daemon::start(&sb);
     assert!(d
-        .wait_status(|s| s["central"]["last_poll_ok"] == true && s["jobs"]["undelivered_results"] == 0, T)
+        .wait_status(
+            |s| s["central"]["last_poll_ok"] == true && s["jobs"]["undelivered_results"] == 0,
+            T
+        )
         .is_some());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sb.license_calls().len(), 2, "{:?}", sb.license_calls());
@@ -71,7 +78,11 @@ fn sigterm_during_a_job_waits_for_it_delivers_and_exits_0() {
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "2");
     let d = Daemon::start(&sb);
-    assert!(eventually(T, || started(&sb)), "the job did not start; log:\n{}", d.log_text());
+    assert!(
+        eventually(T, || started(&sb)),
+        "the job did not start; log:\n{}",
+        d.log_text()
+    );
     // status does not wait for the running job
     let t0 = Instant::now();
     let s = d.status_json();
@@ -107,12 +118,7 @@ fn sync_while_the_daemon_runs_is_done_by_the_daemon() {
     store.set_instructions(json!({"jobs": [{"id": "sync-1", "type": "retrieve_keys"}]}));
 
     let out = sb.agent(&["sync"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let results = store.results();
     assert_eq!(results.len(), 1, "{results:?}");
     assert_eq!(results[0].0, "sync-1");
@@ -157,4 +163,41 @@ fn spool_instructions_created_or_replaced_run_within_seconds() {
     assert!(eventually(T, || r2.exists()), "no result file; log:\n{}", d.log_text());
     assert_eq!(sb.license_calls().len(), 2, "{:?}", sb.license_calls());
     assert_eq!(d.stop().code(), Some(0));
+}
+
+#[test]
+fn status_answers_and_panel_ini_follows_a_reload_while_a_job_runs_and_while_stopping() {
+    let store = store_with_job("slow-1");
+    let sb = Sandbox::new(&store.url(), "buy_url = https://one.example.com", "");
+    sb.plesk_switch("delay", "4");
+    let d = Daemon::start(&sb);
+    assert!(
+        eventually(T, || started(&sb)),
+        "the job did not start; log:\n{}",
+        d.log_text()
+    );
+
+    // SIGHUP while the job runs: panel.ini follows without waiting for the job.
+    support::daemon::set_config(&sb, "panel", "buy_url", "https://two.example.com");
+    d.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_millis(2500), || sb
+            .read_panel_ini()
+            .contains("https://two.example.com")),
+        "the reload waited for the job: {:?}; log:\n{}",
+        sb.read_panel_ini(),
+        d.log_text()
+    );
+    assert!(store.results().is_empty(), "the job should still run");
+
+    // SIGTERM while the job runs: the daemon still answers status until it exits.
+    d.signal(Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let s = d.status_json();
+    assert_eq!(s["daemon"]["running"], true);
+    assert_eq!(s["jobs"]["running"], "slow-1");
+    let mut d = d;
+    let st = d.wait_exit(Duration::from_secs(20)).expect("no exit after SIGTERM");
+    assert_eq!(st.code(), Some(0));
+    assert_eq!(store.results().len(), 1);
 }

@@ -28,8 +28,16 @@ fn a_store_that_ignores_long_poll_is_not_hammered() {
     let d = Daemon::start(&sb);
     std::thread::sleep(Duration::from_secs(5));
     let polls = store.poll_count();
-    assert!((1..=5).contains(&polls), "{polls} polls in ~5 s; log:\n{}", d.log_text());
-    assert!(store.requests().iter().filter(|r| r.is_poll()).any(|r| r.wait() == Some(25)));
+    assert!(
+        (1..=5).contains(&polls),
+        "{polls} polls in ~5 s; log:\n{}",
+        d.log_text()
+    );
+    assert!(store
+        .requests()
+        .iter()
+        .filter(|r| r.is_poll())
+        .any(|r| r.wait() == Some(25)));
     assert_eq!(d.stop().code(), Some(0));
 }
 
@@ -40,10 +48,17 @@ fn held_polls_are_few_and_new_work_runs_promptly() {
     set_config(&sb, "central", "long_poll", "25");
     set_config(&sb, "central", "poll_interval", "2");
     let d = Daemon::start(&sb);
-    assert!(store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(5)), "no held poll");
+    assert!(
+        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(5)),
+        "no held poll"
+    );
     std::thread::sleep(Duration::from_secs(3));
     let polls = store.poll_count();
-    assert!(polls <= 3, "{polls} polls although the store holds them; log:\n{}", d.log_text());
+    assert!(
+        polls <= 3,
+        "{polls} polls although the store holds them; log:\n{}",
+        d.log_text()
+    );
     assert_eq!(store.held_polls(), 1);
 
     let t0 = Instant::now();
@@ -88,10 +103,20 @@ fn down_then_up(use_poll_now: bool) {
     };
     let s = d
         .wait_status(
-            |s| s["health"]["status"] == "ok" && s["jobs"]["undelivered_results"] == 0 && s["jobs"]["recent"][0]["id"] == "after-outage",
+            |s| {
+                s["health"]["status"] == "ok"
+                    && s["jobs"]["undelivered_results"] == 0
+                    && s["jobs"]["recent"][0]["id"] == "after-outage"
+            },
             limit,
         )
-        .unwrap_or_else(|| panic!("no recovery within {limit:?}: {}; log:\n{}", d.status_json(), d.log_text()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no recovery within {limit:?}: {}; log:\n{}",
+                d.status_json(),
+                d.log_text()
+            )
+        });
     assert_eq!(s["central"]["consecutive_failures"], 0);
     assert_eq!(s["central"]["state"], "healthy");
     assert_eq!(store.results().len(), 1);
@@ -124,7 +149,10 @@ fn garbage(body: Vec<u8>, says: &str) {
     assert_eq!(s["health"]["status"], "degraded");
     let problems = s["health"]["problems"].to_string();
     assert!(problems.contains(says), "{problems}");
-    assert!(problems.contains(&store.url()), "the problem should name the store: {problems}");
+    assert!(
+        problems.contains(&store.url()),
+        "the problem should name the store: {problems}"
+    );
     // Still running and answering, panel.ini untouched.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(d.status_json()["daemon"]["running"], true);
@@ -136,7 +164,10 @@ fn garbage(body: Vec<u8>, says: &str) {
 
 #[test]
 fn invalid_json_from_the_store_leaves_the_daemon_running_and_panel_ini_untouched() {
-    garbage(b"{\"panel_ini\": {\"buy_url\": \"https://x.example.com\"".to_vec(), "refused");
+    garbage(
+        b"{\"panel_ini\": {\"buy_url\": \"https://x.example.com\"".to_vec(),
+        "refused",
+    );
 }
 
 #[test]
@@ -145,4 +176,26 @@ fn a_2_mib_answer_leaves_the_daemon_running_and_panel_ini_untouched() {
     body.resize(2 * 1024 * 1024, b'a');
     body.extend_from_slice(b"\"}");
     garbage(body, "larger than");
+}
+
+#[test]
+fn poll_now_does_not_wait_for_a_held_poll() {
+    let store = store();
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "long_poll", "25");
+    let d = Daemon::start(&sb);
+    assert!(
+        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(5)),
+        "no held poll"
+    );
+    let polls = store.poll_count();
+    assert_eq!(d.agent(&["poll-now"]).status.code(), Some(0));
+    assert!(
+        store.wait_for(|s| s.poll_count() > polls, Duration::from_secs(3)),
+        "poll-now waited for the held poll; log:\n{}",
+        d.log_text()
+    );
+    // The replacement is held again, and the old one is gone.
+    assert!(store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(5)));
+    assert_eq!(d.stop().code(), Some(0));
 }

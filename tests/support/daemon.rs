@@ -152,7 +152,10 @@ impl Daemon {
         self.signal(Signal::SIGTERM);
         match self.wait_exit(Duration::from_secs(30)) {
             Some(st) => st,
-            None => panic!("the daemon did not stop within 30 s of SIGTERM; log:\n{}", self.log_text()),
+            None => panic!(
+                "the daemon did not stop within 30 s of SIGTERM; log:\n{}",
+                self.log_text()
+            ),
         }
     }
 
