@@ -57,7 +57,9 @@ fn a_signed_push_runs_new_work_at_once_and_refused_pushes_cause_no_poll() {
         .is_some());
     let polls = store.poll_count();
     let big = vec![b'x'; 65 * 1024];
-    let cases: [(&str, &str, Option<String>, &[u8], u16); 5] = [
+    // (what, method, signature, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<String>, &'a [u8], u16);
+    let cases: [Case; 5] = [
         ("unsigned", "POST", None, body, 401),
         ("wrong signature", "POST", Some(sign(b"other", t, body)), body, 401),
         ("stale t", "POST", Some(sign(SECRET, t - 1000, body)), body, 401),
