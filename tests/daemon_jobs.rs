@@ -169,7 +169,8 @@ fn spool_instructions_created_or_replaced_run_within_seconds() {
 fn status_answers_and_panel_ini_follows_a_reload_while_a_job_runs_and_while_stopping() {
     let store = store_with_job("slow-1");
     let sb = Sandbox::new(&store.url(), "buy_url = https://one.example.com", "");
-    sb.plesk_switch("delay", "4");
+    // Long enough that a reload waiting for the job would be seen.
+    sb.plesk_switch("delay", "8");
     let d = Daemon::start(&sb);
     assert!(
         eventually(T, || started(&sb)),
@@ -181,7 +182,7 @@ fn status_answers_and_panel_ini_follows_a_reload_while_a_job_runs_and_while_stop
     support::daemon::set_config(&sb, "panel", "buy_url", "https://two.example.com");
     d.signal(Signal::SIGHUP);
     assert!(
-        eventually(Duration::from_millis(2500), || sb
+        eventually(Duration::from_secs(5), || sb
             .read_panel_ini()
             .contains("https://two.example.com")),
         "the reload waited for the job: {:?}; log:\n{}",
