@@ -244,7 +244,8 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
     tracing::info!(version = crate::VERSION, pid = std::process::id(), "daemon ready");
     shared.publish();
 
-    let poller = tokio::spawn(poll_loop(shared.clone(), sync_rx, stop_rx.clone()));
+    let (poll_stop_tx, poll_stop_rx) = watch::channel(false);
+    let poller = tokio::spawn(poll_loop(shared.clone(), sync_rx, poll_stop_rx));
 
     let watchdog = systemd::watchdog_interval();
     let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
@@ -254,12 +255,15 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
             _ = signals.shutdown.wait_for(|v| *v) => break,
             Some(()) = signals.reload.recv() => {
                 systemd::reloading();
-                if let Some(new) = reload(&config_path, &shared, &secret).await {
+                if let Some((new, transport)) = reload(&config_path, &shared, &secret) {
                     let targets = watch_targets(&new);
                     if targets != watched {
                         file_watch = start_watch(&targets, ev_tx.clone());
                         watched = targets;
                     }
+                    // The engine may be busy with a job for minutes: hand it the config in
+                    // the background so signals and watchdog pings are not held up.
+                    tokio::spawn(reload_engine(shared.clone(), new, transport, config_path.clone()));
                 }
                 systemd::ready();
                 shared.publish();
@@ -275,8 +279,11 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
     tracing::info!("stopping: finishing the job under way, if any");
     systemd::stopping();
     shared.stop.store(true, Ordering::SeqCst);
-    let _ = stop_tx.send(true);
+    // The poller first: while it finishes the job under way, `status` still answers and
+    // panel.ini is still kept.
+    let _ = poll_stop_tx.send(true);
     let _ = poller.await;
+    let _ = stop_tx.send(true);
     drop(file_watch);
     let _ = events_task.await;
     let _ = control_task.await;
@@ -409,8 +416,14 @@ async fn handle_control(shared: &Arc<Shared>, req: ControlRequest) -> ControlRes
     }
 }
 
-/// Re-reads the config; on error the old one stays in force. Returns the new config.
-async fn reload(config_path: &Path, shared: &Arc<Shared>, secret: &Arc<RwLock<Vec<u8>>>) -> Option<Config> {
+/// Re-reads the config; on error the old one stays in force. Returns the new config and
+/// transport for the engine. The panel keeper takes the new local values at once, so
+/// panel.ini follows without waiting for a job that holds the engine.
+fn reload(
+    config_path: &Path,
+    shared: &Arc<Shared>,
+    secret: &Arc<RwLock<Vec<u8>>>,
+) -> Option<(Config, Option<Arc<dyn crate::central::Transport>>)> {
     let cfg = match config::load(config_path, &HostFacts::real()) {
         Ok(c) => c,
         Err(e) => {
@@ -434,6 +447,25 @@ async fn reload(config_path: &Path, shared: &Arc<Shared>, secret: &Arc<RwLock<Ve
             Err(e) => tracing::error!("keeping the previous push secret: {e}"),
         }
     }
+    {
+        let mut p = shared.panel.lock().unwrap();
+        p.set_local(
+            cfg.panel.ini_path.clone(),
+            cfg.panel.buy_url.clone(),
+            cfg.panel.catalog_url.clone(),
+        );
+        p.reconcile(shared.clock.now());
+    }
+    Some((cfg, transport))
+}
+
+/// Gives the engine a reloaded config once it is free, then polls with it.
+async fn reload_engine(
+    shared: Arc<Shared>,
+    cfg: Config,
+    transport: Option<Arc<dyn crate::central::Transport>>,
+    config_path: PathBuf,
+) {
     let mut engine = shared.engine.lock().await;
     let old = engine.config().clone();
     for (what, changed) in [
@@ -445,12 +477,13 @@ async fn reload(config_path: &Path, shared: &Arc<Shared>, secret: &Arc<RwLock<Ve
             tracing::warn!("{what} changed; it takes effect at the next restart");
         }
     }
-    engine.reload(cfg.clone(), transport);
+    engine.reload(cfg, transport);
     engine.reconcile_panel_ini();
+    *shared.snapshot.lock().unwrap() = engine.status();
     drop(engine);
     shared.wake.notify_one();
+    shared.publish();
     tracing::info!(path = %config_path.display(), "config reloaded");
-    Some(cfg)
 }
 
 /// The poller: the only place passes run.
@@ -492,6 +525,7 @@ async fn poll_loop(
             _ => None,
         };
         let req = shared.engine.lock().await.poll_request(wait);
+        let sent_etag = req.etag.clone();
         let t0 = Instant::now();
         let polled: Option<Result<PollOutcome, CentralError>> = match &transport {
             None => None,
@@ -509,7 +543,13 @@ async fn poll_loop(
         };
         let held = t0.elapsed();
         let kind = match &polled {
-            Some(Ok(PollOutcome::Instructions { instructions, .. })) if *instructions != before => Polled::Changed,
+            // A new ETag counts as a change too: the first poll has none to send, so the store
+            // answers at once, and only the next poll (carrying it) can be held open.
+            Some(Ok(PollOutcome::Instructions { instructions, etag }))
+                if *instructions != before || (etag.is_some() && *etag != sent_etag) =>
+            {
+                Polled::Changed
+            }
             Some(Ok(_)) | None => Polled::Unchanged { held },
             Some(Err(_)) => Polled::Failed { failures: 0 },
         };

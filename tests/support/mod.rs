@@ -1,2 +1,3 @@
+pub mod daemon;
 pub mod sandbox;
 pub mod store;

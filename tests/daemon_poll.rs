@@ -1,0 +1,216 @@
+//! The real daemon's polling (contract 5.1): rate against a store that ignores long-poll,
+//! held polls, a store that is down and comes back, garbage from the store.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::daemon::{eventually, set_config, Daemon};
+use support::sandbox::{Sandbox, TOKEN};
+use support::store::FakeStore;
+
+const BUY: &str = "https://local-shop.example.com/buy";
+
+fn store() -> FakeStore {
+    let s = FakeStore::start();
+    s.expect_token(TOKEN);
+    s
+}
+
+#[test]
+fn a_store_that_ignores_long_poll_is_not_hammered() {
+    let store = store();
+    store.set_honour_wait(false);
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "long_poll", "25");
+    set_config(&sb, "central", "poll_interval", "2");
+    let d = Daemon::start(&sb);
+    std::thread::sleep(Duration::from_secs(5));
+    let polls = store.poll_count();
+    assert!(
+        (1..=5).contains(&polls),
+        "{polls} polls in ~5 s; log:\n{}",
+        d.log_text()
+    );
+    assert!(store
+        .requests()
+        .iter()
+        .filter(|r| r.is_poll())
+        .any(|r| r.wait() == Some(25)));
+    assert_eq!(d.stop().code(), Some(0));
+}
+
+#[test]
+fn held_polls_are_few_and_new_work_runs_promptly() {
+    let store = store();
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "long_poll", "25");
+    set_config(&sb, "central", "poll_interval", "2");
+    let d = Daemon::start(&sb);
+    assert!(
+        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(10)),
+        "no held poll: {:?}; log:\n{}",
+        store
+            .requests()
+            .iter()
+            .map(|r| (&r.method, &r.query, r.header("if-none-match")))
+            .collect::<Vec<_>>(),
+        d.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let polls = store.poll_count();
+    assert!(
+        polls <= 3,
+        "{polls} polls although the store holds them; log:\n{}",
+        d.log_text()
+    );
+    assert_eq!(store.held_polls(), 1);
+
+    let t0 = Instant::now();
+    store.set_instructions(json!({"jobs": [{"id": "held-1", "type": "retrieve_keys"}]}));
+    assert!(
+        store.wait_for(|s| s.results().len() == 1, Duration::from_secs(3)),
+        "a job added while a poll was held did not run within 3 s; log:\n{}",
+        d.log_text()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    assert_eq!(store.results()[0].1["status"], "succeeded");
+    assert_eq!(d.stop().code(), Some(0));
+}
+
+fn down_then_up(use_poll_now: bool) {
+    let store = store();
+    store.set_raw_instructions(503, b"maintenance".to_vec());
+    let sb = Sandbox::new(&store.url(), &format!("buy_url = {BUY}"), "");
+    sb.write_panel_ini("[extensions]\nbuyUrl = \"https://stale.example.com\"\n");
+    let d = Daemon::start(&sb);
+    // Local values are enforced without the store.
+    assert!(eventually(Duration::from_secs(5), || sb.read_panel_ini()
+        == format!("[extensions]\nbuyUrl = \"{BUY}\"\n")));
+    let s = d
+        .wait_status(
+            |s| s["central"]["consecutive_failures"].as_u64().unwrap() > 0,
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no failed poll shown; log:\n{}", d.log_text()));
+    assert_eq!(s["health"]["status"], "degraded");
+    assert_eq!(s["central"]["state"], "backing_off");
+    assert_eq!(s["central"]["last_poll_ok"], false);
+    assert!(s["central"]["last_error"].as_str().unwrap().contains("503"), "{s}");
+    assert_eq!(d.agent(&["status"]).status.code(), Some(1));
+
+    store.set_instructions(json!({"jobs": [{"id": "after-outage", "type": "retrieve_keys"}]}));
+    let limit = if use_poll_now {
+        assert_eq!(d.agent(&["poll-now"]).status.code(), Some(0));
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(12)
+    };
+    let s = d
+        .wait_status(
+            |s| {
+                s["health"]["status"] == "ok"
+                    && s["jobs"]["undelivered_results"] == 0
+                    && s["jobs"]["recent"][0]["id"] == "after-outage"
+            },
+            limit,
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no recovery within {limit:?}: {}; log:\n{}",
+                d.status_json(),
+                d.log_text()
+            )
+        });
+    assert_eq!(s["central"]["consecutive_failures"], 0);
+    assert_eq!(s["central"]["state"], "healthy");
+    assert_eq!(store.results().len(), 1);
+    assert_eq!(store.results()[0].1["status"], "succeeded");
+    assert_eq!(d.agent(&["status"]).status.code(), Some(0));
+    assert_eq!(d.stop().code(), Some(0));
+}
+
+#[test]
+fn store_down_at_start_then_up_with_poll_now() {
+    down_then_up(true);
+}
+
+#[test]
+fn store_down_at_start_then_up_recovers_by_itself() {
+    down_then_up(false);
+}
+
+fn garbage(body: Vec<u8>, says: &str) {
+    let store = store();
+    store.set_raw_instructions(200, body);
+    let sb = Sandbox::new(&store.url(), "", "");
+    let ini = "; keep me\r\n[extensions]\r\nbuyUrl = \"https://old.example.com\"\r\n";
+    sb.write_panel_ini(ini);
+    let mtime = std::fs::metadata(&sb.panel_ini).unwrap().modified().unwrap();
+    let d = Daemon::start(&sb);
+    let s = d
+        .wait_status(|s| s["central"]["last_poll_ok"] == false, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the bad answer is not shown; log:\n{}", d.log_text()));
+    assert_eq!(s["health"]["status"], "degraded");
+    let problems = s["health"]["problems"].to_string();
+    assert!(problems.contains(says), "{problems}");
+    assert!(
+        problems.contains(&store.url()),
+        "the problem should name the store: {problems}"
+    );
+    // Still running and answering, panel.ini untouched.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.status_json()["daemon"]["running"], true);
+    assert_eq!(sb.read_panel_ini(), ini);
+    assert_eq!(std::fs::metadata(&sb.panel_ini).unwrap().modified().unwrap(), mtime);
+    assert!(sb.license_calls().is_empty());
+    assert_eq!(d.stop().code(), Some(0));
+}
+
+#[test]
+fn invalid_json_from_the_store_leaves_the_daemon_running_and_panel_ini_untouched() {
+    garbage(
+        b"{\"panel_ini\": {\"buy_url\": \"https://x.example.com\"".to_vec(),
+        "refused",
+    );
+}
+
+#[test]
+fn a_2_mib_answer_leaves_the_daemon_running_and_panel_ini_untouched() {
+    let mut body = b"{\"panel_ini\": {\"buy_url\": \"https://x.example.com\"}, \"pad\": \"".to_vec();
+    body.resize(2 * 1024 * 1024, b'a');
+    body.extend_from_slice(b"\"}");
+    garbage(body, "larger than");
+}
+
+#[test]
+fn poll_now_does_not_wait_for_a_held_poll() {
+    let store = store();
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "long_poll", "25");
+    let d = Daemon::start(&sb);
+    assert!(
+        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(10)),
+        "no held poll: {:?}; log:\n{}",
+        store
+            .requests()
+            .iter()
+            .map(|r| (&r.method, &r.query, r.header("if-none-match")))
+            .collect::<Vec<_>>(),
+        d.log_text()
+    );
+    let polls = store.poll_count();
+    assert_eq!(d.agent(&["poll-now"]).status.code(), Some(0));
+    assert!(
+        store.wait_for(|s| s.poll_count() > polls, Duration::from_secs(3)),
+        "poll-now waited for the held poll; log:\n{}",
+        d.log_text()
+    );
+    // The replacement is held again (the store may still count the abandoned one), and
+    // nothing polls in a loop.
+    assert!(store.wait_for(|s| s.held_polls() >= 1, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(store.poll_count() <= polls + 2, "{} polls", store.poll_count() - polls);
+    assert_eq!(d.stop().code(), Some(0));
+}

@@ -1,0 +1,288 @@
+//! The real daemon (`plesk-reseller-agent run`) as a child process of a test: started on a
+//! [`Sandbox`], its stderr captured to a file in the sandbox, stopped by SIGTERM, and
+//! killed (SIGKILL) when dropped so no test leaves a daemon behind.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::sandbox::{bin, text, Sandbox};
+
+/// How long the daemon gets to answer `status` after it was started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Daemon {
+    child: Option<Child>,
+    config: PathBuf,
+    /// Where the daemon's stderr goes.
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `run` and waits until `status --json` answers from the daemon.
+    pub fn start(sb: &Sandbox) -> Daemon {
+        let mut d = Daemon::spawn(sb);
+        d.wait_ready();
+        d
+    }
+
+    /// Starts `run` without waiting for it.
+    pub fn spawn(sb: &Sandbox) -> Daemon {
+        let log = (1..)
+            .map(|n| sb.dir.path().join(format!("daemon-{n}.log")))
+            .find(|p| !p.exists())
+            .unwrap();
+        let err = fs::File::create(&log).unwrap();
+        let child = sb
+            .command(&["run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .env("PLESK_RESELLER_AGENT_LOG", "debug")
+            .spawn()
+            .expect("spawn the daemon");
+        Daemon {
+            child: Some(child),
+            config: sb.config.clone(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon child").id()
+    }
+
+    /// Polls `status --json` until the daemon itself answers; panics with its log if it
+    /// exits or does not answer within [`READY_TIMEOUT`].
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the daemon exited early ({st}); its log:\n{}", self.log_text());
+            }
+            let out = self.agent(&["status", "--json"]);
+            if matches!(out.status.code(), Some(0) | Some(1)) {
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                if v["daemon"]["running"] == true {
+                    return;
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the daemon did not answer status within {READY_TIMEOUT:?}; status said {:?} {}; log:\n{}",
+                    out.status.code(),
+                    text(&out.stderr),
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the agent binary with this daemon's config.
+    pub fn agent(&self, args: &[&str]) -> Output {
+        agent_with(&self.config, args)
+    }
+
+    /// `status --json` from the running daemon (panics unless it answered).
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.agent(&["status", "--json"]);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(1)),
+            "status exited {:?}: {}; daemon log:\n{}",
+            out.status.code(),
+            text(&out.stderr),
+            self.log_text()
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Re-reads the status every 20 ms until `pred` holds (Some(status)) or `timeout` passes (None).
+    pub fn wait_status(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status_json();
+            if pred(&s) {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        if let Some(c) = &self.child {
+            let _ = kill(Pid::from_raw(c.id() as i32), sig);
+        }
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(Signal::SIGTERM);
+        match self.wait_exit(Duration::from_secs(30)) {
+            Some(st) => st,
+            None => panic!(
+                "the daemon did not stop within 30 s of SIGTERM; log:\n{}",
+                self.log_text()
+            ),
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// Runs the agent binary with `config`.
+pub fn agent_with(config: &Path, args: &[&str]) -> Output {
+    let mut c = Command::new(bin());
+    c.arg("--config").arg(config).args(args);
+    c.env_remove("PLESK_RESELLER_AGENT_CONFIG").env_remove("NOTIFY_SOCKET");
+    c.output().unwrap()
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Replaces `key = …` in `[section]` of the sandbox config (appending it when missing).
+pub fn set_config(sb: &Sandbox, section: &str, key: &str, value: &str) {
+    let old = fs::read_to_string(&sb.config).unwrap();
+    let mut out = Vec::new();
+    let mut in_section = false;
+    let mut done = false;
+    let header = format!("[{section}]");
+    for line in old.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            if in_section && !done {
+                out.push(format!("{key} = {value}"));
+                done = true;
+            }
+            in_section = t == header;
+        } else if in_section && t.split('=').next().map(str::trim) == Some(key) {
+            if !done {
+                out.push(format!("{key} = {value}"));
+                done = true;
+            }
+            continue;
+        }
+        out.push(line.to_string());
+    }
+    if !done {
+        if !in_section {
+            out.push(header);
+        }
+        out.push(format!("{key} = {value}"));
+    }
+    fs::write(&sb.config, out.join("\n") + "\n").unwrap();
+}
+
+/// Polls `pred` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn eventually(timeout: Duration, pred: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if pred() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (contract 5.4).
+pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Sends one HTTP/1.1 request to the push listener and returns the response's status code.
+/// A write the server cut short (it answered before reading the whole body) is not an error.
+pub fn http(port: u16, method: &str, path: &str, signature: Option<&str>, body: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: agent\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(sig) = signature {
+        req.push_str(&format!("X-Signature: {sig}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    let _ = s.write_all(&bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let resp = String::from_utf8_lossy(&out);
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status line in {resp:?}"))
+}
