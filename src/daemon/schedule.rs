@@ -1,12 +1,10 @@
 //! When to poll next (contract 5.1): at most one poll per second on average (a token
 //! bucket), `poll_interval` ±10 % for a store that does not hold polls open, exponential
-//! backoff with full jitter from 1 s capped at 300 s after failures. Jitter is added here
-//! and nowhere else.
+//! backoff with full jitter after failures (the delays themselves are in `crate::backoff`).
 
 use std::time::{Duration, Instant};
 
-/// Backoff cap after failures.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+pub use crate::backoff::{backoff, backoff_cap, jittered, BACKOFF_CAP};
 
 /// A token bucket: `burst` polls at once, refilled at one per second.
 #[derive(Debug, Clone)]
@@ -37,23 +35,6 @@ impl RateLimit {
             Duration::from_secs_f64(-self.tokens)
         }
     }
-}
-
-/// `base` ±10 %.
-pub fn jittered(base: Duration) -> Duration {
-    base.mul_f64(0.9 + fastrand::f64() * 0.2)
-}
-
-/// Full-jitter backoff after `failures` consecutive failures (1 → up to 1 s, 2 → 2 s, …).
-pub fn backoff(failures: u32) -> Duration {
-    let cap = backoff_cap(failures);
-    cap.mul_f64(fastrand::f64())
-}
-
-/// The upper bound of [`backoff`].
-pub fn backoff_cap(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    Duration::from_secs(1u64 << exp).min(BACKOFF_CAP)
 }
 
 /// How a poll went, for the schedule.

@@ -134,6 +134,9 @@ pub struct Engine {
     instructions_error: Option<String>,
     unanswerable: Vec<String>,
     delivery_error: Option<String>,
+    /// Consecutive failed deliveries, and when the next attempt may go (backoff).
+    delivery_failures: u32,
+    next_delivery: Option<std::time::Instant>,
     key_number: Option<String>,
     plesk_version: Option<String>,
     last_report: Option<Report>,
@@ -171,7 +174,6 @@ impl Engine {
         if transport.is_some() {
             panel.set_central(persisted.instructions.panel_ini.clone());
         }
-        let last_report = persisted::load_last_report(&state_dir);
         Ok(Engine {
             cfg,
             clock: deps.clock,
@@ -193,7 +195,10 @@ impl Engine {
             delivery_error: None,
             key_number: None,
             plesk_version: None,
-            last_report,
+            // None: the report is sent at every start, then whenever it changes.
+            last_report: None,
+            delivery_failures: 0,
+            next_delivery: None,
             running: Arc::new(Mutex::new(None)),
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -478,14 +483,25 @@ impl Engine {
     }
 
     async fn deliver(&mut self, out: &mut PassOutcome) {
-        let Some(t) = self.transport.clone() else {
+        let Some(t) = self.transport.clone() else { return };
+        let pending = self.journal.undelivered();
+        if pending.is_empty() {
             return;
-        };
+        }
+        if self.next_delivery.is_some_and(|at| std::time::Instant::now() < at) {
+            // Still backing off after the store refused a result; it waits on disk.
+            if let Some(e) = &self.delivery_error {
+                out.failures.push(e.clone());
+            }
+            return;
+        }
         self.delivery_error = None;
-        for (id, result, _) in self.journal.undelivered() {
+        for (id, result, _) in pending {
             match t.send_result(&id, &result).await {
                 Ok(()) => {
                     tracing::info!(job_id = %id, status = result.status.as_str(), "result delivered");
+                    self.delivery_failures = 0;
+                    self.next_delivery = None;
                     if let Err(e) = self.journal.mark_delivered(&id, self.clock.now()) {
                         tracing::error!("{e}");
                     }
@@ -493,9 +509,12 @@ impl Engine {
                 Err(e) => {
                     let msg = format!("the result of job {id} was not delivered: {e}");
                     tracing::warn!("{msg}");
+                    self.delivery_failures += 1;
+                    self.next_delivery =
+                        Some(std::time::Instant::now() + crate::backoff::backoff(self.delivery_failures));
                     self.delivery_error = Some(msg.clone());
                     out.failures.push(msg);
-                    break; // the store is unwell; the rest waits for the next pass
+                    break; // the store is unwell; the rest waits for the next attempt
                 }
             }
         }
@@ -512,7 +531,6 @@ impl Engine {
         }
         match t.send_report(&report).await {
             Ok(()) => {
-                persisted::save_last_report(&self.cfg.agent.state_dir, &report);
                 self.last_report = Some(report);
             }
             Err(e) => tracing::warn!("the report was not delivered: {e}"),
