@@ -23,4 +23,3 @@ pub fn backoff_cap(failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     Duration::from_secs(1u64 << exp).min(BACKOFF_CAP)
 }
-

@@ -214,3 +214,35 @@ fn poll_now_does_not_wait_for_a_held_poll() {
     assert!(store.poll_count() <= polls + 2, "{} polls", store.poll_count() - polls);
     assert_eq!(d.stop().code(), Some(0));
 }
+
+#[test]
+fn the_report_goes_at_start_and_on_change_not_on_every_poll() {
+    let store = store();
+    store.set_honour_wait(false);
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "poll_interval", "1");
+    let d = Daemon::start(&sb);
+    assert!(
+        eventually(Duration::from_secs(10), || store.poll_count() >= 4),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(store.reports().len(), 1, "one report for several unchanged polls");
+    // A change the report carries: the store's buy_url lands in panel.ini.
+    store.set_instructions(json!({"panel_ini": {"buy_url": BUY}}));
+    assert!(
+        eventually(Duration::from_secs(10), || store.reports().len() == 2),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(store.reports()[1]["panel_ini"]["buy_url"], BUY);
+    assert_eq!(d.stop().code(), Some(0));
+    // A restart reports again even though nothing changed.
+    let d = Daemon::start(&sb);
+    assert!(
+        eventually(Duration::from_secs(10), || store.reports().len() == 3),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(d.stop().code(), Some(0));
+}
