@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) only calls [`cli::run`]; everything else lives here so
 //! tests and benchmarks drive the same code the daemon runs.
 
+pub mod catalog_proxy;
 pub mod central;
 pub mod cli;
 pub mod clock;
