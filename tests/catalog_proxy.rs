@@ -266,6 +266,11 @@ async fn hidden_items_are_exactly_the_plesk_sold_ones_not_allowed() {
         ("\"buy_url\":\"\"", "empty buy_url"),
         ("https://shop.imunify360.com/order", "sold elsewhere"),
         ("https://store.example-vendor.io/plesk", "sold elsewhere"),
+        ("https://www.cloudlinux.com/buy", "sold elsewhere"),
+        ("https://www.acronis.com/", "sold elsewhere"),
+        ("https://example.com/go.plesk.com/", "Plesk host in the path only"),
+        ("\"buy_url\":12345", "a number"),
+        ("\"buy_url\":\"not a url\"", "not a URL"),
         ("https://go.plesk.com.example.net/", "look-alike host"),
         ("https://notgo.plesk.com/", "look-alike host"),
         ("\"buy_url\":\"go.plesk.com/buy/", "not a URL"),
@@ -743,6 +748,11 @@ async fn the_binary_serves_from_its_config() {
         if let Ok(r) = client().get(format!("{base}/healthz")).send().await {
             assert_eq!(r.status(), 200);
             break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("the proxy exited ({status}): {stderr}");
         }
         assert!(Instant::now() < deadline, "the proxy did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
