@@ -63,6 +63,7 @@ impl Fetched {
                 key,
                 body: old.body.clone(),
                 etag: old.etag.clone(),
+                gzip_etag: old.gzip_etag.clone(),
                 gzip: old.gzip.clone(),
                 hidden,
             }),
@@ -80,6 +81,7 @@ pub struct Rendered {
     pub body: Bytes,
     /// Quoted strong tag of the identity body; the gzip body's tag adds `-gz`.
     pub etag: String,
+    pub gzip_etag: String,
     gzip: Arc<OnceLock<Bytes>>,
     /// Items removed from `body`.
     pub hidden: usize,
@@ -87,10 +89,11 @@ pub struct Rendered {
 
 impl Rendered {
     pub fn new(key: (u64, u64), body: Bytes, hidden: usize) -> Self {
-        let digest = sha2::Sha256::digest(&body);
+        let tag = hex::encode(&sha2::Sha256::digest(&body)[..12]);
         Rendered {
             key,
-            etag: format!("\"{}\"", hex::encode(&digest[..12])),
+            etag: format!("\"{tag}\""),
+            gzip_etag: format!("\"{tag}-gz\""),
             body,
             gzip: Arc::new(OnceLock::new()),
             hidden,
@@ -100,10 +103,6 @@ impl Rendered {
     /// The gzip form, compressed on first use only.
     pub fn gzip(&self) -> &Bytes {
         self.gzip.get_or_init(|| gzip(&self.body))
-    }
-
-    pub fn gzip_etag(&self) -> String {
-        format!("{}-gz\"", self.etag.trim_end_matches('"'))
     }
 }
 
@@ -155,6 +154,13 @@ impl Cache {
             stale: stale_if_error,
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// True when `key` has a fresh answer now.
+    pub fn is_fresh(&self, key: &str) -> bool {
+        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
+        slot.and_then(|s| s.entry())
+            .is_some_and(|f| self.fresh(&f, Instant::now()))
     }
 
     fn fresh(&self, f: &Fetched, now: Instant) -> bool {

@@ -60,23 +60,30 @@ impl Proxy {
     }
 
     /// The answer for an origin-form `path_and_query`, from the cache or upstream.
-    pub(crate) async fn lookup(self: &Arc<Self>, path_and_query: &str, url: reqwest::Url, shape: Shape) -> Got {
+    /// `url` may be None when the caller saw a fresh entry (it is rebuilt if that expired since).
+    pub(crate) async fn lookup(self: &Arc<Self>, path_and_query: &str, url: Option<reqwest::Url>, shape: Shape) -> Got {
         let me = self.clone();
         let got = self
             .cache
-            .get(path_and_query, move || async move {
-                Metrics::add(&me.metrics.upstream_fetches, 1);
-                let result = me.fetch(url, shape).await;
-                let mut last = me.last_error.lock().unwrap_or_else(|e| e.into_inner());
-                match &result {
-                    Ok(_) => *last = None,
-                    Err(e) => {
-                        Metrics::add(&me.metrics.upstream_errors, 1);
-                        tracing::warn!("{e}");
-                        *last = Some(e.clone());
+            .get(path_and_query, move || {
+                let pq = path_and_query.to_string();
+                async move {
+                    Metrics::add(&me.metrics.upstream_fetches, 1);
+                    let result = match url.map_or_else(|| me.upstream.url_for(&pq), Ok) {
+                        Ok(url) => me.fetch(url, shape).await,
+                        Err(e) => Err(e),
+                    };
+                    let mut last = me.last_error.lock().unwrap_or_else(|e| e.into_inner());
+                    match &result {
+                        Ok(_) => *last = None,
+                        Err(e) => {
+                            Metrics::add(&me.metrics.upstream_errors, 1);
+                            tracing::warn!("{e}");
+                            *last = Some(e.clone());
+                        }
                     }
+                    result
                 }
-                result
             })
             .await;
         match &got {

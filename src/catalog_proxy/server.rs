@@ -137,9 +137,14 @@ async fn api(proxy: &Arc<Proxy>, shape: Shape, uri: &hyper::Uri, headers: &Heade
         Shape::Raw => Kind::Passthrough,
     };
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = match proxy.upstream.url_for(pq) {
-        Ok(u) => u,
-        Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e)),
+    // A fresh entry proves the target was forwardable; skip building the URL again.
+    let url = if proxy.cache.is_fresh(pq) {
+        None
+    } else {
+        match proxy.upstream.url_for(pq) {
+            Ok(u) => Some(u),
+            Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e)),
+        }
     };
     let (fetched, stale) = match proxy.lookup(pq, url, shape).await {
         Got::Fresh { fetched, .. } => (fetched, false),
@@ -165,7 +170,7 @@ async fn api(proxy: &Arc<Proxy>, shape: Shape, uri: &hyper::Uri, headers: &Heade
                 Ok(u) => u,
                 Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e)),
             };
-            let (pk, pk_stale) = match proxy.lookup(&pq, url, Shape::Packages).await {
+            let (pk, pk_stale) = match proxy.lookup(&pq, Some(url), Shape::Packages).await {
                 Got::Fresh { fetched, .. } => (fetched, false),
                 Got::Stale { fetched, .. } => (fetched, true),
                 Got::Failed(why) => return (kind, error(StatusCode::BAD_GATEWAY, &why)),
@@ -215,7 +220,7 @@ pub fn packages_query(categories_pq: &str) -> String {
 
 fn send(fetched: &Fetched, r: &Rendered, headers: &HeaderMap, stale: bool) -> Resp {
     let gz = accepts_gzip(headers);
-    let etag = if gz { r.gzip_etag() } else { r.etag.clone() };
+    let etag = if gz { &r.gzip_etag } else { &r.etag };
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -231,7 +236,7 @@ fn send(fetched: &Fetched, r: &Rendered, headers: &HeaderMap, stale: bool) -> Re
         StatusCode::OK
     };
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -252,10 +257,9 @@ fn send(fetched: &Fetched, r: &Rendered, headers: &HeaderMap, stale: bool) -> Re
 
 /// Weak comparison against either representation's tag; `*` matches.
 fn etag_matches(if_none_match: &str, r: &Rendered) -> bool {
-    let gz = r.gzip_etag();
     if_none_match.split(',').map(str::trim).any(|t| {
         let t = t.strip_prefix("W/").unwrap_or(t);
-        t == "*" || t == r.etag || t == gz
+        t == "*" || t == r.etag || t == r.gzip_etag
     })
 }
 
@@ -363,7 +367,7 @@ mod tests {
         assert!(!accepts_gzip(&h));
         let r = Rendered::new((0, 0), Bytes::from_static(b"[]"), 0);
         assert!(etag_matches(&format!("\"x\", W/{}", r.etag), &r));
-        assert!(etag_matches(&r.gzip_etag(), &r));
+        assert!(etag_matches(&r.gzip_etag.clone(), &r));
         assert!(etag_matches("*", &r));
         assert!(!etag_matches("\"other\"", &r));
     }
