@@ -2,6 +2,7 @@
 //! arguments, sets up logging, runs the command and turns any error into one sentence on
 //! stderr and an exit status.
 
+mod catalog_proxy;
 mod check;
 mod poll_now;
 mod run;
@@ -53,6 +54,8 @@ pub enum Command {
     Check,
     /// Ask the running daemon to poll now
     PollNow,
+    /// Run the Extension Catalog whitelist proxy in the foreground ([catalog_proxy] section)
+    CatalogProxy,
 }
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -73,6 +76,7 @@ pub fn run() -> i32 {
         Command::Status { json } => status::run(&config_path, json),
         Command::PollNow => poll_now::run(&config_path),
         Command::Run => run::run(&config_path),
+        Command::CatalogProxy => catalog_proxy::run(&config_path),
     }
 }
 

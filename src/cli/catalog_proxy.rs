@@ -1,0 +1,48 @@
+//! `catalog-proxy`: the Extension Catalog whitelist proxy in the foreground (its own unit).
+
+use std::path::Path;
+
+use super::{fail, EXIT_OK};
+use crate::catalog_proxy;
+use crate::daemon::systemd;
+
+pub fn run(config_path: &Path) -> i32 {
+    let cfg = match catalog_proxy::config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    // One thread serves everything: answers come from memory, and parsing and gzip of
+    // large bodies run on the blocking pool.
+    let rt = match super::runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(t), Ok(i)) => (t, i),
+            (Err(e), _) | (_, Err(e)) => return fail(format!("cannot install signal handlers: {e}")),
+        };
+        let running = match catalog_proxy::start(cfg).await {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        tracing::info!(
+            listen = %running.addr,
+            upstream = %running.proxy.config.upstream,
+            allow = running.proxy.allow.current().codes.len(),
+            "catalog proxy serving"
+        );
+        systemd::ready();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        systemd::stopping();
+        running.stop().await;
+        EXIT_OK
+    })
+}
