@@ -123,6 +123,10 @@ impl Drop for GroupKiller {
 }
 
 fn signal_group(pgid: Pid, signal: Signal) {
+    // 0 would be our own group and 1 init's: never a child's group, whatever went wrong.
+    if pgid.as_raw() <= 1 {
+        return;
+    }
     match killpg(pgid, signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
         Err(e) => {

@@ -268,11 +268,10 @@ fn killed_during_a_job_the_next_sync_finishes_it_and_delivers_one_result() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // The orphaned command is Plesk's business; stop it so it does not finish later.
-    let pid = std::fs::read_to_string(&started).unwrap();
-    let _ = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(format!("-{}", pid.trim()))
-        .status();
+    // Signalled directly: procps' `kill -9 -PGID` can turn into kill(-1), every process.
+    let pgid: i32 = std::fs::read_to_string(&started).unwrap().trim().parse().unwrap();
+    assert!(pgid > 1, "pgid {pgid}");
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
     assert!(store.results().is_empty());
 
     sb.plesk_unswitch("delay");
