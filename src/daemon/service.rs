@@ -492,6 +492,7 @@ async fn poll_loop(
             _ => None,
         };
         let req = shared.engine.lock().await.poll_request(wait);
+        let sent_etag = req.etag.clone();
         let t0 = Instant::now();
         let polled: Option<Result<PollOutcome, CentralError>> = match &transport {
             None => None,
@@ -510,6 +511,10 @@ async fn poll_loop(
         let held = t0.elapsed();
         let kind = match &polled {
             Some(Ok(PollOutcome::Instructions { instructions, .. })) if *instructions != before => Polled::Changed,
+            // A new ETag had to be answered at once; only a quick 304 shows a store that does not hold.
+            Some(Ok(PollOutcome::Instructions { etag: Some(e), .. })) if sent_etag.as_ref() != Some(e) => {
+                Polled::Changed
+            }
             Some(Ok(_)) | None => Polled::Unchanged { held },
             Some(Err(_)) => Polled::Failed { failures: 0 },
         };
