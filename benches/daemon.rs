@@ -31,7 +31,10 @@ use hmac::{KeyInit, Mac};
 use serde_json::json;
 use store::FakeStore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_plesk-reseller-agent");
+/// The agent under test; `BENCH_AGENT_BIN` may name another build (e.g. a copy kept apart).
+fn bin() -> String {
+    std::env::var("BENCH_AGENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_plesk-reseller-agent").to_string())
+}
 const WRAPPER_NAME: &str = "plesk";
 const STARTS_LOG: &str = "starts.log";
 const TOKEN: &str = "bench-t0ken-value";
@@ -88,7 +91,7 @@ fn bench() -> R<()> {
     let starts = env_num("BENCH_STARTS", 10).max(1) as usize;
     let mut report = Report::default();
 
-    println!("plesk-reseller-agent daemon bench: {BIN}");
+    println!("plesk-reseller-agent daemon bench: {}", bin());
     println!(
         "load average at start: {}",
         fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
@@ -150,7 +153,7 @@ fn bench() -> R<()> {
         percentile(&ready, 50.0) <= Duration::from_millis(100),
     );
 
-    let size = fs::metadata(BIN).map_err(|e| format!("cannot stat {BIN}: {e}"))?.len();
+    let size = fs::metadata(bin()).map_err(|e| format!("cannot stat {}: {e}", bin()))?.len();
     println!("\nrelease binary: {size} bytes ({:.2} MB, {:.2} MiB)", size as f64 / 1e6, size as f64 / 1048576.0);
     println!(
         "load average at end: {}\n",
@@ -472,7 +475,7 @@ impl Daemon {
             .append(true)
             .open(&log)
             .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.arg("--config")
             .arg(&s.config)
             .arg("run")
@@ -486,7 +489,7 @@ impl Daemon {
         if let Some(p) = notify {
             c.env("NOTIFY_SOCKET", p);
         }
-        let child = c.spawn().map_err(|e| format!("cannot start {BIN}: {e}"))?;
+        let child = c.spawn().map_err(|e| format!("cannot start {}: {e}", bin()))?;
         Ok(Daemon {
             child: Some(child),
             log,
