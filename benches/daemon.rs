@@ -5,7 +5,8 @@
 //!
 //! Knobs (environment): BENCH_JOBS (jobs per transport, default 50), BENCH_EDITS (drift
 //! edits, default 50), BENCH_IDLE_SECS (idle window, default 60), BENCH_STARTS (start-ups,
-//! default 10).
+//! default 10), BENCH_ONLY (comma list of longpoll, idle, push, spool, drift, ready; default
+//! all), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
 //!
 //! "The command starts" is taken by a wrapper: `[plesk] command` points at a symlink named
 //! `plesk` to THIS bench executable. Run under that name, `main` reads CLOCK_REALTIME as its
@@ -72,11 +73,18 @@ fn wrapper(now: SystemTime, argv0: &Path, args: Vec<OsString>) -> ! {
     let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let line = format!("{ns} {}\n", joined.join(" "));
     // One append write, so concurrent lines never interleave.
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(dir.join(STARTS_LOG)) {
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(STARTS_LOG))
+    {
         let _ = f.write_all(line.as_bytes());
     }
     let err = Command::new(dir.join("plesk-standin")).args(&args).exec();
-    eprintln!("bench wrapper: cannot run {}: {err}", dir.join("plesk-standin").display());
+    eprintln!(
+        "bench wrapper: cannot run {}: {err}",
+        dir.join("plesk-standin").display()
+    );
     std::process::exit(127);
 }
 
@@ -89,6 +97,8 @@ fn bench() -> R<()> {
     let edits = env_num("BENCH_EDITS", 50).max(1) as usize;
     let idle_secs = env_num("BENCH_IDLE_SECS", 60).max(1);
     let starts = env_num("BENCH_STARTS", 10).max(1) as usize;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let want = |what: &str| only.is_empty() || only.split(',').any(|w| w.trim() == what);
     let mut report = Report::default();
 
     println!("plesk-reseller-agent daemon bench: {}", bin());
@@ -106,55 +116,81 @@ fn bench() -> R<()> {
     );
 
     // (a) long-poll; the same daemon then idles for the idle figures.
-    let (lp, idle) = long_poll_jobs(jobs, idle_secs)?;
-    report.latency("job latency, long-poll", &lp);
+    if want("longpoll") || want("idle") {
+        let (lp, idle) = long_poll_jobs(if want("longpoll") { jobs } else { 0 }, idle_secs)?;
+        if want("longpoll") {
+            report.latency("job latency, long-poll", &lp);
+        }
+        let rss_mib = idle.rss_kib as f64 / 1024.0;
+        report.row(
+            "idle RSS (VmRSS)",
+            format!("{rss_mib:.2} MiB (VmHWM {:.2} MiB)", idle.hwm_kib as f64 / 1024.0),
+            "<= 10 MiB",
+            rss_mib <= 10.0,
+        );
+        report.row(
+            &format!("idle CPU over {idle_secs} s"),
+            format!(
+                "{:.1} ms/min (ticks: {:.0} ms/min)",
+                idle.cpu_ms_per_min_schedstat, idle.cpu_ms_per_min_ticks
+            ),
+            "<= 30 ms/min",
+            idle.cpu_ms_per_min_schedstat.max(idle.cpu_ms_per_min_ticks) <= 30.0,
+        );
+    }
     // (b) push.
-    let (push, wake_rtt) = push_jobs(jobs)?;
-    report.latency("job latency, push", &push);
-    println!(
-        "push: signed POST /v1/wake -> 202 round trip: median {}, p99 {}",
-        ms(percentile(&wake_rtt, 50.0)),
-        ms(percentile(&wake_rtt, 99.0))
-    );
+    if want("push") {
+        let (push, wake_rtt) = push_jobs(jobs)?;
+        report.latency("job latency, push", &push);
+        println!(
+            "push: signed POST /v1/wake -> 202 round trip: median {}, p99 {}",
+            ms(percentile(&wake_rtt, 50.0)),
+            ms(percentile(&wake_rtt, 99.0))
+        );
+    }
     // (c) spool.
-    let spool = spool_jobs(jobs)?;
-    report.latency("job latency, spool", &spool);
+    if want("spool") {
+        let spool = spool_jobs(jobs)?;
+        report.latency("job latency, spool", &spool);
+    }
 
-    let drift = drift_repairs(edits)?;
-    report.row(
-        &format!("drift repair (n={})", drift.len()),
-        format!("median {} p99 {}", ms(percentile(&drift, 50.0)), ms(percentile(&drift, 99.0))),
-        "median <= 200 ms",
-        percentile(&drift, 50.0) <= Duration::from_millis(200),
-    );
+    if want("drift") {
+        let drift = drift_repairs(edits)?;
+        report.row(
+            &format!("drift repair (n={})", drift.len()),
+            format!(
+                "median {} p99 {}",
+                ms(percentile(&drift, 50.0)),
+                ms(percentile(&drift, 99.0))
+            ),
+            "median <= 200 ms",
+            percentile(&drift, 50.0) <= Duration::from_millis(200),
+        );
+        slowest(&drift);
+    }
 
-    let rss_mib = idle.rss_kib as f64 / 1024.0;
-    report.row(
-        "idle RSS (VmRSS)",
-        format!("{rss_mib:.2} MiB (VmHWM {:.2} MiB)", idle.hwm_kib as f64 / 1024.0),
-        "<= 10 MiB",
-        rss_mib <= 10.0,
-    );
-    report.row(
-        &format!("idle CPU over {idle_secs} s"),
-        format!(
-            "{:.1} ms/min (ticks: {:.0} ms/min)",
-            idle.cpu_ms_per_min_schedstat, idle.cpu_ms_per_min_ticks
-        ),
-        "<= 30 ms/min",
-        idle.cpu_ms_per_min_schedstat.max(idle.cpu_ms_per_min_ticks) <= 30.0,
-    );
+    if want("ready") {
+        let ready = start_to_ready(starts)?;
+        report.row(
+            &format!("start to READY=1 (n={})", ready.len()),
+            format!(
+                "median {} max {}",
+                ms(percentile(&ready, 50.0)),
+                ms(percentile(&ready, 100.0))
+            ),
+            "median <= 100 ms",
+            percentile(&ready, 50.0) <= Duration::from_millis(100),
+        );
+    }
 
-    let ready = start_to_ready(starts)?;
-    report.row(
-        &format!("start to READY=1 (n={})", ready.len()),
-        format!("median {} max {}", ms(percentile(&ready, 50.0)), ms(percentile(&ready, 100.0))),
-        "median <= 100 ms",
-        percentile(&ready, 50.0) <= Duration::from_millis(100),
+    let size = fs::metadata(bin())
+        .map_err(|e| format!("cannot stat {}: {e}", bin()))?
+        .len();
+    println!(
+        "\nrelease binary: {size} bytes ({:.2} MB, {:.2} MiB)",
+        size as f64 / 1e6,
+        size as f64 / 1048576.0
     );
-
-    let size = fs::metadata(bin()).map_err(|e| format!("cannot stat {}: {e}", bin()))?.len();
-    println!("\nrelease binary: {size} bytes ({:.2} MB, {:.2} MiB)", size as f64 / 1e6, size as f64 / 1048576.0);
     println!(
         "load average at end: {}\n",
         fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
@@ -180,7 +216,11 @@ fn wrapper_overhead() -> R<Vec<Duration>> {
         if !st.success() {
             return Err(format!("the wrapper failed: {st}"));
         }
-        let ts = s.starts()?.get(i).map(|(t, _)| *t).ok_or("the wrapper wrote no timestamp")?;
+        let ts = s
+            .starts()?
+            .get(i)
+            .map(|(t, _)| *t)
+            .ok_or("the wrapper wrote no timestamp")?;
         v.push(since(t0, ts));
     }
     Ok(v)
@@ -228,7 +268,10 @@ fn long_poll_jobs(n: usize, idle_secs: u64) -> R<(Vec<Duration>, Idle)> {
     let tick_ms = 1000.0 / clock_ticks_per_sec();
     let (rss_kib, hwm_kib) = (status_kib(pid, "VmRSS")?, status_kib(pid, "VmHWM")?);
     if store.held_polls() != 1 {
-        println!("    note: the store held {} polls at the end of the idle window", store.held_polls());
+        println!(
+            "    note: the store held {} polls at the end of the idle window",
+            store.held_polls()
+        );
     }
     let idle = Idle {
         rss_kib,
@@ -293,7 +336,8 @@ fn spool_jobs(n: usize) -> R<Vec<Duration>> {
     let mut lat = Vec::new();
     for i in 0..n {
         let id = format!("spool-{i:04}");
-        fs::write(&tmp, job_instructions(&id).to_string()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        fs::write(&tmp, job_instructions(&id).to_string())
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let t0 = SystemTime::now();
         fs::rename(&tmp, &target).map_err(|e| format!("cannot rename onto {}: {e}", target.display()))?;
         lat.push(s.wait_license_start(i, t0).map_err(|e| d.failed(&e))?);
@@ -313,8 +357,10 @@ fn drift_repairs(n: usize) -> R<Vec<Duration>> {
     let s = Setup::new("", "", "")?;
     let mut d = Daemon::start(&s, None)?;
     let fixed = |c: &str| c.contains(&format!("buyUrl = \"{BUY_URL}\""));
-    wait_until(STEP_TIMEOUT, || fixed(&fs::read_to_string(&s.panel_ini).unwrap_or_default()))
-        .map_err(|_| d.failed("panel.ini never got the configured buyUrl"))?;
+    wait_until(STEP_TIMEOUT, || {
+        fixed(&fs::read_to_string(&s.panel_ini).unwrap_or_default())
+    })
+    .map_err(|_| d.failed("panel.ini never got the configured buyUrl"))?;
     std::thread::sleep(Duration::from_millis(300));
     let tmp = s.panel_ini.with_file_name(".panel.ini.bench");
     let mut lat = Vec::new();
@@ -454,7 +500,10 @@ impl Setup {
                 return Ok(since(t0, *ns));
             }
             if Instant::now() > deadline {
-                return Err(format!("license command #{} did not start within {STEP_TIMEOUT:?}", k + 1));
+                return Err(format!(
+                    "license command #{} did not start within {STEP_TIMEOUT:?}",
+                    k + 1
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -503,7 +552,14 @@ impl Daemon {
     /// An error message with the tail of the daemon's log.
     fn failed(&self, what: &str) -> String {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("{what}; daemon log tail:\n{}", tail.join("\n"))
     }
 
@@ -534,7 +590,10 @@ impl Drop for Daemon {
 
 /// Sends a signed, empty `POST /v1/wake`; returns the HTTP status.
 fn wake(port: u16, secret: &[u8]) -> R<u16> {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|e| format!("hmac key: {e}"))?;
     mac.update(format!("{t}.").as_bytes());
     let sig = hex::encode(mac.finalize().into_bytes());
@@ -546,7 +605,8 @@ fn wake(port: u16, secret: &[u8]) -> R<u16> {
         "POST /v1/wake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Signature: t={t},v1={sig}\r\n\
          Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    conn.write_all(req.as_bytes()).map_err(|e| format!("cannot send the wake-up: {e}"))?;
+    conn.write_all(req.as_bytes())
+        .map_err(|e| format!("cannot send the wake-up: {e}"))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n") && head.len() < 256 {
@@ -594,6 +654,14 @@ fn percentile(v: &[Duration], p: f64) -> Duration {
     s[rank.min(s.len()) - 1]
 }
 
+/// The three slowest samples with their index, to tell one stall from a trend.
+fn slowest(v: &[Duration]) {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by_key(|&i| std::cmp::Reverse(v[i]));
+    let top: Vec<String> = idx.iter().take(3).map(|&i| format!("#{i} {}", ms(v[i]))).collect();
+    println!("    slowest: {}", top.join(", "));
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -605,7 +673,11 @@ fn cpu_ticks(pid: i32) -> R<u64> {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = s.rsplit_once(')').map(|(_, r)| r).ok_or(format!("{p} is malformed"))?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{p} is malformed"));
+    let num = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or(format!("{p} is malformed"))
+    };
     Ok(num(11)? + num(12)?)
 }
 
@@ -613,9 +685,16 @@ fn cpu_ticks(pid: i32) -> R<u64> {
 fn cpu_schedstat_ns(pid: i32) -> R<u64> {
     let dir = format!("/proc/{pid}/task");
     let mut total = 0;
-    for e in fs::read_dir(&dir).map_err(|e| format!("cannot read {dir}: {e}"))?.flatten() {
+    for e in fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read {dir}: {e}"))?
+        .flatten()
+    {
         if let Ok(s) = fs::read_to_string(e.path().join("schedstat")) {
-            total += s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Ok(total)
@@ -625,7 +704,14 @@ fn status_kib(pid: i32, field: &str) -> R<u64> {
     let p = format!("/proc/{pid}/status");
     let s = fs::read_to_string(&p).map_err(|e| format!("cannot read {p}: {e}"))?;
     s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(':')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .ok_or(format!("{p} has no {field}"))
 }
 
@@ -653,17 +739,27 @@ impl Report {
         let (p50, p99) = (percentile(v, 50.0), percentile(v, 99.0));
         self.row(
             &format!("{what} (n={})", v.len()),
-            format!("median {} p99 {} (min {} max {})", ms(p50), ms(p99), ms(percentile(v, 0.0)), ms(percentile(v, 100.0))),
+            format!(
+                "median {} p99 {} (min {} max {})",
+                ms(p50),
+                ms(p99),
+                ms(percentile(v, 0.0)),
+                ms(percentile(v, 100.0))
+            ),
             "median <= 20 ms, p99 <= 100 ms",
             p50 <= Duration::from_millis(20) && p99 <= Duration::from_millis(100),
         );
+        slowest(v);
     }
 
     fn print(&self) {
         println!("| figure | value | target | verdict |");
         println!("|---|---|---|---|");
         for (what, value, target, pass) in &self.rows {
-            println!("| {what} | {value} | {target} | {} |", if *pass { "PASS" } else { "FAIL" });
+            println!(
+                "| {what} | {value} | {target} | {} |",
+                if *pass { "PASS" } else { "FAIL" }
+            );
         }
     }
 }
