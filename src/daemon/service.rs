@@ -18,7 +18,7 @@ use super::control::{self, ControlRequest, ControlResponse};
 use super::push::{self, PushCounters};
 use super::schedule::{self, Polled, RateLimit};
 use super::systemd;
-use super::watch as filewatch;
+use super::watch::{self as filewatch, FileEvent};
 use crate::central::{CentralError, PollOutcome};
 use crate::clock::{rfc3339, Clock};
 use crate::config::{self, CentralUrl, Config, HostFacts};
@@ -320,8 +320,8 @@ fn watch_targets(cfg: &Config) -> Vec<PathBuf> {
     v
 }
 
-fn start_watch(files: &[PathBuf], tx: mpsc::UnboundedSender<PathBuf>) -> Option<filewatch::FileWatch> {
-    match filewatch::watch(files.to_vec(), tx) {
+fn start_watch(files: &[PathBuf], tx: mpsc::UnboundedSender<FileEvent>) -> Option<filewatch::FileWatch> {
+    match filewatch::watch_events(files.to_vec(), tx) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::error!("{e}; changes will be noticed at the next poll only");
@@ -332,31 +332,39 @@ fn start_watch(files: &[PathBuf], tx: mpsc::UnboundedSender<PathBuf>) -> Option<
 
 async fn file_events(
     shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<PathBuf>,
+    mut rx: mpsc::UnboundedReceiver<FileEvent>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
     loop {
         let first = tokio::select! {
             _ = &mut stop => return,
-            p = rx.recv() => match p { Some(p) => p, None => return },
+            e = rx.recv() => match e { Some(e) => e, None => return },
         };
-        let mut paths = vec![first];
-        // Let the writer finish: wait until the directory is quiet for SETTLE.
+        let mut events = vec![first];
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        // A file renamed into place or closed by its writer is read at once; after a bare
+        // truncate or partial write, let the writer finish (a close, or SETTLE of quiet).
         for _ in 0..20 {
-            tokio::time::sleep(SETTLE).await;
-            let mut more = false;
-            while let Ok(p) = rx.try_recv() {
-                paths.push(p);
-                more = true;
-            }
-            if !more {
+            if last_events_complete(&events) {
                 break;
+            }
+            match tokio::time::timeout(SETTLE, rx.recv()).await {
+                Err(_) => break,
+                Ok(None) => return,
+                Ok(Some(e)) => {
+                    events.push(e);
+                    while let Ok(e) = rx.try_recv() {
+                        events.push(e);
+                    }
+                }
             }
         }
         let panel_path = shared.panel.lock().unwrap().path().clone();
         let mut publish = false;
-        for p in dedup(paths) {
+        for p in dedup(events.into_iter().map(|e| e.path).collect()) {
             if p == panel_path || std::fs::canonicalize(&panel_path).is_ok_and(|t| t == p) {
                 let r = shared.panel.lock().unwrap().reconcile(shared.clock.now());
                 publish |= !matches!(r, Reconcile::InSync);
@@ -368,6 +376,14 @@ async fn file_events(
             shared.publish();
         }
     }
+}
+
+/// True when, for every file touched, its latest event left it complete.
+fn last_events_complete(events: &[FileEvent]) -> bool {
+    events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.complete || events[i + 1..].iter().any(|l| l.path == e.path && l.complete))
 }
 
 fn dedup(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
@@ -582,5 +598,31 @@ async fn poll_loop(
             failures: vec!["the daemon is stopping".into()],
             jobs_run: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(path: &str, complete: bool) -> FileEvent {
+        FileEvent {
+            path: PathBuf::from(path),
+            complete,
+        }
+    }
+
+    #[test]
+    fn a_file_is_read_at_once_only_when_its_last_event_completes_it() {
+        assert!(last_events_complete(&[ev("/a", true)]));
+        assert!(!last_events_complete(&[ev("/a", false)]));
+        assert!(last_events_complete(&[
+            ev("/a", false),
+            ev("/a", false),
+            ev("/a", true)
+        ]));
+        assert!(!last_events_complete(&[ev("/a", true), ev("/a", false)]));
+        assert!(!last_events_complete(&[ev("/a", true), ev("/b", false)]));
+        assert!(last_events_complete(&[ev("/b", false), ev("/a", true), ev("/b", true)]));
     }
 }

@@ -53,6 +53,30 @@ type Targets = HashMap<(PathBuf, OsString), Vec<PathBuf>>;
 ///
 /// A symlinked file also gets its target's directory watched (resolved once, now).
 pub fn watch(files: Vec<PathBuf>, tx: UnboundedSender<PathBuf>) -> Result<FileWatch, WatchError> {
+    watch_with(files, move |ev: FileEvent| {
+        // A closed channel means the daemon is stopping; nothing to do.
+        let _ = tx.send(ev.path);
+    })
+}
+
+/// One watched file touched, and whether the event says its content is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEvent {
+    pub path: PathBuf,
+    /// True when a whole new file was renamed onto the name, or a writer closed it: the
+    /// content can be read at once. False for events in the middle of a write (truncate,
+    /// partial write, create), after which a reader should let the writer finish.
+    pub complete: bool,
+}
+
+/// Like [`watch`], telling also whether each event leaves the file complete.
+pub fn watch_events(files: Vec<PathBuf>, tx: UnboundedSender<FileEvent>) -> Result<FileWatch, WatchError> {
+    watch_with(files, move |ev| {
+        let _ = tx.send(ev);
+    })
+}
+
+fn watch_with(files: Vec<PathBuf>, send: impl Fn(FileEvent) + Send + 'static) -> Result<FileWatch, WatchError> {
     let targets = targets_for(&files);
     let dirs: Vec<PathBuf> = targets
         .keys()
@@ -64,9 +88,8 @@ pub fn watch(files: Vec<PathBuf>, tx: UnboundedSender<PathBuf>) -> Result<FileWa
 
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| match res {
         Ok(event) => {
-            for path in matches(&targets, &all, &event) {
-                // A closed channel means the daemon is stopping; nothing to do.
-                let _ = tx.send(path);
+            for ev in matches_with_kind(&targets, &all, &event) {
+                send(ev);
             }
         }
         Err(e) => tracing::warn!(error = %e, "file watcher reported an error"),
@@ -134,7 +157,39 @@ fn split(p: &Path) -> Option<(PathBuf, OsString)> {
 }
 
 /// The watched files an event touches, each once.
+#[cfg(test)]
 fn matches(targets: &Targets, all: &[PathBuf], event: &Event) -> Vec<PathBuf> {
+    matches_with_kind(targets, all, event)
+        .into_iter()
+        .map(|e| e.path)
+        .collect()
+}
+
+/// The watched files an event touches, each once, with whether the event completes them.
+fn matches_with_kind(targets: &Targets, all: &[PathBuf], event: &Event) -> Vec<FileEvent> {
+    use notify::event::{ModifyKind, RenameMode};
+    let complete_at = |i: usize| match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => true,
+        // [from, to]: only the destination now holds a whole file.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => i == 1,
+        _ => false,
+    };
+    let mut out: Vec<FileEvent> = Vec::new();
+    for (i, p) in paths_touched(targets, all, event) {
+        match out.iter_mut().find(|e| e.path == p) {
+            Some(e) => e.complete |= complete_at(i),
+            None => out.push(FileEvent {
+                path: p,
+                complete: complete_at(i),
+            }),
+        }
+    }
+    out
+}
+
+/// (index in the event's paths, watched file) for every watched file the event touches.
+fn paths_touched(targets: &Targets, all: &[PathBuf], event: &Event) -> Vec<(usize, PathBuf)> {
     let relevant = match event.kind {
         EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         // The end of a write: the content is now complete.
@@ -143,23 +198,19 @@ fn matches(targets: &Targets, all: &[PathBuf], event: &Event) -> Vec<PathBuf> {
         // Any/Other: e.g. an inotify queue overflow, after which events were lost.
         EventKind::Any | EventKind::Other => {
             if event.need_rescan() {
-                return all.to_vec();
+                return all.iter().map(|f| (usize::MAX, f.clone())).collect();
             }
             true
         }
     };
-    let mut out: Vec<PathBuf> = Vec::new();
+    let mut out = Vec::new();
     if !relevant {
         return out;
     }
-    for path in &event.paths {
+    for (i, path) in event.paths.iter().enumerate() {
         let Some(key) = split(path) else { continue };
         if let Some(files) = targets.get(&key) {
-            for f in files {
-                if !out.contains(f) {
-                    out.push(f.clone());
-                }
-            }
+            out.extend(files.iter().map(|f| (i, f.clone())));
         }
     }
     out

@@ -331,9 +331,14 @@ impl Engine {
                 self.poll_ok();
                 self.instructions_error = None;
                 self.panel.lock().unwrap().set_central(instructions.panel_ini.clone());
+                let unchanged = self.persisted.instructions == instructions && self.persisted.etag == etag;
                 self.persisted.instructions = instructions;
                 self.persisted.etag = etag;
                 self.fresh = true;
+                // Rewriting identical instructions would cost fsyncs on every re-read.
+                if unchanged {
+                    return;
+                }
                 if let Err(e) = self.persisted.save(&self.cfg.agent.state_dir) {
                     tracing::error!("{e}");
                     out.failures.push(e.to_string());
