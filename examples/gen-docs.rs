@@ -53,7 +53,9 @@ fn generate(out: &Path) -> Result<(), String> {
 /// per-command pages, so the commands and their options are written out here instead.
 fn man_page() -> Result<Vec<u8>, String> {
     let cmd = Cli::command();
-    let man = clap_mangen::Man::new(cmd.clone()).section("1").manual("System Administration");
+    let man = clap_mangen::Man::new(cmd.clone())
+        .section("1")
+        .manual("System Administration");
     let mut page = Vec::new();
     let err = |e: std::io::Error| format!("cannot render the man page: {e}");
     man.render_title(&mut page).map_err(err)?;
@@ -64,14 +66,22 @@ fn man_page() -> Result<Vec<u8>, String> {
 
     let mut text = String::from(".SH COMMANDS\n");
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        text.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(sub.get_name()), roff(&about(sub))));
+        text.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff(sub.get_name()),
+            roff(&about(sub))
+        ));
         for arg in sub.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()) {
             let Some(long) = arg.get_long() else { continue };
             if long == "help" {
                 continue;
             }
             let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-            text.push_str(&format!(".RS\n.TP\n\\fB\\-\\-{}\\fR\n{}\n.RE\n", roff(long), roff(&help)));
+            text.push_str(&format!(
+                ".RS\n.TP\n\\fB\\-\\-{}\\fR\n{}\n.RE\n",
+                roff(long),
+                roff(&help)
+            ));
         }
     }
     text.push_str(FILES_SECTION);

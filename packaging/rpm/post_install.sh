@@ -3,6 +3,8 @@
 # stopped; an admin's disable is kept). Without systemd as PID 1 only the enable symlink is made.
 UNIT=plesk-reseller-agent.service
 if [ "$1" -eq 1 ]; then
+    # Secrets live next to agent.ini; keep the directory closed to other users.
+    chmod 0750 /etc/plesk-reseller-agent 2>/dev/null || :
     # `enable` (not `preset`): RHEL-family presets disable unknown services, and this one
     # is installed to run.
     systemctl enable "$UNIT" >/dev/null 2>&1 || :
