@@ -243,6 +243,7 @@ for kv in Type=notify NotifyAccess=main "ExecStart=/usr/bin/plesk-reseller-agent
     "ExecReload=/bin/kill -HUP \$MAINPID" Restart=on-failure KillMode=mixed WatchdogSec=60s \
     TimeoutStopSec=330s StateDirectory=plesk-reseller-agent StateDirectoryMode=0700 \
     RuntimeDirectory=plesk-reseller-agent ConfigurationDirectory=plesk-reseller-agent \
+    ConfigurationDirectoryMode=0750 \
     WantedBy=multi-user.target; do
     check "unit sets $kv" grep -qxF "$kv" "/lib/systemd/system/$unit"
 done
