@@ -1,0 +1,380 @@
+#!/usr/bin/env bash
+# Builds the .deb and .rpm from this tree and proves what an operator relies on:
+#   - file lists, modes, conffiles and maintainer scripts of both packages;
+#   - `systemd-analyze verify` on the installed unit;
+#   - the .deb installed with dpkg, `plesk-reseller-agent check` run from /usr/bin, a
+#     version-bumped .deb installed over an edited agent.ini (edit kept), then remove (config
+#     and state kept) and purge (both gone), checking the files at each step;
+#   - which systemctl calls each step makes (install starts, upgrade try-restarts, only a
+#     real removal stops), with a logging stand-in for systemctl;
+#   - the .rpm installed, upgraded and erased in a scratch root (rpm --root), and its
+#     scriptlets run directly for $1 = 1/2 (%post) and 0/1 (%preun, %postun).
+#
+# Needs root on a Debian-family machine; systemd need not be PID 1. Installs rpm and systemd
+# (for rpm and systemd-analyze) with apt-get when they are missing. Leaves the package purged.
+# Ends with a line "N passed, 0 failed".
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+repo=$PWD
+unit=plesk-reseller-agent.service
+pkg=plesk-reseller-agent
+
+passed=0
+failed=0
+pass() {
+    passed=$((passed + 1))
+    echo "  ok   $*"
+}
+fail() {
+    failed=$((failed + 1))
+    echo "  FAIL $*" >&2
+}
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+step() { echo "== $*"; }
+has() { grep -qE -- "$1" <<<"$2"; }    # has REGEX TEXT
+lacks() { ! grep -qE -- "$1" <<<"$2"; } # lacks REGEX TEXT
+all_lines() { ! grep -vqE -- "$1" <<<"$2"; } # every line of TEXT matches REGEX
+die() {
+    echo "test-packages.sh: $*" >&2
+    exit 1
+}
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it installs and purges the .deb)"
+command -v dpkg >/dev/null || die "needs dpkg (a Debian-family machine)"
+
+need_apt=()
+command -v rpm >/dev/null || need_apt+=(rpm)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v man >/dev/null || need_apt+=(man-db)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    step "installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/pkgtest.XXXXXX)
+fake_systemd_dir=
+cleanup() {
+    # Only what this script made: the stand-in systemd marker and its scratch dir.
+    if [ -n "$fake_systemd_dir" ]; then rmdir "$fake_systemd_dir" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if dpkg -s "$pkg" >/dev/null 2>&1; then
+    step "purging a $pkg left from an earlier run"
+    dpkg -P "$pkg" >/dev/null
+fi
+
+# ---------------------------------------------------------------- build
+step "building release 1 and release 2 from this tree"
+start=$(date +%s)
+rm -rf target/packages
+packaging/build-packages.sh --release 1
+mkdir -p "$work/r1" "$work/r2"
+cp target/packages/*.deb target/packages/*.rpm "$work/r1/"
+packaging/build-packages.sh --release 2
+cp target/packages/*.deb target/packages/*.rpm "$work/r2/"
+echo "   build took $(($(date +%s) - start)) s"
+deb1=$(echo "$work"/r1/*.deb)
+deb2=$(echo "$work"/r2/*.deb)
+rpm1=$(echo "$work"/r1/*.rpm)
+rpm2=$(echo "$work"/r2/*.rpm)
+version=$(dpkg-deb -f "$deb1" Version)
+version=${version%-1}
+
+# ---------------------------------------------------------------- deb, static
+step "deb contents: $(basename "$deb1")"
+listing=$(dpkg-deb -c "$deb1")
+has_entry() { # has_entry MODE PATH: a file of that mode, owned by root
+    grep -qE "^$1 (root/root|0/0) +[0-9]+ [0-9-]+ [0-9:]+ \./$2\$" <<<"$listing"
+}
+for e in \
+    "-rwxr-xr-x usr/bin/plesk-reseller-agent" \
+    "-rw-r--r-- lib/systemd/system/plesk-reseller-agent.service" \
+    "-rw-r----- etc/plesk-reseller-agent/agent.ini" \
+    "-rw-r--r-- usr/share/man/man1/plesk-reseller-agent.1.gz" \
+    "-rw-r--r-- usr/share/bash-completion/completions/plesk-reseller-agent" \
+    "-rw-r--r-- usr/share/zsh/vendor-completions/_plesk-reseller-agent" \
+    "-rw-r--r-- usr/share/fish/vendor_completions.d/plesk-reseller-agent.fish"; do
+    check "deb has ${e#* } mode ${e%% *}" has_entry "${e%% *}" "${e#* }"
+done
+files_in_deb=$(grep -vc '^d' <<<"$listing")
+# The seven above plus the copyright file cargo-deb adds.
+check "deb has no unexpected files ($files_in_deb)" [ "$files_in_deb" -eq 8 ]
+
+info=$(dpkg-deb -I "$deb1")
+check "deb version is $version-1" grep -q "^ Version: $version-1\$" <<<"$info"
+check "deb depends on libc6" grep -qE '^ Depends: .*libc6' <<<"$info"
+check "deb section admin" grep -q '^ Section: admin$' <<<"$info"
+check "deb 2 version is $version-2" [ "$(dpkg-deb -f "$deb2" Version)" = "$version-2" ]
+
+mkdir "$work/ctrl"
+dpkg-deb --ctrl-tarfile "$deb1" | tar -x -C "$work/ctrl"
+check "conffiles lists exactly agent.ini" \
+    [ "$(cat "$work/ctrl/conffiles")" = /etc/plesk-reseller-agent/agent.ini ]
+for s in postinst prerm postrm; do
+    check "deb $s is packaging/deb/$s, executable" \
+        sh -c "cmp -s '$work/ctrl/$s' 'packaging/deb/$s' && [ -x '$work/ctrl/$s' ]"
+done
+check "deb has no preinst" [ ! -e "$work/ctrl/preinst" ]
+
+mkdir "$work/data"
+dpkg-deb -x "$deb1" "$work/data"
+man_text=$(zcat "$work/data/usr/share/man/man1/plesk-reseller-agent.1.gz")
+for c in run sync status check poll\\\\-now; do
+    check "man page documents '$c'" grep -q "^\\\\fB$c\\\\fR\$" <<<"$man_text"
+done
+check "man page names the config file" grep -q 'agent.ini' <<<"$man_text"
+for f in usr/share/bash-completion/completions/plesk-reseller-agent \
+    usr/share/zsh/vendor-completions/_plesk-reseller-agent \
+    usr/share/fish/vendor_completions.d/plesk-reseller-agent.fish; do
+    check "completion $(basename "$f") knows poll-now and --config" \
+        sh -c "grep -q poll-now '$work/data/$f' && grep -q -- config '$work/data/$f'"
+done
+check "bash completion parses" bash -n "$work/data/usr/share/bash-completion/completions/plesk-reseller-agent"
+check "packaged agent.ini is packaging/agent.ini" cmp -s "$work/data/etc/plesk-reseller-agent/agent.ini" packaging/agent.ini
+check "packaged unit is systemd/$unit" cmp -s "$work/data/lib/systemd/system/$unit" "systemd/$unit"
+
+# ---------------------------------------------------------------- rpm, static
+step "rpm contents: $(basename "$rpm1")"
+rpm_files=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)
+rpm_has() { grep -qxF -- "$1 root:root $2" <<<"$rpm_files"; }
+for e in \
+    "-rwxr-xr-x /usr/bin/plesk-reseller-agent" \
+    "-rw-r--r-- /usr/lib/systemd/system/plesk-reseller-agent.service" \
+    "-rw-r----- /etc/plesk-reseller-agent/agent.ini" \
+    "-rw-r--r-- /usr/share/man/man1/plesk-reseller-agent.1.gz" \
+    "-rw-r--r-- /usr/share/bash-completion/completions/plesk-reseller-agent" \
+    "-rw-r--r-- /usr/share/zsh/site-functions/_plesk-reseller-agent" \
+    "-rw-r--r-- /usr/share/fish/vendor_completions.d/plesk-reseller-agent.fish"; do
+    check "rpm has ${e#* } mode ${e%% *}" rpm_has "${e%% *}" "${e#* }"
+done
+check "rpm has no unexpected files" [ "$(wc -l <<<"$rpm_files")" -eq 7 ]
+check "rpm: agent.ini is %config(noreplace)" \
+    grep -qx 'cn /etc/plesk-reseller-agent/agent.ini' \
+    <<<"$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)"
+check "rpm: man page is %doc" grep -qx 'd /usr/share/man/man1/plesk-reseller-agent.1.gz' \
+    <<<"$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)"
+check "rpm version-release is $version-1" [ "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm1" 2>/dev/null)" = "$version-1" ]
+check "rpm 2 version-release is $version-2" [ "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm2" 2>/dev/null)" = "$version-2" ]
+rpm_script() { rpm -qp --qf "%{$1}" "$rpm1" 2>/dev/null; }
+check "rpm %post is packaging/rpm/post_install.sh" [ "$(rpm_script POSTIN)" = "$(cat packaging/rpm/post_install.sh)" ]
+check "rpm %preun is packaging/rpm/pre_uninstall.sh" [ "$(rpm_script PREUN)" = "$(cat packaging/rpm/pre_uninstall.sh)" ]
+check "rpm %postun is packaging/rpm/post_uninstall.sh" [ "$(rpm_script POSTUN)" = "$(cat packaging/rpm/post_uninstall.sh)" ]
+check "rpm --scripts shows the three scriptlets" \
+    sh -c "[ \$(rpm -qp --scripts '$rpm1' 2>/dev/null | grep -cE '^(postinstall|preuninstall|postuninstall) scriptlet') -eq 3 ]"
+
+# ---------------------------------------------------------------- systemctl stand-in
+# Maintainer scripts talk to systemd only when /run/systemd/system exists. To see what they
+# would do on a real server, that marker is created (only if absent, removed on exit) and a
+# systemctl that logs its arguments is put first in PATH. Offline calls (`--root=`, which
+# deb-systemd-helper uses to enable) go on to the real systemctl. deb-systemd-invoke is
+# stood in for too: the real one asks policy-rc.d, which in containers often refuses all.
+real_systemctl=$(command -v systemctl)
+stub="$work/stub"
+mkdir -p "$stub"
+syslog="$work/systemctl.log"
+cat >"$stub/systemctl" <<EOF
+#!/bin/sh
+echo "\$*" >>"$syslog"
+case "\$*" in *--root=*) exec "$real_systemctl" "\$@" ;; esac
+exit 0
+EOF
+cat >"$stub/deb-systemd-invoke" <<EOF
+#!/bin/sh
+echo "invoke: \$*" >>"$syslog"
+exit 0
+EOF
+chmod 755 "$stub/systemctl" "$stub/deb-systemd-invoke"
+with_systemd() { # runs "$@" as if systemd were PID 1, logging systemctl calls
+    : >"$syslog"
+    if [ ! -d /run/systemd/system ]; then
+        mkdir -p /run/systemd/system
+        fake_systemd_dir=/run/systemd/system
+    fi
+    local rc=0
+    PATH="$stub:$PATH" "$@" || rc=$?
+    if [ -n "$fake_systemd_dir" ]; then
+        rmdir "$fake_systemd_dir"
+        fake_systemd_dir=
+    fi
+    return $rc
+}
+called() { grep -qE "(^| )$1 $unit\$" "$syslog"; }
+reloaded() { grep -qE '(^| )daemon-reload$' "$syslog"; }
+real_systemd=no
+[ -d /run/systemd/system ] && real_systemd=yes
+if [ "$real_systemd" = yes ]; then
+    echo "   (systemd is running here: the stand-in systemctl still intercepts the scripts' calls)"
+fi
+
+# ---------------------------------------------------------------- deb, install
+state=/var/lib/plesk-reseller-agent
+conf=/etc/plesk-reseller-agent
+wants=/etc/systemd/system/multi-user.target.wants/$unit
+
+step "dpkg -i $(basename "$deb1")"
+with_systemd dpkg -i "$deb1" </dev/null >/dev/null
+check "installed: $version-1" [ "$(dpkg-query -W -f '${Version}' "$pkg")" = "$version-1" ]
+check "install reloads systemd" reloaded
+check "install starts the service" called start
+check "install stops nothing" sh -c "! grep -q stop '$syslog'"
+check "install enabled the unit (wants symlink)" [ -L "$wants" ]
+check "binary at /usr/bin, 0755" [ "$(stat -c %a /usr/bin/plesk-reseller-agent)" = 755 ]
+check "agent.ini 0640 root:root" [ "$(stat -c '%a %U:%G' $conf/agent.ini)" = "640 root:root" ]
+check "config dir 0750" [ "$(stat -c %a $conf)" = 750 ]
+check "unit at /lib/systemd/system" [ -f "/lib/systemd/system/$unit" ]
+check "--version prints $version" [ "$(/usr/bin/plesk-reseller-agent --version)" = "plesk-reseller-agent $version" ]
+check "man finds the page" sh -c "man -w plesk-reseller-agent | grep -q /usr/share/man/man1/plesk-reseller-agent.1.gz"
+
+step "systemd-analyze verify"
+verify_out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) && verify_rc=0 || verify_rc=$?
+if [ -n "$verify_out" ]; then echo "$verify_out" | sed 's/^/   /'; fi
+check "systemd-analyze verify passes" [ "$verify_rc" -eq 0 ]
+check "systemd-analyze verify has no warning" [ -z "$verify_out" ]
+# Settings the daemon and the license work rely on (verify says nothing about them).
+for kv in Type=notify NotifyAccess=main "ExecStart=/usr/bin/plesk-reseller-agent run" \
+    "ExecReload=/bin/kill -HUP \$MAINPID" Restart=on-failure KillMode=mixed WatchdogSec=60s \
+    TimeoutStopSec=330s StateDirectory=plesk-reseller-agent StateDirectoryMode=0700 \
+    RuntimeDirectory=plesk-reseller-agent ConfigurationDirectory=plesk-reseller-agent \
+    ConfigurationDirectoryMode=0750 \
+    WantedBy=multi-user.target; do
+    check "unit sets $kv" grep -qxF "$kv" "/lib/systemd/system/$unit"
+done
+for absent in ProtectSystem NoNewPrivileges RestrictSUIDSGID PrivateTmp ProtectHome UMask User SystemCallFilter; do
+    check "unit leaves $absent unset (the license child needs it so)" \
+        sh -c "! grep -qE '^$absent=' '/lib/systemd/system/$unit'"
+done
+
+step "plesk-reseller-agent check (installed, default config, no Plesk here)"
+out=$(/usr/bin/plesk-reseller-agent check 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/   /'
+check "check exits 1 (no Plesk on this machine)" [ "$rc" -eq 1 ]
+check "check: the packaged agent.ini parses" has "^ok   config: $conf/agent.ini parses\$" "$out"
+check "check: the packaged agent.ini has no unknown key" lacks '^warn' "$out"
+check "check: reports the missing Plesk command" has '^FAIL plesk command: /usr/sbin/plesk ' "$out"
+check "check: every line is a verdict" all_lines '^(ok  |FAIL|warn) ' "$out"
+
+# An operator's edits: a store (loopback, so nothing leaves the machine), a token, state.
+step "operator edits agent.ini, adds a token and the daemon's state"
+sed -i 's|^url =$|url = https://127.0.0.1:9/plesk-agent|; s|^host_id =$|host_id = web-042|' $conf/agent.ini
+(umask 077 && echo "s3cr3t-token" >$conf/token)
+mkdir -p -m 0700 $state/backup
+echo "original" >$state/backup/panel.ini.orig
+edited=$(sha256sum $conf/agent.ini)
+out=$(/usr/bin/plesk-reseller-agent check 2>&1) || true
+check "check: sees the private token" has "^ok   token file: $conf/token is private" "$out"
+check "check: names the unreachable store" has '^FAIL central: ' "$out"
+
+# ---------------------------------------------------------------- deb, upgrade
+step "dpkg -i $(basename "$deb2") (upgrade over the edited agent.ini)"
+with_systemd dpkg -i "$deb2" </dev/null >/dev/null
+check "installed: $version-2" [ "$(dpkg-query -W -f '${Version}' "$pkg")" = "$version-2" ]
+check "edited agent.ini kept" [ "$(sha256sum $conf/agent.ini)" = "$edited" ]
+check "no .dpkg-new/.dpkg-dist beside it" sh -c "! ls $conf | grep -q dpkg"
+check "agent.ini still 0640" [ "$(stat -c %a $conf/agent.ini)" = 640 ]
+check "config dir still 0750" [ "$(stat -c %a $conf)" = 750 ]
+check "token kept, 0600" [ "$(stat -c %a $conf/token)" = 600 ]
+check "state kept" [ -f $state/backup/panel.ini.orig ]
+check "upgrade try-restarts the service" called try-restart
+check "upgrade does not stop it" sh -c "! grep -qE '(^| )stop ' '$syslog'"
+check "upgrade does not (re)start a stopped one" sh -c "! grep -qE '(^| )(start|restart) ' '$syslog'"
+check "still enabled" [ -L "$wants" ]
+
+step "dpkg -i $(basename "$deb2") again without systemd as PID 1"
+dpkg -i "$deb2" </dev/null >/dev/null
+check "reinstall without systemd succeeds" [ "$(dpkg-query -W -f '${Status}' "$pkg")" = "install ok installed" ]
+
+# ---------------------------------------------------------------- deb, remove
+step "dpkg -r"
+with_systemd dpkg -r "$pkg" </dev/null >/dev/null
+check "removal stops the service" called stop
+check "removal masks the unit (deb-systemd-helper keeps the enable state for a reinstall)" \
+    [ "$(readlink "/etc/systemd/system/$unit")" = /dev/null ]
+check "binary gone" [ ! -e /usr/bin/plesk-reseller-agent ]
+check "unit gone" [ ! -e "/lib/systemd/system/$unit" ]
+check "man page gone" [ ! -e /usr/share/man/man1/plesk-reseller-agent.1.gz ]
+check "edited agent.ini kept" [ "$(sha256sum $conf/agent.ini)" = "$edited" ]
+check "token kept" [ -f $conf/token ]
+check "state kept" [ -f $state/backup/panel.ini.orig ]
+check "dpkg: config-files state" [ "$(dpkg-query -W -f '${Status}' "$pkg")" = "deinstall ok config-files" ]
+
+# ---------------------------------------------------------------- deb, purge
+step "dpkg -P"
+with_systemd dpkg -P "$pkg" </dev/null >/dev/null
+check "config dir gone" [ ! -e $conf ]
+check "state dir gone" [ ! -e $state ]
+check "no enable or mask symlink left" \
+    sh -c "! find /etc/systemd/system -name '$unit' | grep -q ."
+check "dpkg forgot the package" sh -c "! dpkg -s $pkg >/dev/null 2>&1"
+
+step "install and purge once more, without systemd as PID 1"
+dpkg -i "$deb1" </dev/null >/dev/null
+check "install without systemd succeeds and enables" [ -L "$wants" ]
+dpkg -r "$pkg" </dev/null >/dev/null
+dpkg -P "$pkg" </dev/null >/dev/null
+check "purge without systemd leaves nothing" \
+    sh -c "[ ! -e $conf ] && ! find /etc/systemd/system -name '$unit' | grep -q . && ! dpkg -s $pkg >/dev/null 2>&1"
+
+# ---------------------------------------------------------------- rpm, in a scratch root
+step "rpm -i/-U/-e --root (scripts run separately below)"
+root="$work/rpmroot"
+mkdir -p "$root"
+rpm --root "$root" --initdb
+rpm_q() { rpm --root "$root" "$@" 2>/dev/null; }
+rpm --root "$root" -i --nodeps --noscripts "$rpm1" 2>/dev/null
+check "rpm installed $version-1" [ "$(rpm_q -q --qf '%{VERSION}-%{RELEASE}' $pkg)" = "$version-1" ]
+check "rpm: binary 0755 and runs" \
+    sh -c "[ \$(stat -c %a '$root/usr/bin/plesk-reseller-agent') = 755 ] && '$root/usr/bin/plesk-reseller-agent' --version | grep -q '$version'"
+check "rpm: agent.ini 0640" [ "$(stat -c %a "$root$conf/agent.ini")" = 640 ]
+check "rpm: unit in /usr/lib/systemd/system" [ -f "$root/usr/lib/systemd/system/$unit" ]
+echo "buy_url = https://store.example.com/buy" >>"$root$conf/agent.ini"
+edited=$(sha256sum <"$root$conf/agent.ini")
+rpm --root "$root" -U --nodeps --noscripts "$rpm2" 2>/dev/null
+check "rpm upgraded to $version-2" [ "$(rpm_q -q --qf '%{VERSION}-%{RELEASE}' $pkg)" = "$version-2" ]
+check "rpm upgrade kept the edited agent.ini" [ "$(sha256sum <"$root$conf/agent.ini")" = "$edited" ]
+check "rpm upgrade left no .rpmnew" [ ! -e "$root$conf/agent.ini.rpmnew" ]
+rpm --root "$root" -e --nodeps --noscripts "$pkg" 2>/dev/null
+check "rpm erase removed the binary and unit" \
+    sh -c "[ ! -e '$root/usr/bin/plesk-reseller-agent' ] && [ ! -e '$root/usr/lib/systemd/system/$unit' ]"
+check "rpm erase kept the edit as agent.ini.rpmsave" [ "$(sha256sum <"$root$conf/agent.ini.rpmsave")" = "$edited" ]
+
+step "rpm scriptlets run directly"
+postin=$(rpm_script POSTIN)
+preun=$(rpm_script PREUN)
+postun=$(rpm_script POSTUN)
+run_let() { sh -c "$1" sh "$2"; }
+with_systemd run_let "$postin" 1
+check "%post 1 (install): enable, daemon-reload, start" \
+    sh -c "grep -qx 'enable $unit' '$syslog' && grep -qx daemon-reload '$syslog' && grep -qx 'start $unit' '$syslog'"
+with_systemd run_let "$postin" 2
+check "%post 2 (upgrade): daemon-reload and try-restart only" \
+    [ "$(tr '\n' ' ' <"$syslog")" = "daemon-reload try-restart $unit " ]
+with_systemd run_let "$preun" 1
+check "%preun 1 (upgrade): nothing" [ ! -s "$syslog" ]
+with_systemd run_let "$preun" 0
+check "%preun 0 (erase): disable and stop" \
+    [ "$(tr '\n' ' ' <"$syslog")" = "--no-reload disable $unit stop $unit " ]
+with_systemd run_let "$postun" 1
+check "%postun 1 (upgrade): nothing" [ ! -s "$syslog" ]
+with_systemd run_let "$postun" 0
+check "%postun 0 (erase): daemon-reload" [ "$(tr '\n' ' ' <"$syslog")" = "daemon-reload " ]
+# Without systemd as PID 1 the scriptlets must still succeed; %post only enables.
+: >"$syslog"
+PATH="$stub:$PATH" run_let "$postin" 1
+check "%post 1 without systemd: only enable" [ "$(tr '\n' ' ' <"$syslog")" = "enable $unit " ]
+scriptlets_quiet() { run_let "$preun" 0 && run_let "$postun" 0 && run_let "$postin" 2; }
+check "scriptlets exit 0 without systemd" scriptlets_quiet
+
+# ---------------------------------------------------------------- end
+check "nothing of $pkg left installed on this machine" \
+    sh -c "! dpkg -s $pkg >/dev/null 2>&1 && [ ! -e /usr/bin/plesk-reseller-agent ] && [ ! -e $conf ]"
+echo "   whole run took $(($(date +%s) - start)) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
