@@ -137,6 +137,8 @@ pub struct Engine {
     /// Consecutive failed deliveries, and when the next attempt may go (backoff).
     delivery_failures: u32,
     next_delivery: Option<std::time::Instant>,
+    /// The last report error logged, so a down store is logged once, not every pass.
+    report_error: Option<String>,
     key_number: Option<String>,
     plesk_version: Option<String>,
     last_report: Option<Report>,
@@ -199,6 +201,7 @@ impl Engine {
             last_report: None,
             delivery_failures: 0,
             next_delivery: None,
+            report_error: None,
             running: Arc::new(Mutex::new(None)),
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -536,9 +539,17 @@ impl Engine {
         }
         match t.send_report(&report).await {
             Ok(()) => {
+                self.report_error = None;
                 self.last_report = Some(report);
             }
-            Err(e) => tracing::warn!("the report was not delivered: {e}"),
+            Err(e) => {
+                // Once per distinct error: an unreachable store must not flood the log.
+                let msg = e.to_string();
+                if self.report_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!("the report was not delivered: {msg}");
+                }
+                self.report_error = Some(msg);
+            }
         }
     }
 
