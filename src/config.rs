@@ -131,6 +131,11 @@ pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
 
 /// Reads and checks the config file.
 pub fn load(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
+    parse(path, &read_text(path)?, facts)
+}
+
+/// Reads a config file as text (capped; the agent and the catalog proxy share the format).
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
     let bytes = crate::fsutil::read_capped(path, MAX_CONFIG)
         .map_err(|e| ConfigError::Read {
             path: path.into(),
@@ -140,25 +145,29 @@ pub fn load(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
             path: path.into(),
             reason: "no such file".into(),
         })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
+    String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
         path: path.into(),
         reason: "not UTF-8 text".into(),
-    })?;
-    parse(path, &text, facts)
+    })
 }
 
-/// Parses config text; `path` is only used in messages and to resolve nothing else.
-pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, ConfigError> {
+/// Parses INI text the way every config of ours is read: rust-ini with quotes and escapes
+/// off (backslashes stay as written), a BOM ignored.
+pub fn parse_ini(path: &Path, text: &str) -> Result<ini::Ini, ConfigError> {
     let opt = ini::ParseOption {
         enabled_quote: false,
         enabled_escape: false,
         ..Default::default()
     };
-    let ini =
-        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+    ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Parses config text; `path` is only used in messages and to resolve nothing else.
+pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, ConfigError> {
+    let ini = parse_ini(path, text)?;
 
     let mut warnings = Vec::new();
     let mut values: std::collections::HashMap<(String, String), String> = Default::default();

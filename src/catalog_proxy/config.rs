@@ -60,34 +60,12 @@ impl ProxyConfig {
 
 /// Reads the config file and its `[catalog_proxy]` section.
 pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
-    let bytes = crate::fsutil::read_capped(path, MAX_CONFIG)
-        .map_err(|e| ConfigError::Read {
-            path: path.into(),
-            reason: e.to_string(),
-        })?
-        .ok_or_else(|| ConfigError::Read {
-            path: path.into(),
-            reason: "no such file".into(),
-        })?;
-    let text = String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
-        path: path.into(),
-        reason: "not UTF-8 text".into(),
-    })?;
-    parse(path, &text)
+    parse(path, &crate::config::read_text(path)?)
 }
 
 /// Parses config text; `path` is used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ConfigError> {
-    let opt = ini::ParseOption {
-        enabled_quote: false,
-        enabled_escape: false,
-        ..Default::default()
-    };
-    let ini =
-        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+    let ini = crate::config::parse_ini(path, text)?;
     let mut cfg = ProxyConfig {
         path: path.into(),
         ..ProxyConfig::defaults()

@@ -98,6 +98,13 @@ pub(crate) fn fail(msg: impl std::fmt::Display) -> i32 {
     EXIT_FAILED
 }
 
+/// The config and a runtime, or the exit status after saying in one sentence why not.
+pub(crate) fn config_and_runtime(path: &std::path::Path) -> Result<(Config, tokio::runtime::Runtime), i32> {
+    let cfg = load_config(path).map_err(fail)?;
+    let rt = runtime().map_err(fail)?;
+    Ok((cfg, rt))
+}
+
 /// A runtime for the one-shot commands (one thread: they do one thing at a time).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()

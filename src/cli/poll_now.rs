@@ -2,17 +2,13 @@
 
 use std::path::Path;
 
-use super::{fail, load_config, runtime, EXIT_NOT_RUNNING, EXIT_OK};
+use super::{config_and_runtime, fail, EXIT_NOT_RUNNING, EXIT_OK};
 use crate::daemon::control::{self, ControlError, ControlRequest};
 
 pub fn run(config_path: &Path) -> i32 {
-    let cfg = match load_config(config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let rt = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+    let (cfg, rt) = match config_and_runtime(config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     match rt.block_on(control::request(
         &cfg.agent.socket,

@@ -2,20 +2,16 @@
 
 use std::path::Path;
 
-use super::{fail, load_config, EXIT_OK};
+use super::{config_and_runtime, fail, EXIT_OK};
 use crate::daemon::service;
 use crate::engine::Deps;
 
 pub fn run(config_path: &Path) -> i32 {
-    let cfg = match load_config(config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
     // One thread: the daemon waits on the network and on one child at a time, and a
     // current-thread runtime keeps its idle memory and CPU at almost nothing.
-    let rt = match super::runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+    let (cfg, rt) = match config_and_runtime(config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let signals = match service::os_signals() {

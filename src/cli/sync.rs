@@ -3,18 +3,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{fail, load_config, runtime, EXIT_FAILED, EXIT_OK};
+use super::{config_and_runtime, fail, EXIT_FAILED, EXIT_OK};
 use crate::daemon::control::{self, ControlRequest};
 use crate::engine::{Deps, Engine};
 
 pub fn run(config_path: &Path) -> i32 {
-    let cfg = match load_config(config_path) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let rt = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+    let (cfg, rt) = match config_and_runtime(config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     rt.block_on(async move {
         // A running daemon does the pass itself; two writers of one journal could run a job twice.
