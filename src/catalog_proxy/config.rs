@@ -17,8 +17,6 @@ const KEYS: &[&str] = &[
     "cache_ttl",
     "stale_if_error",
 ];
-/// Largest config file read (the same cap as the agent's).
-const MAX_CONFIG: u64 = 256 * 1024;
 
 /// Timeout of one upstream request, connection to last body byte.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
