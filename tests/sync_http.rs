@@ -338,3 +338,42 @@ fn wrong_token_is_an_error_naming_the_url_never_the_token() {
     assert!(err.contains("401") && err.contains(&store.url()), "{err}");
     assert!(!err.contains("wrong-token"));
 }
+
+#[test]
+fn a_job_interrupted_three_times_is_failed_not_run_a_fourth_time() {
+    let store = store();
+    let sb = Sandbox::new(&store.url(), "", "");
+    sb.plesk_switch("delay", "30");
+    store.set_instructions(json!({"jobs": [{"id": "doomed", "type": "retrieve_keys"}]}));
+    let started = sb.plesk_dir.join("started");
+    for attempt in 1..=3 {
+        let _ = std::fs::remove_file(&started);
+        let mut child = sb
+            .command(&["sync"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            (0..200).any(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                started.exists()
+            }),
+            "attempt {attempt} never started"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let pgid: i32 = std::fs::read_to_string(&started).unwrap().trim().parse().unwrap();
+        assert!(pgid > 1);
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let out = sb.agent(&["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(sb.license_calls().len(), 3, "never a fourth run");
+    let results = store.results();
+    assert_eq!(results.len(), 1, "{results:?}");
+    let r = &results[0].1;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["attempts"], 3);
+    assert_eq!(r["exit_code"], serde_json::Value::Null);
+    assert!(r["output"].as_str().unwrap().contains("interrupted 3 times"), "{r}");
+}
