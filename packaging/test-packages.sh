@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the .deb and .rpm from this tree and proves what an operator relies on:
 #   - file lists, modes, conffiles and maintainer scripts of both packages;
-#   - `systemd-analyze verify` on the installed unit;
+#   - `systemd-analyze verify` on the installed units; the catalog proxy's unit shipped but
+#     not enabled, its sandbox (`systemd-analyze security`), its packaged config readable
+#     and serving /healthz as an unprivileged user, its enable state removed by purge;
 #   - the .deb installed with dpkg, `plesk-reseller-agent check` run from /usr/bin, a
 #     version-bumped .deb installed over an edited agent.ini (edit kept), then remove (config
 #     and state kept) and purge (both gone), checking the files at each step;
@@ -18,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 unit=plesk-reseller-agent.service
+proxy=plesk-catalog-proxy.service
 pkg=plesk-reseller-agent
 
 passed=0
@@ -59,8 +62,11 @@ fi
 
 work=$(mktemp -d /tmp/pkgtest.XXXXXX)
 fake_systemd_dir=
+proxy_pid=
 cleanup() {
-    # Only what this script made: the stand-in systemd marker and its scratch dir.
+    # Only what this script made: the stand-in systemd marker, the proxy it started, its
+    # scratch dir.
+    if [ -n "$proxy_pid" ]; then kill -TERM "$proxy_pid" 2>/dev/null || true; fi
     if [ -n "$fake_systemd_dir" ]; then rmdir "$fake_systemd_dir" 2>/dev/null || true; fi
     rm -rf "$work"
 }
@@ -98,6 +104,8 @@ for e in \
     "-rwxr-xr-x usr/bin/plesk-reseller-agent" \
     "-rw-r--r-- lib/systemd/system/plesk-reseller-agent.service" \
     "-rw-r----- etc/plesk-reseller-agent/agent.ini" \
+    "-rw-r--r-- lib/systemd/system/plesk-catalog-proxy.service" \
+    "-rw-r--r-- etc/plesk-catalog-proxy/catalog-proxy.ini" \
     "-rw-r--r-- usr/share/man/man1/plesk-reseller-agent.1.gz" \
     "-rw-r--r-- usr/share/bash-completion/completions/plesk-reseller-agent" \
     "-rw-r--r-- usr/share/zsh/vendor-completions/_plesk-reseller-agent" \
@@ -105,8 +113,8 @@ for e in \
     check "deb has ${e#* } mode ${e%% *}" has_entry "${e%% *}" "${e#* }"
 done
 files_in_deb=$(grep -vc '^d' <<<"$listing")
-# The seven above plus the copyright file cargo-deb adds.
-check "deb has no unexpected files ($files_in_deb)" [ "$files_in_deb" -eq 8 ]
+# The nine above plus the copyright file cargo-deb adds.
+check "deb has no unexpected files ($files_in_deb)" [ "$files_in_deb" -eq 10 ]
 
 info=$(dpkg-deb -I "$deb1")
 check "deb version is $version-1" grep -q "^ Version: $version-1\$" <<<"$info"
@@ -116,8 +124,8 @@ check "deb 2 version is $version-2" [ "$(dpkg-deb -f "$deb2" Version)" = "$versi
 
 mkdir "$work/ctrl"
 dpkg-deb --ctrl-tarfile "$deb1" | tar -x -C "$work/ctrl"
-check "conffiles lists exactly agent.ini" \
-    [ "$(cat "$work/ctrl/conffiles")" = /etc/plesk-reseller-agent/agent.ini ]
+check "conffiles lists exactly agent.ini and catalog-proxy.ini" \
+    [ "$(sort "$work/ctrl/conffiles" | tr '\n' ' ')" = "/etc/plesk-catalog-proxy/catalog-proxy.ini /etc/plesk-reseller-agent/agent.ini " ]
 for s in postinst prerm postrm; do
     check "deb $s is packaging/deb/$s, executable" \
         sh -c "cmp -s '$work/ctrl/$s' 'packaging/deb/$s' && [ -x '$work/ctrl/$s' ]"
@@ -140,6 +148,9 @@ done
 check "bash completion parses" bash -n "$work/data/usr/share/bash-completion/completions/plesk-reseller-agent"
 check "packaged agent.ini is packaging/agent.ini" cmp -s "$work/data/etc/plesk-reseller-agent/agent.ini" packaging/agent.ini
 check "packaged unit is systemd/$unit" cmp -s "$work/data/lib/systemd/system/$unit" "systemd/$unit"
+check "packaged catalog-proxy.ini is packaging/catalog-proxy.ini" \
+    cmp -s "$work/data/etc/plesk-catalog-proxy/catalog-proxy.ini" packaging/catalog-proxy.ini
+check "packaged unit is systemd/$proxy" cmp -s "$work/data/lib/systemd/system/$proxy" "systemd/$proxy"
 
 # ---------------------------------------------------------------- rpm, static
 step "rpm contents: $(basename "$rpm1")"
@@ -149,16 +160,19 @@ for e in \
     "-rwxr-xr-x /usr/bin/plesk-reseller-agent" \
     "-rw-r--r-- /usr/lib/systemd/system/plesk-reseller-agent.service" \
     "-rw-r----- /etc/plesk-reseller-agent/agent.ini" \
+    "-rw-r--r-- /usr/lib/systemd/system/plesk-catalog-proxy.service" \
+    "-rw-r--r-- /etc/plesk-catalog-proxy/catalog-proxy.ini" \
     "-rw-r--r-- /usr/share/man/man1/plesk-reseller-agent.1.gz" \
     "-rw-r--r-- /usr/share/bash-completion/completions/plesk-reseller-agent" \
     "-rw-r--r-- /usr/share/zsh/site-functions/_plesk-reseller-agent" \
     "-rw-r--r-- /usr/share/fish/vendor_completions.d/plesk-reseller-agent.fish"; do
     check "rpm has ${e#* } mode ${e%% *}" rpm_has "${e%% *}" "${e#* }"
 done
-check "rpm has no unexpected files" [ "$(wc -l <<<"$rpm_files")" -eq 7 ]
-check "rpm: agent.ini is %config(noreplace)" \
-    grep -qx 'cn /etc/plesk-reseller-agent/agent.ini' \
-    <<<"$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)"
+check "rpm has no unexpected files" [ "$(wc -l <<<"$rpm_files")" -eq 9 ]
+for f in /etc/plesk-reseller-agent/agent.ini /etc/plesk-catalog-proxy/catalog-proxy.ini; do
+    check "rpm: $(basename $f) is %config(noreplace)" grep -qx "cn $f" \
+        <<<"$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)"
+done
 check "rpm: man page is %doc" grep -qx 'd /usr/share/man/man1/plesk-reseller-agent.1.gz' \
     <<<"$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm1" 2>/dev/null)"
 check "rpm version-release is $version-1" [ "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm1" 2>/dev/null)" = "$version-1" ]
@@ -206,7 +220,7 @@ with_systemd() { # runs "$@" as if systemd were PID 1, logging systemctl calls
     fi
     return $rc
 }
-called() { grep -qE "(^| )$1 $unit\$" "$syslog"; }
+called() { grep -qE "(^| )$1 ${2:-$unit}\$" "$syslog"; } # called ACTION [UNIT]
 reloaded() { grep -qE '(^| )daemon-reload$' "$syslog"; }
 real_systemd=no
 [ -d /run/systemd/system ] && real_systemd=yes
@@ -218,6 +232,8 @@ fi
 state=/var/lib/plesk-reseller-agent
 conf=/etc/plesk-reseller-agent
 wants=/etc/systemd/system/multi-user.target.wants/$unit
+pconf=/etc/plesk-catalog-proxy
+proxy_links() { find /etc/systemd/system -name "$proxy"; } # enable or mask symlinks
 
 step "dpkg -i $(basename "$deb1")"
 with_systemd dpkg -i "$deb1" </dev/null >/dev/null
@@ -226,6 +242,11 @@ check "install reloads systemd" reloaded
 check "install starts the service" called start
 check "install stops nothing" sh -c "! grep -q stop '$syslog'"
 check "install enabled the unit (wants symlink)" [ -L "$wants" ]
+check "install leaves the proxy alone (no start, no enable)" sh -c "! grep -q '$proxy' '$syslog'"
+check "proxy not enabled (no symlink in /etc/systemd/system)" [ -z "$(proxy_links)" ]
+check "proxy unit at /lib/systemd/system" [ -f "/lib/systemd/system/$proxy" ]
+check "catalog-proxy.ini 0644 root:root" [ "$(stat -c '%a %U:%G' $pconf/catalog-proxy.ini)" = "644 root:root" ]
+check "proxy config dir 0755" [ "$(stat -c %a $pconf)" = 755 ]
 check "binary at /usr/bin, 0755" [ "$(stat -c %a /usr/bin/plesk-reseller-agent)" = 755 ]
 check "agent.ini 0640 root:root" [ "$(stat -c '%a %U:%G' $conf/agent.ini)" = "640 root:root" ]
 check "config dir 0750" [ "$(stat -c %a $conf)" = 750 ]
@@ -238,6 +259,10 @@ verify_out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) && verify_
 if [ -n "$verify_out" ]; then echo "$verify_out" | sed 's/^/   /'; fi
 check "systemd-analyze verify passes" [ "$verify_rc" -eq 0 ]
 check "systemd-analyze verify has no warning" [ -z "$verify_out" ]
+verify_out=$(systemd-analyze verify "/lib/systemd/system/$proxy" 2>&1) && verify_rc=0 || verify_rc=$?
+if [ -n "$verify_out" ]; then echo "$verify_out" | sed 's/^/   /'; fi
+check "systemd-analyze verify passes on $proxy" [ "$verify_rc" -eq 0 ]
+check "systemd-analyze verify has no warning on $proxy" [ -z "$verify_out" ]
 # Settings the daemon and the license work rely on (verify says nothing about them).
 for kv in Type=notify NotifyAccess=main "ExecStart=/usr/bin/plesk-reseller-agent run" \
     "ExecReload=/bin/kill -HUP \$MAINPID" Restart=on-failure KillMode=mixed WatchdogSec=60s \
@@ -251,6 +276,52 @@ for absent in ProtectSystem NoNewPrivileges RestrictSUIDSGID PrivateTmp ProtectH
     check "unit leaves $absent unset (the license child needs it so)" \
         sh -c "! grep -qE '^$absent=' '/lib/systemd/system/$unit'"
 done
+
+# The proxy's sandbox and how it is started (verify says nothing about them either).
+for kv in Type=notify NotifyAccess=main \
+    "ExecStart=/usr/bin/plesk-reseller-agent --config $pconf/catalog-proxy.ini catalog-proxy" \
+    Restart=on-failure DynamicUser=yes ConfigurationDirectory=plesk-catalog-proxy \
+    ConfigurationDirectoryMode=0755 ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
+    PrivateDevices=yes NoNewPrivileges=yes CapabilityBoundingSet= AmbientCapabilities= \
+    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" RestrictNamespaces=yes \
+    MemoryDenyWriteExecute=yes SystemCallFilter=@system-service SystemCallArchitectures=native \
+    WantedBy=multi-user.target; do
+    check "$proxy sets $kv" grep -qxF "$kv" "/lib/systemd/system/$proxy"
+done
+check "$proxy has no User= (DynamicUser allocates one)" sh -c "! grep -qE '^User=' '/lib/systemd/system/$proxy'"
+security=$(systemd-analyze security --offline=true --no-pager "/lib/systemd/system/$proxy" 2>&1 | tail -1)
+echo "   $security"
+check "systemd-analyze security rates $proxy OK or better" has 'exposure level .*: [0-9.]+ (OK|SAFE)' "$security"
+
+step "catalog proxy: packaged config, as an unprivileged user, as the unit runs it"
+check "nobody can read catalog-proxy.ini" sh -c \
+    "setpriv --reuid=65534 --regid=65534 --clear-groups cat $pconf/catalog-proxy.ini >/dev/null"
+# The packaged file with only the port changed (0: any free one; 8080 may be taken here).
+mkdir -m 0755 "$work/proxy"
+chmod 0711 "$work"
+sed 's|^listen =$|listen = 127.0.0.1:0|' $pconf/catalog-proxy.ini >"$work/proxy/catalog-proxy.ini"
+chmod 0644 "$work/proxy/catalog-proxy.ini"
+setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+    /usr/bin/plesk-reseller-agent --config "$work/proxy/catalog-proxy.ini" catalog-proxy \
+    2>"$work/proxy/log" &
+proxy_pid=$!
+proxy_addr=
+for _ in $(seq 100); do # up to 10 s for the "serving" log line
+    proxy_addr=$(grep -o 'listen=127\.0\.0\.1:[0-9]*' "$work/proxy/log" | head -1 | cut -d= -f2) || true
+    [ -n "$proxy_addr" ] && break
+    kill -0 $proxy_pid 2>/dev/null || break
+    sleep 0.1
+done
+health=$(curl -s --max-time 10 "http://$proxy_addr/healthz" 2>&1) || true
+kill -TERM $proxy_pid 2>/dev/null || true
+proxy_rc=0
+wait $proxy_pid || proxy_rc=$?
+proxy_pid=
+[ -n "$health" ] || sed 's/^/   /' "$work/proxy/log"
+check "proxy starts from the packaged config as nobody" [ -n "$proxy_addr" ]
+check "proxy /healthz answers status ok" has '"status":"ok"' "$health"
+check "proxy logs no warning for the packaged config" lacks 'WARN' "$(cat "$work/proxy/log")"
+check "proxy exits 0 on SIGTERM" [ "$proxy_rc" -eq 0 ]
 
 step "plesk-reseller-agent check (installed, default config, no Plesk here)"
 out=$(/usr/bin/plesk-reseller-agent check 2>&1) && rc=0 || rc=$?
@@ -268,6 +339,12 @@ sed -i 's|^url =$|url = https://127.0.0.1:9/plesk-agent|; s|^host_id =$|host_id 
 mkdir -p -m 0700 $state/backup
 echo "original" >$state/backup/panel.ini.orig
 edited=$(sha256sum $conf/agent.ini)
+# ...and enables the proxy with systemctl itself (offline: no systemd needed), with an allow list.
+sed -i 's|^allow =$|allow = wp-toolkit|' $pconf/catalog-proxy.ini
+pedited=$(sha256sum $pconf/catalog-proxy.ini)
+"$real_systemctl" enable "$proxy" >/dev/null 2>&1
+check "the admin's systemctl enable made the proxy's wants symlink" \
+    [ -L "/etc/systemd/system/multi-user.target.wants/$proxy" ]
 out=$(/usr/bin/plesk-reseller-agent check 2>&1) || true
 check "check: sees the private token" has "^ok   token file: $conf/token is private" "$out"
 check "check: names the unreachable store" has '^FAIL central: ' "$out"
@@ -286,6 +363,11 @@ check "upgrade try-restarts the service" called try-restart
 check "upgrade does not stop it" sh -c "! grep -qE '(^| )stop ' '$syslog'"
 check "upgrade does not (re)start a stopped one" sh -c "! grep -qE '(^| )(start|restart) ' '$syslog'"
 check "still enabled" [ -L "$wants" ]
+check "upgrade try-restarts the proxy (a no-op unless running)" called try-restart "$proxy"
+check "upgrade neither starts nor stops the proxy" sh -c "! grep -qE '(^| )(start|restart|stop) $proxy' '$syslog'"
+check "proxy still enabled as the admin left it" [ -L "/etc/systemd/system/multi-user.target.wants/$proxy" ]
+check "edited catalog-proxy.ini kept" [ "$(sha256sum $pconf/catalog-proxy.ini)" = "$pedited" ]
+check "catalog-proxy.ini still 0644" [ "$(stat -c %a $pconf/catalog-proxy.ini)" = 644 ]
 
 step "dpkg -i $(basename "$deb2") again without systemd as PID 1"
 dpkg -i "$deb2" </dev/null >/dev/null
@@ -295,6 +377,10 @@ check "reinstall without systemd succeeds" [ "$(dpkg-query -W -f '${Status}' "$p
 step "dpkg -r"
 with_systemd dpkg -r "$pkg" </dev/null >/dev/null
 check "removal stops the service" called stop
+check "removal stops the proxy" called stop "$proxy"
+check "removal masks the proxy too" [ "$(readlink "/etc/systemd/system/$proxy")" = /dev/null ]
+check "proxy unit gone" [ ! -e "/lib/systemd/system/$proxy" ]
+check "edited catalog-proxy.ini kept" [ "$(sha256sum $pconf/catalog-proxy.ini)" = "$pedited" ]
 check "removal masks the unit (deb-systemd-helper keeps the enable state for a reinstall)" \
     [ "$(readlink "/etc/systemd/system/$unit")" = /dev/null ]
 check "binary gone" [ ! -e /usr/bin/plesk-reseller-agent ]
@@ -309,6 +395,10 @@ check "dpkg: config-files state" [ "$(dpkg-query -W -f '${Status}' "$pkg")" = "d
 step "dpkg -P"
 with_systemd dpkg -P "$pkg" </dev/null >/dev/null
 check "config dir gone" [ ! -e $conf ]
+check "proxy config dir gone" [ ! -e $pconf ]
+check "no enable or mask symlink of the proxy left (the admin's enable included)" [ -z "$(proxy_links)" ]
+check "deb-systemd-helper forgot the proxy" \
+    sh -c "! find /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked -name '$proxy*' 2>/dev/null | grep -q ."
 check "state dir gone" [ ! -e $state ]
 check "no enable or mask symlink left" \
     sh -c "! find /etc/systemd/system -name '$unit' | grep -q ."
@@ -317,10 +407,11 @@ check "dpkg forgot the package" sh -c "! dpkg -s $pkg >/dev/null 2>&1"
 step "install and purge once more, without systemd as PID 1"
 dpkg -i "$deb1" </dev/null >/dev/null
 check "install without systemd succeeds and enables" [ -L "$wants" ]
+check "install without systemd does not enable the proxy" [ -z "$(proxy_links)" ]
 dpkg -r "$pkg" </dev/null >/dev/null
 dpkg -P "$pkg" </dev/null >/dev/null
 check "purge without systemd leaves nothing" \
-    sh -c "[ ! -e $conf ] && ! find /etc/systemd/system -name '$unit' | grep -q . && ! dpkg -s $pkg >/dev/null 2>&1"
+    sh -c "[ ! -e $conf ] && [ ! -e $pconf ] && ! find /etc/systemd/system -name '$unit' -o -name '$proxy' | grep -q . && ! dpkg -s $pkg >/dev/null 2>&1"
 
 # ---------------------------------------------------------------- rpm, in a scratch root
 step "rpm -i/-U/-e --root (scripts run separately below)"
@@ -334,16 +425,23 @@ check "rpm: binary 0755 and runs" \
     sh -c "[ \$(stat -c %a '$root/usr/bin/plesk-reseller-agent') = 755 ] && '$root/usr/bin/plesk-reseller-agent' --version | grep -q '$version'"
 check "rpm: agent.ini 0640" [ "$(stat -c %a "$root$conf/agent.ini")" = 640 ]
 check "rpm: unit in /usr/lib/systemd/system" [ -f "$root/usr/lib/systemd/system/$unit" ]
+check "rpm: proxy unit in /usr/lib/systemd/system" [ -f "$root/usr/lib/systemd/system/$proxy" ]
+check "rpm: catalog-proxy.ini 0644" [ "$(stat -c %a "$root$pconf/catalog-proxy.ini")" = 644 ]
 echo "buy_url = https://store.example.com/buy" >>"$root$conf/agent.ini"
 edited=$(sha256sum <"$root$conf/agent.ini")
+sed -i 's|^allow =$|allow = wp-toolkit|' "$root$pconf/catalog-proxy.ini"
+pedited=$(sha256sum <"$root$pconf/catalog-proxy.ini")
 rpm --root "$root" -U --nodeps --noscripts "$rpm2" 2>/dev/null
 check "rpm upgraded to $version-2" [ "$(rpm_q -q --qf '%{VERSION}-%{RELEASE}' $pkg)" = "$version-2" ]
 check "rpm upgrade kept the edited agent.ini" [ "$(sha256sum <"$root$conf/agent.ini")" = "$edited" ]
 check "rpm upgrade left no .rpmnew" [ ! -e "$root$conf/agent.ini.rpmnew" ]
+check "rpm upgrade kept the edited catalog-proxy.ini" [ "$(sha256sum <"$root$pconf/catalog-proxy.ini")" = "$pedited" ]
 rpm --root "$root" -e --nodeps --noscripts "$pkg" 2>/dev/null
 check "rpm erase removed the binary and unit" \
-    sh -c "[ ! -e '$root/usr/bin/plesk-reseller-agent' ] && [ ! -e '$root/usr/lib/systemd/system/$unit' ]"
+    sh -c "[ ! -e '$root/usr/bin/plesk-reseller-agent' ] && [ ! -e '$root/usr/lib/systemd/system/$unit' ] && [ ! -e '$root/usr/lib/systemd/system/$proxy' ]"
 check "rpm erase kept the edit as agent.ini.rpmsave" [ "$(sha256sum <"$root$conf/agent.ini.rpmsave")" = "$edited" ]
+check "rpm erase kept the edit as catalog-proxy.ini.rpmsave" \
+    [ "$(sha256sum <"$root$pconf/catalog-proxy.ini.rpmsave")" = "$pedited" ]
 
 step "rpm scriptlets run directly"
 postin=$(rpm_script POSTIN)
@@ -353,14 +451,15 @@ run_let() { sh -c "$1" sh "$2"; }
 with_systemd run_let "$postin" 1
 check "%post 1 (install): enable, daemon-reload, start" \
     sh -c "grep -qx 'enable $unit' '$syslog' && grep -qx daemon-reload '$syslog' && grep -qx 'start $unit' '$syslog'"
+check "%post 1 (install): leaves the proxy alone" sh -c "! grep -q '$proxy' '$syslog'"
 with_systemd run_let "$postin" 2
-check "%post 2 (upgrade): daemon-reload and try-restart only" \
-    [ "$(tr '\n' ' ' <"$syslog")" = "daemon-reload try-restart $unit " ]
+check "%post 2 (upgrade): daemon-reload and try-restart of both only" \
+    [ "$(tr '\n' ' ' <"$syslog")" = "daemon-reload try-restart $unit try-restart $proxy " ]
 with_systemd run_let "$preun" 1
 check "%preun 1 (upgrade): nothing" [ ! -s "$syslog" ]
 with_systemd run_let "$preun" 0
-check "%preun 0 (erase): disable and stop" \
-    [ "$(tr '\n' ' ' <"$syslog")" = "--no-reload disable $unit stop $unit " ]
+check "%preun 0 (erase): disable and stop both" \
+    [ "$(tr '\n' ' ' <"$syslog")" = "--no-reload disable $unit $proxy stop $unit $proxy " ]
 with_systemd run_let "$postun" 1
 check "%postun 1 (upgrade): nothing" [ ! -s "$syslog" ]
 with_systemd run_let "$postun" 0
@@ -374,7 +473,7 @@ check "scriptlets exit 0 without systemd" scriptlets_quiet
 
 # ---------------------------------------------------------------- end
 check "nothing of $pkg left installed on this machine" \
-    sh -c "! dpkg -s $pkg >/dev/null 2>&1 && [ ! -e /usr/bin/plesk-reseller-agent ] && [ ! -e $conf ]"
+    sh -c "! dpkg -s $pkg >/dev/null 2>&1 && [ ! -e /usr/bin/plesk-reseller-agent ] && [ ! -e $conf ] && [ ! -e $pconf ]"
 echo "   whole run took $(($(date +%s) - start)) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
