@@ -282,7 +282,18 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
     // The poller first: while it finishes the job under way, `status` still answers and
     // panel.ini is still kept.
     let _ = poll_stop_tx.send(true);
-    let _ = poller.await;
+    tokio::pin!(poller);
+    loop {
+        tokio::select! {
+            _ = &mut poller => break,
+            // A job may take until its timeout to finish: keep the watchdog fed meanwhile.
+            _ = ticker.tick() => {
+                if watchdog.is_some() {
+                    systemd::watchdog_ping();
+                }
+            }
+        }
+    }
     let _ = stop_tx.send(true);
     drop(file_watch);
     let _ = events_task.await;
