@@ -75,5 +75,8 @@ fn a_signed_push_runs_new_work_at_once_and_refused_pushes_cause_no_poll() {
     assert_eq!(s["push"]["accepted"], 1);
     assert_eq!(s["push"]["rejected"], 5);
     assert_eq!(store.results().len(), 1);
+    // Five refusals in a burst are one log line (a scanner must not flood the journal).
+    let log = d.log_text();
+    assert_eq!(log.matches("push refused").count(), 1, "{log}");
     assert_eq!(d.stop().code(), Some(0));
 }

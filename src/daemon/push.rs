@@ -140,6 +140,7 @@ pub async fn serve(
         clock,
         wake,
         counters,
+        refusals: Default::default(),
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -194,15 +195,40 @@ struct Ctx {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     counters: Arc<PushCounters>,
+    refusals: std::sync::Mutex<RefusalLog>,
+}
+
+/// At most one "push refused" log line per this interval: a scanner must not flood the
+/// journal (the count in `status` stays exact).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When the last refusal was logged, and how many were not logged since.
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
 }
 
 impl Ctx {
     fn reject(&self, peer: SocketAddr, status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
         self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        if status == StatusCode::UNAUTHORIZED {
-            tracing::warn!(%peer, reason, "push refused");
-        } else {
-            tracing::info!(%peer, status = status.as_u16(), reason, "push refused");
+        let suppressed = {
+            let mut log = self.refusals.lock().unwrap();
+            let now = std::time::Instant::now();
+            if log.last.is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_INTERVAL) {
+                log.suppressed += 1;
+                None
+            } else {
+                log.last = Some(now);
+                Some(std::mem::take(&mut log.suppressed))
+            }
+        };
+        if let Some(more) = suppressed {
+            if status == StatusCode::UNAUTHORIZED {
+                tracing::warn!(%peer, reason, refused_unlogged = more, "push refused");
+            } else {
+                tracing::info!(%peer, status = status.as_u16(), reason, refused_unlogged = more, "push refused");
+            }
         }
         response(status, reason)
     }
