@@ -51,13 +51,12 @@ impl Listener {
     }
 }
 
-#[test]
-fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
-    let sb = Sandbox::new("", "buy_url = https://shop.example.com", "");
+/// Starts the daemon with a notify socket and a 200 ms watchdog meant for it.
+fn run_under_watchdog(sb: &Sandbox) -> (Listener, std::process::Child) {
     let sock_path = sb.dir.path().join("notify.sock");
     let sock = Listener::bind(&sock_path);
     // WATCHDOG_PID must be the daemon's pid: the shell execs the agent, keeping its pid.
-    let mut child = std::process::Command::new("sh")
+    let child = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "WATCHDOG_PID=$$ exec '{}' --config '{}' run",
@@ -71,6 +70,13 @@ fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    (sock, child)
+}
+
+#[test]
+fn ready_status_watchdog_and_stopping_reach_the_notify_socket() {
+    let sb = Sandbox::new("", "buy_url = https://shop.example.com", "");
+    let (sock, mut child) = run_under_watchdog(&sb);
 
     let got = sock.collect(Duration::from_secs(10), |g| {
         g.iter().any(|m| m.contains("READY=1")) && g.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3
@@ -139,22 +145,7 @@ fn the_watchdog_is_fed_while_a_stopping_daemon_finishes_its_job() {
         r#"{"jobs": [{"id": "slow-1", "type": "retrieve_keys"}]}"#,
     )
     .unwrap();
-    let sock_path = sb.dir.path().join("notify.sock");
-    let sock = Listener::bind(&sock_path);
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "WATCHDOG_PID=$$ exec '{}' --config '{}' run",
-            bin(),
-            sb.config.display()
-        ))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (sock, mut child) = run_under_watchdog(&sb);
     let started = sb.plesk_dir.join("started");
     let end = Instant::now() + Duration::from_secs(10);
     while !started.exists() && Instant::now() < end {
