@@ -189,10 +189,11 @@ impl Status {
         let p = &self.panel_ini;
         let _ = writeln!(
             s,
-            "panel.ini:  {} ({}, {} repairs{})",
+            "panel.ini:  {} ({}, {} repair{}{})",
             p.path,
             if p.in_sync { "in sync" } else { "NOT in sync" },
             p.repairs,
+            if p.repairs == 1 { "" } else { "s" },
             p.last_repair_at
                 .as_ref()
                 .map_or(String::new(), |t| format!(", last {t}"))
