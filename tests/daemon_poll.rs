@@ -18,6 +18,20 @@ fn store() -> FakeStore {
     s
 }
 
+/// Waits until the store holds one poll open, or fails with the requests and the log.
+fn wait_for_held_poll(store: &FakeStore, d: &Daemon) {
+    assert!(
+        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(10)),
+        "no held poll: {:?}; log:\n{}",
+        store
+            .requests()
+            .iter()
+            .map(|r| (&r.method, &r.query, r.header("if-none-match")))
+            .collect::<Vec<_>>(),
+        d.log_text()
+    );
+}
+
 #[test]
 fn a_store_that_ignores_long_poll_is_not_hammered() {
     let store = store();
@@ -48,16 +62,7 @@ fn held_polls_are_few_and_new_work_runs_promptly() {
     set_config(&sb, "central", "long_poll", "25");
     set_config(&sb, "central", "poll_interval", "2");
     let d = Daemon::start(&sb);
-    assert!(
-        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(10)),
-        "no held poll: {:?}; log:\n{}",
-        store
-            .requests()
-            .iter()
-            .map(|r| (&r.method, &r.query, r.header("if-none-match")))
-            .collect::<Vec<_>>(),
-        d.log_text()
-    );
+    wait_for_held_poll(&store, &d);
     std::thread::sleep(Duration::from_secs(3));
     let polls = store.poll_count();
     assert!(
@@ -190,16 +195,7 @@ fn poll_now_does_not_wait_for_a_held_poll() {
     let sb = Sandbox::new(&store.url(), "", "");
     set_config(&sb, "central", "long_poll", "25");
     let d = Daemon::start(&sb);
-    assert!(
-        store.wait_for(|s| s.held_polls() == 1, Duration::from_secs(10)),
-        "no held poll: {:?}; log:\n{}",
-        store
-            .requests()
-            .iter()
-            .map(|r| (&r.method, &r.query, r.header("if-none-match")))
-            .collect::<Vec<_>>(),
-        d.log_text()
-    );
+    wait_for_held_poll(&store, &d);
     let polls = store.poll_count();
     assert_eq!(d.agent(&["poll-now"]).status.code(), Some(0));
     assert!(
