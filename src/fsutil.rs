@@ -98,29 +98,44 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
-/// An exclusive `flock` held for as long as the value lives.
+/// An exclusive lock held for as long as the value lives.
 pub struct FileLock {
-    _lock: nix::fcntl::Flock<File>,
+    _file: File,
 }
 
 /// Takes an exclusive lock on `path` (created 0600) without waiting: `Ok(None)` when another
 /// process holds it. `note` is written into the file (e.g. the holder's pid) for people.
+///
+/// A POSIX record lock (`fcntl(F_SETLK)`), not `flock`: an flock belongs to the open file,
+/// so a child that got a copy of the descriptor (a license command between its fork and its
+/// exec, where close-on-exec has not acted yet) keeps it locked after we are SIGKILLed, and
+/// a restart at once is refused. A record lock belongs to this process alone, is never
+/// inherited and goes with the process. Its one pitfall: closing *any* descriptor of the
+/// file in this process drops it, so nothing else here may open the lock file.
 pub fn try_lock(path: &Path, note: &str) -> io::Result<Option<FileLock>> {
-    let f = OpenOptions::new()
+    use nix::fcntl::{fcntl, FcntlArg};
+    use nix::libc;
+
+    let mut f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => {
-            let _ = lock.set_len(0);
-            let _ = (&*lock).write_all(note.as_bytes());
-            Ok(Some(FileLock { _lock: lock }))
+    // SAFETY: a plain C struct; all-zero is a valid value, the fields that matter are set below.
+    let mut whole: libc::flock = unsafe { std::mem::zeroed() };
+    whole.l_type = libc::F_WRLCK as _;
+    whole.l_whence = libc::SEEK_SET as _;
+    // l_start = 0, l_len = 0: the whole file, however long it grows.
+    match fcntl(&f, FcntlArg::F_SETLK(&whole)) {
+        Ok(_) => {
+            let _ = f.set_len(0);
+            let _ = f.write_all(note.as_bytes());
+            Ok(Some(FileLock { _file: f }))
         }
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(io::Error::from(e)),
+        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EACCES) => Ok(None),
+        Err(e) => Err(io::Error::from(e)),
     }
 }
 

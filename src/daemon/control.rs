@@ -102,6 +102,25 @@ pub enum ControlError {
     BadResponse { path: PathBuf, reason: String },
 }
 
+/// How long a socket of a killed daemon may keep accepting connections.
+const STALE_SOCKET_GRACE: Duration = Duration::from_secs(1);
+
+/// Connects to `path` until it refuses, for at most [`STALE_SOCKET_GRACE`]; the last
+/// outcome. A daemon SIGKILLed while spawning a child leaves a copy of its listening socket
+/// in that child until the child's exec closes it (close-on-exec): connections are queued
+/// for a moment though nobody will ever answer. A live daemon keeps accepting throughout.
+fn connect_for_a_while(path: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let deadline = std::time::Instant::now() + STALE_SOCKET_GRACE;
+    loop {
+        let r = std::os::unix::net::UnixStream::connect(path);
+        if r.is_err() || std::time::Instant::now() >= deadline {
+            return r;
+        }
+        drop(r);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Binds the control socket at `path`: creates its directory (0755) if missing, replaces
 /// a stale socket file nobody answers on, and makes the socket 0600.
 ///
@@ -128,7 +147,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     }
 
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+        Ok(meta) if meta.file_type().is_socket() => match connect_for_a_while(path) {
             Ok(_) => {
                 return Err(ControlError::InUse {
                     path: path.to_path_buf(),

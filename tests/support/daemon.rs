@@ -66,7 +66,9 @@ impl Daemon {
                 panic!("the daemon exited early ({st}); its log:\n{}", self.log_text());
             }
             let out = self.agent(&["status", "--json"]);
-            if matches!(out.status.code(), Some(0) | Some(1)) {
+            // Exit 1 is also an error (e.g. a socket left by a killed daemon that never
+            // answers): only a status on stdout counts.
+            if matches!(out.status.code(), Some(0) | Some(1)) && !out.stdout.is_empty() {
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                 if v["daemon"]["running"] == true {
                     return;
