@@ -520,7 +520,13 @@ async fn poll_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     {
-        shared.engine.lock().await.refresh_plesk_facts().await;
+        let mut e = shared.engine.lock().await;
+        e.refresh_plesk_facts().await;
+        if e.resume_at_start().await {
+            *shared.snapshot.lock().unwrap() = e.status();
+            drop(e);
+            shared.publish();
+        }
     }
     let mut rate = RateLimit::new(POLL_BURST, Instant::now());
     let mut next_due = Instant::now();

@@ -270,6 +270,19 @@ impl Engine {
         out
     }
 
+    /// At the daemon's start, before its first poll (which the store may hold for
+    /// `long_poll` seconds): runs the jobs a crash interrupted, whose running records are on
+    /// disk, and delivers their results. False when there was none.
+    pub async fn resume_at_start(&mut self) -> bool {
+        if self.journal.interrupted().is_empty() {
+            return false;
+        }
+        let mut out = PassOutcome::default();
+        self.resume_interrupted(&mut out).await;
+        self.deliver(&mut out).await;
+        true
+    }
+
     /// Runs jobs a crash or kill interrupted: again, or `failed` after [`MAX_ATTEMPTS`].
     pub async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
         for rec in self.journal.interrupted() {
