@@ -4,7 +4,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Owner and group to give the new file (None: leave as created).
@@ -22,16 +24,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// Like [`write_atomic`], and gives the file the owner and group asked for before it
 /// becomes visible under its name.
 pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
-    let dir = parent_dir(path);
+    let tmp = write_temp(path, bytes, mode, owner)?;
+    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(&parent_dir(path)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The name of a temporary file for `name`: `.{name}.tmp.{pid}.{random}`.
+fn temp_name(name: &str) -> String {
+    format!(".{name}.tmp.{}.{}", std::process::id(), fastrand::u32(..))
+}
+
+/// Writes `bytes` to a new temporary file beside `path` (mode, owner, fsync) and returns its
+/// path; removed again on error.
+fn write_temp(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+    let tmp = parent_dir(path).join(temp_name(&name.to_string_lossy()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
@@ -45,17 +57,146 @@ pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership
         }
         // fchmod after fchown: chown clears setuid bits, and the umask must not narrow the mode.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        sync_dir(&dir)
+        f.sync_all()
     })();
-    if result.is_err() {
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The file a change was computed from: absent, or this inode with these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Absent,
+    File { dev: u64, ino: u64, sha256: [u8; 32] },
+}
+
+impl Seen {
+    /// What was read: `meta` of the file `bytes` came from (None: there was no file).
+    pub fn of(meta: Option<&fs::Metadata>, bytes: &[u8]) -> Seen {
+        match meta {
+            None => Seen::Absent,
+            Some(m) => Seen::File {
+                dev: m.dev(),
+                ino: m.ino(),
+                sha256: Sha256::digest(bytes).into(),
+            },
+        }
+    }
+
+    /// True when `path` (not followed if a symlink) is still this file with these bytes.
+    fn matches(&self, path: &Path, cap: u64) -> io::Result<bool> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(match (self, meta) {
+            (Seen::Absent, None) => true,
+            (Seen::File { dev, ino, sha256 }, Some(m)) if m.dev() == *dev && m.ino() == *ino => {
+                match read_capped(path, cap) {
+                    Ok(Some(now)) => <[u8; 32]>::from(Sha256::digest(&now)) == *sha256,
+                    // Grown past the cap or gone since the stat: not the file we read.
+                    Ok(None) => false,
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => false,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => false,
+        })
+    }
+}
+
+/// How [`replace_if_unchanged`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The new bytes are in place, and what they replaced was the file seen.
+    Done,
+    /// Someone changed or replaced the file since it was seen; it was left as they made it.
+    Changed,
+}
+
+/// Atomically replaces `path` with `bytes`, but only while it still is the file `seen` (the
+/// one the bytes were computed from), so another program's newer file is never replaced by
+/// one built from an older read. Files larger than `cap` count as changed.
+///
+/// There is no compare-and-rename in POSIX. So: the new file is written and fsynced first,
+/// then `path` is checked (inode and sha256 of its bytes), then swapped in with
+/// `renameat2(RENAME_EXCHANGE)`, which leaves the displaced file at the temporary name, and
+/// that displaced file is checked again. A file that changed between the first check and the
+/// swap is caught there and swapped back, unless yet another rename came in the meantime
+/// (then it stays, being newer). What remains: a writer that reads `path` during the few
+/// microseconds our bytes stand in place before such a swap-back may build on them. A file
+/// that did not exist is created with `RENAME_NOREPLACE`. On a file system without
+/// `renameat2` flags (EINVAL) a plain rename follows the first check, and the window is the
+/// time between that check and the rename.
+pub fn replace_if_unchanged(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Ownership,
+    seen: &Seen,
+    cap: u64,
+) -> io::Result<Replaced> {
+    let tmp = write_temp(path, bytes, mode, owner)?;
+    let result = swap_in(path, &tmp, seen, cap);
+    if !matches!(result, Ok(Replaced::Done)) {
         let _ = fs::remove_file(&tmp);
     }
     result
 }
 
+fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replaced> {
+    use nix::errno::Errno;
+    use nix::fcntl::{renameat2, RenameFlags};
+
+    let dir = File::open(parent_dir(path))?;
+    let (Some(name), Some(tmp_name)) = (path.file_name(), tmp.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"));
+    };
+    let ours = fs::symlink_metadata(tmp).map(|m| (m.dev(), m.ino()))?;
+    if !seen.matches(path, cap)? {
+        return Ok(Replaced::Changed);
+    }
+    // Nothing below may allocate or read before the swap: it is the narrowest window we have.
+    let flags = match seen {
+        Seen::Absent => RenameFlags::RENAME_NOREPLACE,
+        Seen::File { .. } => RenameFlags::RENAME_EXCHANGE,
+    };
+    match renameat2(&dir, tmp_name, &dir, name, flags) {
+        Ok(()) => {}
+        // Created (NOREPLACE) or removed (EXCHANGE) by someone since the check.
+        Err(Errno::EEXIST) | Err(Errno::ENOENT) => return Ok(Replaced::Changed),
+        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
+            fs::rename(tmp, path)?;
+            dir.sync_all()?;
+            return Ok(Replaced::Done);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if let Seen::Absent = seen {
+        dir.sync_all()?;
+        return Ok(Replaced::Done);
+    }
+    // `tmp` now names the file we displaced: it must be the one we read.
+    if seen.matches(tmp, cap)? {
+        fs::remove_file(tmp)?;
+        dir.sync_all()?;
+        return Ok(Replaced::Done);
+    }
+    // We displaced someone's newer file: put it back, unless our file was itself replaced
+    // already (then that is newer still, and the displaced one is superseded).
+    let now = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    if now == Some(ours) {
+        renameat2(&dir, tmp_name, &dir, name, RenameFlags::RENAME_EXCHANGE).map_err(io::Error::from)?;
+    }
+    dir.sync_all()?;
+    Ok(Replaced::Changed)
+}
 /// fsyncs a directory so a rename or unlink inside it survives a power cut.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -156,6 +297,68 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn seen(p: &Path) -> Seen {
+        let bytes = fs::read(p).unwrap();
+        Seen::of(Some(&fs::metadata(p).unwrap()), &bytes)
+    }
+
+    #[test]
+    fn replace_if_unchanged_replaces_only_the_file_it_was_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("panel.ini");
+        fs::write(&p, "a").unwrap();
+        let s = seen(&p);
+        assert_eq!(
+            replace_if_unchanged(&p, b"ours", 0o644, Ownership::default(), &s, 100).unwrap(),
+            Replaced::Done
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"ours");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+
+        // Someone renamed a newer file into place since it was read: theirs stays.
+        let s = seen(&p);
+        fs::write(dir.path().join("x"), "theirs").unwrap();
+        fs::rename(dir.path().join("x"), &p).unwrap();
+        assert_eq!(
+            replace_if_unchanged(&p, b"ours2", 0o644, Ownership::default(), &s, 100).unwrap(),
+            Replaced::Changed
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"theirs");
+
+        // Someone rewrote it in place (same inode, other bytes): theirs stays.
+        let s = seen(&p);
+        fs::write(&p, "theirs, edited").unwrap();
+        assert_eq!(
+            replace_if_unchanged(&p, b"ours3", 0o644, Ownership::default(), &s, 100).unwrap(),
+            Replaced::Changed
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"theirs, edited");
+
+        // Absent when read, created since: theirs stays; still absent: ours is created.
+        let q = dir.path().join("new.ini");
+        fs::write(&q, "theirs").unwrap();
+        assert_eq!(
+            replace_if_unchanged(&q, b"ours", 0o644, Ownership::default(), &Seen::Absent, 100).unwrap(),
+            Replaced::Changed
+        );
+        fs::remove_file(&q).unwrap();
+        assert_eq!(
+            replace_if_unchanged(&q, b"ours", 0o644, Ownership::default(), &Seen::Absent, 100).unwrap(),
+            Replaced::Done
+        );
+        assert_eq!(fs::read(&q).unwrap(), b"ours");
+        assert_eq!(names(dir.path()), ["new.ini", "panel.ini"], "no temp file is left");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub enum Reconcile {
     Refused,
     /// The file could not be read or written.
     Failed,
+    /// The file kept changing under the write; left as the other writer made it.
+    Contended,
 }
 
 impl PanelKeeper {
@@ -192,6 +194,12 @@ impl PanelKeeper {
                 }
                 self.last_applied = Some(desired);
                 Reconcile::Written { repair }
+            }
+            // Another program keeps rewriting the file: not a fault of ours or theirs, and
+            // its next write brings the next try; nothing to show as a problem.
+            Err(e @ panel_ini::file::PanelIniError::Contended { .. }) => {
+                tracing::warn!("{e}");
+                Reconcile::Contended
             }
             Err(e) => {
                 let msg = e.to_string();

@@ -9,17 +9,19 @@
 //! A missing file is created with mode 0644.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
 use super::editor::{self, Desired, Managed};
-use crate::fsutil::{self, Ownership};
+use crate::fsutil::{self, Ownership, Replaced, Seen};
 
 /// Larger than any sane panel.ini; refuse instead of reading a runaway file into memory.
 const MAX_SIZE: u64 = 16 * 1024 * 1024;
+/// Times the file may change under one reconcile before the agent gives up for this pass.
+pub const MAX_TRIES: u32 = 5;
 /// Mode of a panel.ini the agent creates.
 const NEW_FILE_MODE: u32 = 0o644;
 
@@ -34,6 +36,8 @@ pub enum PanelIniError {
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot keep a backup at {path}: {source}")]
     Backup { path: PathBuf, source: io::Error },
+    #[error("{path} changed under the agent {tries} times in a row; left as the other writer made it until its next change")]
+    Contended { path: PathBuf, tries: u32 },
 }
 
 /// The outcome of one reconcile.
@@ -51,6 +55,12 @@ pub struct Reconciled {
 ///
 /// When panel.ini did not exist before the agent's first change, `panel.ini.orig` is written
 /// empty, so a restore from it gives back an (empty) file with the same meaning.
+///
+/// Plesk, its Panel.ini Editor and admins write the file too, without our lock: the new
+/// bytes replace the file only while it still is the one they were computed from (see
+/// [`fsutil::replace_if_unchanged`]); otherwise they are computed again from the new file,
+/// up to [`MAX_TRIES`] times, then [`PanelIniError::Contended`] (the other writer's next
+/// change triggers the next try).
 pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Reconciled, PanelIniError> {
     let target = resolve(path).map_err(|source| PanelIniError::Read {
         path: path.to_path_buf(),
@@ -58,49 +68,80 @@ pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Rec
     })?;
     let _lock = lock(state_dir)?;
 
-    let read_err = |source| PanelIniError::Read {
-        path: target.clone(),
-        source,
-    };
-    let (old, meta) = match fs::metadata(&target) {
-        Ok(meta) => {
-            let bytes = fsutil::read_capped(&target, MAX_SIZE).map_err(read_err)?;
-            (bytes, Some(meta))
+    for _ in 0..MAX_TRIES {
+        let (old, meta) = read_with_meta(&target).map_err(|source| PanelIniError::Read {
+            path: target.clone(),
+            source,
+        })?;
+        let old_bytes = old.as_deref().unwrap_or_default();
+        let new = editor::apply(old_bytes, desired);
+        // A missing file that would stay empty is not created.
+        if new == old_bytes {
+            return Ok(Reconciled {
+                path: target,
+                changed: false,
+                actual: editor::read_managed(&new),
+            });
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, None),
-        Err(e) => return Err(read_err(e)),
-    };
-    let old_bytes = old.as_deref().unwrap_or_default();
-    let new = editor::apply(old_bytes, desired);
-    // A missing file that would stay empty is not created.
-    if new == old_bytes {
-        return Ok(Reconciled {
-            path: target,
-            changed: false,
-            actual: editor::read_managed(&new),
-        });
-    }
 
-    backup(state_dir, old_bytes)?;
-    let (mode, owner) = match &meta {
-        Some(m) => (
-            m.permissions().mode() & 0o7777,
-            Ownership {
-                uid: Some(m.uid()),
-                gid: Some(m.gid()),
-            },
-        ),
-        None => (NEW_FILE_MODE, Ownership::default()),
-    };
-    fsutil::write_atomic_owned(&target, &new, mode, owner).map_err(|source| PanelIniError::Write {
-        path: target.clone(),
-        source,
-    })?;
-    Ok(Reconciled {
+        backup(state_dir, old_bytes)?;
+        let (mode, owner) = match &meta {
+            Some(m) => (
+                m.permissions().mode() & 0o7777,
+                Ownership {
+                    uid: Some(m.uid()),
+                    gid: Some(m.gid()),
+                },
+            ),
+            None => (NEW_FILE_MODE, Ownership::default()),
+        };
+        let seen = Seen::of(meta.as_ref(), old_bytes);
+        match fsutil::replace_if_unchanged(&target, &new, mode, owner, &seen, MAX_SIZE) {
+            Ok(Replaced::Done) => {
+                return Ok(Reconciled {
+                    path: target,
+                    changed: true,
+                    actual: editor::read_managed(&new),
+                })
+            }
+            Ok(Replaced::Changed) => {
+                tracing::debug!(path = %target.display(), "panel.ini changed while the agent wrote it; reading it again");
+            }
+            Err(source) => {
+                return Err(PanelIniError::Write {
+                    path: target.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    Err(PanelIniError::Contended {
         path: target,
-        changed: true,
-        actual: editor::read_managed(&new),
+        tries: MAX_TRIES,
     })
+}
+
+/// The file's bytes and the metadata of the very file they were read from (None, None when
+/// it does not exist).
+fn read_with_meta(path: &Path) -> io::Result<(Option<Vec<u8>>, Option<fs::Metadata>)> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut buf = Vec::new();
+    f.take(MAX_SIZE + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_SIZE} bytes"),
+        ));
+    }
+    Ok((Some(buf), Some(meta)))
 }
 
 /// Reads the managed keys without changing anything (a missing file has none).
