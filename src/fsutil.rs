@@ -37,6 +37,49 @@ fn temp_name(name: &str) -> String {
     format!(".{name}.tmp.{}.{}", std::process::id(), fastrand::u32(..))
 }
 
+/// True when `file` is a temporary file [`write_temp`] makes for `name`.
+fn is_temp_of(file: &str, name: &str) -> bool {
+    let Some(rest) = file.strip_prefix('.').and_then(|f| f.strip_prefix(name)) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(".tmp.") else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let digits = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
+/// Removes the temporary files of interrupted atomic writes of `name` in `dir` (regular files
+/// of exactly [`write_temp`]'s pattern, nothing else); returns the paths removed. Call it only
+/// while no other writer of `name` can be between its temp write and its rename (under the
+/// lock that serialises them), or a live write would lose its temp file.
+pub fn remove_stale_temps(dir: &Path, name: &str) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        if !is_temp_of(file, name) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => removed.push(entry.path()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` to a new temporary file beside `path` (mode, owner, fsync) and returns its
 /// path; removed again on error.
 fn write_temp(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<PathBuf> {
@@ -359,6 +402,34 @@ mod tests {
         );
         assert_eq!(fs::read(&q).unwrap(), b"ours");
         assert_eq!(names(dir.path()), ["new.ini", "panel.ini"], "no temp file is left");
+    }
+
+    #[test]
+    fn stale_temps_of_the_name_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = [
+            "panel.ini",
+            ".panel.ini.swp",
+            ".panel.ini.tmp.12",
+            ".panel.ini.tmp.12.x",
+            ".panel.ini.tmp.12.34.5",
+            ".panel.ini.bak.tmp.1.2",
+            "panel.ini.tmp.1.2",
+            ".other.tmp.1.2",
+        ];
+        for n in keep {
+            fs::write(dir.path().join(n), "x").unwrap();
+        }
+        fs::create_dir(dir.path().join(".panel.ini.tmp.7.8")).unwrap();
+        fs::write(dir.path().join(".panel.ini.tmp.123.4567"), "x").unwrap();
+        fs::write(dir.path().join(".panel.ini.tmp.9.0"), "x").unwrap();
+        let removed = remove_stale_temps(dir.path(), "panel.ini").unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        let mut want: Vec<_> = keep.iter().map(|s| s.to_string()).collect();
+        want.push(".panel.ini.tmp.7.8".into());
+        want.sort();
+        assert_eq!(names(dir.path()), want);
+        assert!(remove_stale_temps(&dir.path().join("none"), "panel.ini").unwrap().is_empty());
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! panel.ini is shared with Plesk and its admins. Against the real daemon: an external
-//! editor rewriting the file by rename while the agent repairs it never loses an edit.
+//! editor rewriting the file by rename while the agent repairs it never loses an edit, and
+//! SIGKILLs during repairs leave no temp file behind and never a partial panel.ini.
 
 mod support;
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::daemon::{eventually, Daemon};
@@ -84,4 +88,81 @@ fn an_editor_renaming_files_in_while_the_agent_repairs_never_loses_an_edit() {
     assert!(d.status_json()["panel_ini"]["repairs"].as_u64().unwrap() >= 1);
     assert_eq!(d.stop().code(), Some(0));
     assert_eq!(temp_files(sb.panel_ini.parent().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn sigkills_during_repairs_leave_no_temp_file_and_never_a_partial_panel_ini() {
+    let sb = Sandbox::new("", &format!("buy_url = {BUY}"), "");
+    // Big enough that a torn write would show: about 64 KiB of other settings.
+    let filler: String = (0..2000).map(|i| format!("setting{i} = value {i}\n")).collect();
+    let base = format!("; Plesk panel.ini\n[other]\n{filler}[extensions]\n{}\n", good_line());
+    sb.write_panel_ini(&base);
+
+    // Every content panel.ini may have: the base, each drift, and each drift repaired.
+    let allowed = Arc::new(Mutex::new(HashSet::from([base.clone()])));
+    let stop = Arc::new(AtomicBool::new(false));
+    let drifter = {
+        let (allowed, stop, ini) = (allowed.clone(), stop.clone(), sb.panel_ini.clone());
+        let base = base.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let drifted = format!("{}; drift {n}\n", base.replace(&good_line(), EVIL));
+                {
+                    let mut a = allowed.lock().unwrap();
+                    a.insert(drifted.replace(EVIL, &good_line()));
+                    a.insert(drifted.clone());
+                }
+                rename_in(&ini, &drifted, n);
+                n += 1;
+                sleep_ms(2, 8);
+            }
+            n
+        })
+    };
+    let checker = {
+        let (allowed, stop, ini) = (allowed.clone(), stop.clone(), sb.panel_ini.clone());
+        std::thread::spawn(move || {
+            let (mut reads, mut bad) = (0u64, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let text = std::fs::read_to_string(&ini).unwrap();
+                reads += 1;
+                if !allowed.lock().unwrap().contains(&text) && bad.len() < 3 {
+                    bad.push(text.len());
+                }
+            }
+            (reads, bad)
+        })
+    };
+
+    const KILLS: usize = 30;
+    for _ in 0..KILLS {
+        let d = Daemon::start(&sb);
+        sleep_ms(20, 120);
+        d.kill();
+    }
+    stop.store(true, Ordering::SeqCst);
+    let drifts = drifter.join().unwrap();
+    let (reads, bad) = checker.join().unwrap();
+    assert!(bad.is_empty(), "panel.ini was read partial or unknown (lengths {bad:?})");
+    assert!(drifts > 100 && reads > 100, "{drifts} drifts, {reads} reads");
+
+    // A clean start and stop after the crashes: the file repaired, no debris anywhere.
+    let d = Daemon::start(&sb);
+    assert!(
+        eventually(T, || sb.read_panel_ini().contains(&good_line())),
+        "not repaired: {}",
+        d.log_text()
+    );
+    assert_eq!(d.stop().code(), Some(0));
+    for dir in [
+        sb.panel_ini.parent().unwrap().to_path_buf(),
+        sb.state_dir.clone(),
+        sb.state_dir.join("backup"),
+        sb.state_dir.join("jobs"),
+    ] {
+        assert_eq!(temp_files(&dir), Vec::<String>::new(), "in {}", dir.display());
+    }
+    let backups = std::fs::read_dir(sb.state_dir.join("backup")).unwrap().count();
+    assert_eq!(backups, 2, "only panel.ini.orig and panel.ini.prev");
 }

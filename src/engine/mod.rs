@@ -156,6 +156,7 @@ impl Engine {
             path: state_dir.clone(),
             source,
         })?;
+        remove_state_debris(&state_dir);
         let journal = Journal::open(&state_dir)?;
         for w in &journal.load_warnings {
             tracing::warn!("{w}");
@@ -673,6 +674,28 @@ impl Engine {
     /// The instructions in force (persisted across restarts).
     pub fn instructions(&self) -> &Instructions {
         &self.persisted.instructions
+    }
+}
+
+/// Removes the temp files of writes a crash interrupted in the state directory (the
+/// journal clears its own directory, panel.ini's write its own and the backups). The
+/// callers hold the state directory's lock, so no write of ours is under way.
+fn remove_state_debris(state_dir: &std::path::Path) {
+    for name in [
+        crate::status::persisted_path(state_dir),
+        persisted::instructions_path(state_dir),
+    ] {
+        let Some(name) = name.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        match crate::fsutil::remove_stale_temps(state_dir, &name) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::info!(path = %p.display(), "removed a temp file an interrupted write left");
+                }
+            }
+            Err(e) => tracing::warn!(dir = %state_dir.display(), "cannot clear interrupted writes' temp files: {e}"),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Persisted {
     pub instructions: Instructions,
 }
 
-fn instructions_path(state_dir: &Path) -> PathBuf {
+pub(crate) fn instructions_path(state_dir: &Path) -> PathBuf {
     state_dir.join("instructions.json")
 }
 

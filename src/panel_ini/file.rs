@@ -67,6 +67,8 @@ pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Rec
         source,
     })?;
     let _lock = lock(state_dir)?;
+    // Under the lock no write of ours is under way: any temp file is a crash's debris.
+    remove_debris(&target, state_dir);
 
     for _ in 0..MAX_TRIES {
         let (old, meta) = read_with_meta(&target).map_err(|source| PanelIniError::Read {
@@ -142,6 +144,32 @@ fn read_with_meta(path: &Path) -> io::Result<(Option<Vec<u8>>, Option<fs::Metada
         ));
     }
     Ok((Some(buf), Some(meta)))
+}
+
+/// Removes temp files that writes interrupted by a crash left beside panel.ini (in Plesk's
+/// own conf directory) and in the backup directory: only names of our own pattern. A failure
+/// is logged, never fatal: the debris does no harm but clutter.
+fn remove_debris(target: &Path, state_dir: &Path) {
+    let backups = state_dir.join("backup");
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
+    let places = [
+        (fsutil::parent_dir(target), name.clone().unwrap_or_default()),
+        (backups.clone(), "panel.ini.prev".to_string()),
+        (backups, "panel.ini.orig".to_string()),
+    ];
+    for (dir, name) in places {
+        if name.is_empty() {
+            continue;
+        }
+        match fsutil::remove_stale_temps(&dir, &name) {
+            Ok(removed) => {
+                for p in removed {
+                    tracing::info!(path = %p.display(), "removed a temp file an interrupted write left");
+                }
+            }
+            Err(e) => tracing::warn!(dir = %dir.display(), "cannot clear interrupted writes' temp files: {e}"),
+        }
+    }
 }
 
 /// Reads the managed keys without changing anything (a missing file has none).
