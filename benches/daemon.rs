@@ -5,8 +5,9 @@
 //!
 //! Knobs (environment): BENCH_JOBS (jobs per transport, default 50), BENCH_EDITS (drift
 //! edits, default 50), BENCH_IDLE_SECS (idle window, default 60), BENCH_STARTS (start-ups,
-//! default 10), BENCH_ONLY (comma list of longpoll, idle, push, spool, drift, ready; default
-//! all), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
+//! default 10), BENCH_EDITOR_EDITS (edits of the concurrent editor, default 10000),
+//! BENCH_ONLY (comma list of longpoll, idle, push, spool, drift, editor, ready; default all),
+//! BENCH_AGENT_BIN (the agent binary; default the one cargo built).
 //!
 //! "The command starts" is taken by a wrapper: `[plesk] command` points at a symlink named
 //! `plesk` to THIS bench executable. Run under that name, `main` reads CLOCK_REALTIME as its
@@ -167,6 +168,18 @@ fn bench() -> R<()> {
             percentile(&drift, 50.0) <= Duration::from_millis(200),
         );
         slowest(&drift);
+    }
+
+    if want("editor") {
+        let n = env_num("BENCH_EDITOR_EDITS", 10_000).max(1) as usize;
+        let e = concurrent_editor(n)?;
+        let per_10k = e.lost as f64 * 10_000.0 / e.edits as f64;
+        report.row(
+            &format!("external edits lost under a concurrent editor (n={}, {} drifts)", e.edits, e.drifts),
+            format!("{per_10k:.1} per 10 000 ({} lost)", e.lost),
+            "0 per 10 000",
+            e.lost == 0,
+        );
     }
 
     if want("ready") {
@@ -385,6 +398,78 @@ fn drift_repairs(n: usize) -> R<Vec<Duration>> {
     }
     d.stop();
     Ok(lat)
+}
+
+struct EditorRun {
+    edits: usize,
+    drifts: usize,
+    lost: usize,
+}
+
+/// An external program rewriting panel.ini by temp file + rename while the daemon repairs:
+/// each edit reads the file and adds one key of its own section; every fourth also sets a
+/// wrong buyUrl and is followed 1-3 ms later by the next edit (into the daemon's repair),
+/// the others 2-8 ms apart. In rounds of 500 edits from a fresh file, so the file stays
+/// small; after each round the daemon settles and the round's keys are counted.
+fn concurrent_editor(n: usize) -> R<EditorRun> {
+    const ROUND: usize = 500;
+    const EVIL: &str = "buyUrl = \"https://evil.example.com\"";
+    println!("editor: {n} edits by a concurrent editor ...");
+    let s = Setup::new("", "", "")?;
+    let good = format!("buyUrl = \"{BUY_URL}\"");
+    let base = format!("; edited by the bench\n[editor]\n[extensions]\n{good}\n");
+    fs::write(&s.panel_ini, &base).map_err(|e| format!("cannot write {}: {e}", s.panel_ini.display()))?;
+    let d = Daemon::start(&s, None)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let tmp = s.panel_ini.with_file_name(".panel.ini.editor");
+    let pause = |lo: u64, hi: u64| std::thread::sleep(Duration::from_micros(fastrand::u64(lo * 1000..hi * 1000)));
+    let read = || fs::read_to_string(&s.panel_ini).unwrap_or_default();
+    let mut run = EditorRun {
+        edits: 0,
+        drifts: 0,
+        lost: 0,
+    };
+    let mut round = 0;
+    while run.edits < n {
+        let count = ROUND.min(n - run.edits);
+        let rename_in = |text: &str| -> R<()> {
+            fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            fs::rename(&tmp, &s.panel_ini).map_err(|e| format!("cannot rename onto {}: {e}", s.panel_ini.display()))
+        };
+        rename_in(&base)?;
+        std::thread::sleep(Duration::from_millis(100));
+        for i in 0..count {
+            let mut next = read().replacen("[editor]\n", &format!("[editor]\nk{round}_{i} = 1\n"), 1);
+            let drift = i % 4 == 0;
+            if drift {
+                next = next.replace(&good, EVIL);
+                run.drifts += 1;
+            }
+            rename_in(&next)?;
+            if drift {
+                pause(1, 3);
+            } else {
+                pause(2, 8);
+            }
+        }
+        // Settled: repaired, and still so a moment later.
+        wait_until(STEP_TIMEOUT, || {
+            read().contains(&good) && {
+                std::thread::sleep(Duration::from_millis(200));
+                read().contains(&good)
+            }
+        })
+        .map_err(|_| d.failed(&format!("round {round} was never repaired")))?;
+        let text = read();
+        run.lost += (0..count)
+            .filter(|i| !text.contains(&format!("\nk{round}_{i} = 1\n")))
+            .count();
+        run.edits += count;
+        round += 1;
+    }
+    drop(d);
+    println!("    {} edits, {} lost", run.edits, run.lost);
+    Ok(run)
 }
 
 /// Spawn -> `READY=1` on a NOTIFY_SOCKET the bench binds.
