@@ -175,7 +175,10 @@ fn bench() -> R<()> {
         let e = concurrent_editor(n)?;
         let per_10k = e.lost as f64 * 10_000.0 / e.edits as f64;
         report.row(
-            &format!("external edits lost under a concurrent editor (n={}, {} drifts)", e.edits, e.drifts),
+            &format!(
+                "external edits lost under a concurrent editor (n={}, {} drifts)",
+                e.edits, e.drifts
+            ),
             format!("{per_10k:.1} per 10 000 ({} lost)", e.lost),
             "0 per 10 000",
             e.lost == 0,

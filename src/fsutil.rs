@@ -429,7 +429,9 @@ mod tests {
         want.push(".panel.ini.tmp.7.8".into());
         want.sort();
         assert_eq!(names(dir.path()), want);
-        assert!(remove_stale_temps(&dir.path().join("none"), "panel.ini").unwrap().is_empty());
+        assert!(remove_stale_temps(&dir.path().join("none"), "panel.ini")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

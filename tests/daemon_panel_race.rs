@@ -75,7 +75,11 @@ fn an_editor_renaming_files_in_while_the_agent_repairs_never_loses_an_edit() {
         s["panel_ini"]["in_sync"] == true && sb.read_panel_ini().contains(&good_line())
     });
     let text = sb.read_panel_ini();
-    assert!(settled, "not repaired after the editor stopped: {text}\nlog:\n{}", d.log_text());
+    assert!(
+        settled,
+        "not repaired after the editor stopped: {text}\nlog:\n{}",
+        d.log_text()
+    );
     let lost: Vec<usize> = (0..EDITS)
         .filter(|i| !text.contains(&format!("\nk{i} = {i}\n")))
         .collect();
@@ -144,7 +148,10 @@ fn sigkills_during_repairs_leave_no_temp_file_and_never_a_partial_panel_ini() {
     stop.store(true, Ordering::SeqCst);
     let drifts = drifter.join().unwrap();
     let (reads, bad) = checker.join().unwrap();
-    assert!(bad.is_empty(), "panel.ini was read partial or unknown (lengths {bad:?})");
+    assert!(
+        bad.is_empty(),
+        "panel.ini was read partial or unknown (lengths {bad:?})"
+    );
     assert!(drifts > 100 && reads > 100, "{drifts} drifts, {reads} reads");
 
     // A clean start and stop after the crashes: the file repaired, no debris anywhere.

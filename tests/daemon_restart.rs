@@ -56,7 +56,11 @@ fn a_restart_while_a_child_still_holds_the_killed_daemons_descriptors_is_not_ref
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "2");
     let d = Daemon::start(&sb);
-    assert!(eventually(T, || started(&sb)), "the job did not start; log:\n{}", d.log_text());
+    assert!(
+        eventually(T, || started(&sb)),
+        "the job did not start; log:\n{}",
+        d.log_text()
+    );
 
     // A child caught between fork and exec at the moment of the kill (under load that is
     // milliseconds): it holds the lock file, the control socket and all the rest.
@@ -90,7 +94,11 @@ fn an_interrupted_job_is_resumed_at_start_not_after_a_held_first_poll() {
     set_config(&sb, "central", "long_poll", "25");
     sb.plesk_switch("delay", "3");
     let d = Daemon::start(&sb);
-    assert!(eventually(T, || started(&sb)), "the job did not start; log:\n{}", d.log_text());
+    assert!(
+        eventually(T, || started(&sb)),
+        "the job did not start; log:\n{}",
+        d.log_text()
+    );
     d.kill();
     sb.plesk_unswitch("delay");
     let _ = std::fs::remove_file(sb.plesk_dir.join("started"));

@@ -105,19 +105,23 @@ pub enum ControlError {
 /// How long a socket of a killed daemon may keep accepting connections.
 const STALE_SOCKET_GRACE: Duration = Duration::from_secs(1);
 
-/// Connects to `path` until it refuses, for at most [`STALE_SOCKET_GRACE`]; the last
-/// outcome. A daemon SIGKILLed while spawning a child leaves a copy of its listening socket
+/// Connects to `path`; a connection that the other end closes within
+/// [`STALE_SOCKET_GRACE`] without a word is followed by a second connect, whose outcome is
+/// returned. A daemon SIGKILLed while spawning a child leaves a copy of its listening socket
 /// in that child until the child's exec closes it (close-on-exec): connections are queued
-/// for a moment though nobody will ever answer. A live daemon keeps accepting throughout.
+/// for a moment, though nobody will answer, and are reset when the copy goes. A live daemon
+/// keeps the connection open waiting for a request. One connection only, so nothing piles
+/// up in a live daemon's backlog.
 fn connect_for_a_while(path: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
-    let deadline = std::time::Instant::now() + STALE_SOCKET_GRACE;
-    loop {
-        let r = std::os::unix::net::UnixStream::connect(path);
-        if r.is_err() || std::time::Instant::now() >= deadline {
-            return r;
+    use std::io::Read;
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(STALE_SOCKET_GRACE))?;
+    match (&stream).read(&mut [0u8; 1]) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(stream),
+        _ => {
+            drop(stream);
+            std::os::unix::net::UnixStream::connect(path)
         }
-        drop(r);
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Writes only when the content differs from the desired state (no needless mtime change),
 //! through a temporary file in the same directory with the old file's mode and owner, fsync,
-//! rename, fsync of the directory. A symlink is followed and its target replaced. The
+//! a swap that only goes through while the file is still the one read (others write it
+//! without our lock), fsync of the directory. Temp files a crash left are removed under the
+//! lock. A symlink is followed and its target replaced. The
 //! exclusive lock `state_dir/locks/panel.ini.lock` serializes the daemon and `sync`.
 //! Before the first change the original is kept as `state_dir/backup/panel.ini.orig`, before
 //! each change the previous version as `state_dir/backup/panel.ini.prev`.
@@ -36,7 +38,9 @@ pub enum PanelIniError {
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot keep a backup at {path}: {source}")]
     Backup { path: PathBuf, source: io::Error },
-    #[error("{path} changed under the agent {tries} times in a row; left as the other writer made it until its next change")]
+    #[error(
+        "{path} changed under the agent {tries} times in a row; left as the other writer made it until its next change"
+    )]
     Contended { path: PathBuf, tries: u32 },
 }
 
