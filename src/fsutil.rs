@@ -205,7 +205,7 @@ fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replace
     if !seen.matches(path, cap)? {
         return Ok(Replaced::Changed);
     }
-    // Nothing below may allocate or read before the swap: it is the narrowest window we have.
+    // From here to the swap: no I/O, the window another writer could slip into.
     let flags = match seen {
         Seen::Absent => RenameFlags::RENAME_NOREPLACE,
         Seen::File { .. } => RenameFlags::RENAME_EXCHANGE,
@@ -240,6 +240,7 @@ fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replace
     dir.sync_all()?;
     Ok(Replaced::Changed)
 }
+
 /// fsyncs a directory so a rename or unlink inside it survives a power cut.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
