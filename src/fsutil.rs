@@ -195,7 +195,6 @@ pub fn replace_if_unchanged(
 
 fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replaced> {
     use nix::errno::Errno;
-    use nix::fcntl::{renameat2, RenameFlags};
 
     let dir = File::open(parent_dir(path))?;
     let (Some(name), Some(tmp_name)) = (path.file_name(), tmp.file_name()) else {
@@ -207,10 +206,10 @@ fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replace
     }
     // From here to the swap: no I/O, the window another writer could slip into.
     let flags = match seen {
-        Seen::Absent => RenameFlags::RENAME_NOREPLACE,
-        Seen::File { .. } => RenameFlags::RENAME_EXCHANGE,
+        Seen::Absent => nix::libc::RENAME_NOREPLACE,
+        Seen::File { .. } => nix::libc::RENAME_EXCHANGE,
     };
-    match renameat2(&dir, tmp_name, &dir, name, flags) {
+    match renameat2(&dir, tmp_name, name, flags) {
         Ok(()) => {}
         // Created (NOREPLACE) or removed (EXCHANGE) by someone since the check.
         Err(Errno::EEXIST) | Err(Errno::ENOENT) => return Ok(Replaced::Changed),
@@ -235,10 +234,35 @@ fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replace
     // already (then that is newer still, and the displaced one is superseded).
     let now = fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
     if now == Some(ours) {
-        renameat2(&dir, tmp_name, &dir, name, RenameFlags::RENAME_EXCHANGE).map_err(io::Error::from)?;
+        renameat2(&dir, tmp_name, name, nix::libc::RENAME_EXCHANGE).map_err(io::Error::from)?;
     }
     dir.sync_all()?;
     Ok(Replaced::Changed)
+}
+
+/// `renameat2(2)` within one directory, called as a raw system call: glibc has a wrapper only
+/// since 2.28 (nix's `renameat2` links to it), and the packaged binary must start on glibc
+/// 2.17. A kernel without the call (before 3.15) answers ENOSYS, which callers treat like a
+/// file system without the flags.
+fn renameat2(
+    dir: &File,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+    flags: nix::libc::c_uint,
+) -> Result<(), nix::errno::Errno> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+
+    let cstr = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes()).map_err(|_| nix::errno::Errno::EINVAL);
+    let (from, to) = (cstr(from)?, cstr(to)?);
+    let fd = dir.as_raw_fd();
+    // SAFETY: both paths are NUL-terminated and outlive the call; fd is an open directory.
+    let r = unsafe { nix::libc::syscall(nix::libc::SYS_renameat2, fd, from.as_ptr(), fd, to.as_ptr(), flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::last())
+    }
 }
 
 /// fsyncs a directory so a rename or unlink inside it survives a power cut.
