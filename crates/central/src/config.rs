@@ -316,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_central_ini_parses_with_no_unknown_key() {
+        let c = p(include_str!("../central.ini")).unwrap();
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        assert_eq!(c.server.max_wait, 60);
+        assert_eq!(c.database_url, "sqlite:///var/lib/plesk-reseller-central/central.db");
+    }
+
+    #[test]
     fn unknown_keys_are_listed() {
         let c = p("[server]\nlisten = 127.0.0.1:0\nlisen = x\n[other]\na = 1\n").unwrap();
         assert_eq!(c.unknown, vec!["[other] a".to_string(), "[server] lisen".to_string()]);
