@@ -341,3 +341,70 @@ fn slow_clients_do_not_keep_others_from_being_served() {
     }
     drop(idle);
 }
+
+#[test]
+fn the_tcp_admin_api_needs_the_admin_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, "an-admin-token-of-some-length\n").unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!(
+        "[server]\nadmin_listen = 127.0.0.1:{port}\nadmin_token_file = {}\n",
+        token_file.display()
+    );
+    // [server] appears twice: rust-ini merges the keys of repeated sections.
+    let mut c = Central::new(&dir.path().join("central"), &extra);
+    c.start();
+    let admin = format!("127.0.0.1:{port}");
+    assert_eq!(request(&admin, "GET", "/admin/v1/hosts", None, &[], b"").status, 401);
+    assert_eq!(
+        request(&admin, "GET", "/admin/v1/hosts", Some("wrong"), &[], b"").status,
+        401
+    );
+    let body = br#"{"id": "web-9"}"#;
+    let added = request(
+        &admin,
+        "POST",
+        "/admin/v1/hosts",
+        Some("an-admin-token-of-some-length"),
+        &[],
+        body,
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(c.json(&["hosts", "list"])[0]["id"], "web-9");
+    // check: the running server holds both addresses.
+    let check = c.cli(&["check"]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+#[test]
+fn check_reports_unknown_keys_and_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Central::new(
+        &dir.path().join("central"),
+        "[fleet]\nbuy_ulr = https://typo.example.com\n",
+    );
+    let out = c.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.contains("[fleet] buy_ulr"), "{text}");
+    assert!(text.contains("FAIL database") && text.contains("migrate"), "{text}");
+    assert_eq!(c.cli(&["migrate"]).status.code(), Some(0));
+    assert_eq!(c.cli(&["check"]).status.code(), Some(0));
+    let bad = Central::new(&dir.path().join("bad"), "[server]\nmax_wait = soon\n");
+    let out = bad.cli(&["hosts", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[server] max_wait") && err.lines().count() == 1, "{err}");
+}

@@ -48,8 +48,13 @@ pub fn bin() -> &'static Path {
         let built = fs::metadata(&bin).and_then(|m| m.modified()).ok();
         if built.is_none_or(|b| b < src) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut args = vec!["build", "-p", "plesk-reseller-agent", "--bin", "plesk-reseller-agent"];
+            // Benches run from target/release: build the same profile.
+            if dir.ends_with("release") {
+                args.push("--release");
+            }
             let ok = Command::new(cargo)
-                .args(["build", "-p", "plesk-reseller-agent", "--bin", "plesk-reseller-agent"])
+                .args(&args)
                 .current_dir(&ws)
                 .status()
                 .unwrap()

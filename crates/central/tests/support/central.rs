@@ -90,6 +90,10 @@ impl Central {
         self.write_config();
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
