@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::metrics::HeldGuard;
-use crate::store::{JobRow, ResultOutcome};
+use crate::store::{JobRow, ResultOutcome, StoreError};
 use crate::tokens;
 
 /// Longest a client may take to send its body.
@@ -145,6 +145,8 @@ async fn instructions(
     loop {
         let (buy, catalog, jobs) = match app.store.poll_inputs(&host).await {
             Ok(v) => v,
+            // Removed (`hosts rm`) while its poll was held.
+            Err(StoreError::NoHost(_)) => return plain(StatusCode::NOT_FOUND, "unknown host"),
             Err(e) => return internal(e),
         };
         let (body, etag) = render(&app, buy, catalog, &jobs);

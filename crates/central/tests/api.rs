@@ -43,7 +43,18 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one() {
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 200);
     // The database keeps the hash only.
     assert!(!support::files_hold(&c.db_files(), new));
-    assert_eq!(c.cli(&["hosts", "add", "web-a"]).status.code(), Some(1));
+    // A held poll of a host being removed ends with 404, and its token stops working.
+    let (addr, held_token) = (c.addr.clone(), new.to_string());
+    let etag = poll(&c.addr, "web-a", new, 0, None).header("etag").unwrap().to_string();
+    let held = std::thread::spawn(move || poll(&addr, "web-a", &held_token, 30, Some(&etag)));
+    wait_for(10, "the poll to be held", || {
+        let m = request(&c.addr, "GET", "/metrics", None, &[], b"").body;
+        m.contains("central_held_polls 1").then_some(())
+    });
+    c.json(&["hosts", "rm", "web-a"]);
+    assert_eq!(held.join().unwrap().status, 404);
+    assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 401);
+    assert_eq!(c.cli(&["hosts", "add", "web-b"]).status.code(), Some(1));
 }
 
 #[test]
