@@ -191,6 +191,12 @@ impl Store {
         }
     }
 
+    /// After a commit the host itself caused (its result): wake polls, but push nothing —
+    /// the agent knows already.
+    fn changed_by_agent(&self, host: &str) {
+        self.waiters.notify(host);
+    }
+
     async fn bump(&self, tx: &mut Transaction<'static, Any>, host: &str) -> Result<bool, StoreError> {
         let r = sqlx::query("UPDATE hosts SET rev = rev + 1 WHERE id = $1")
             .bind(host)
@@ -504,7 +510,7 @@ impl Store {
         self.bump(&mut tx, host).await?;
         self.commit(tx).await?;
         self.db.after_erase().await;
-        self.changed(host);
+        self.changed_by_agent(host);
         Ok(ResultOutcome::Stored)
     }
 

@@ -119,6 +119,12 @@ fn a_signed_wake_push_brings_a_job_to_an_agent_that_does_not_long_poll() {
         (j["state"] != "queued").then_some(j)
     });
     assert_eq!(shown["state"], "succeeded", "{shown}");
-    let metrics = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
-    assert!(metrics.contains("central_wakes_sent_total 1"), "{metrics}");
+    // One push for the job; none for the agent's own result.
+    let metrics = wait_for(10, "the push counted", || {
+        let m = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
+        m.contains("central_wakes_sent_total 1\n").then_some(m)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let later = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
+    assert!(later.contains("central_wakes_sent_total 1\n"), "{metrics}\n{later}");
 }
