@@ -5,6 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use plesk_reseller_protocol::is_valid_host_id;
+
 /// Where the config is looked for when neither `--config` nor the environment says.
 pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
 /// Environment variable overriding [`DEFAULT_PATH`].
@@ -334,16 +336,6 @@ fn absolute(v: &str) -> Result<PathBuf, String> {
     } else {
         Err("must be an absolute path".into())
     }
-}
-
-/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`, the same grammar as job ids: safe in a URL path.
-pub fn is_valid_host_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && b[0].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 fn parse_central_url(v: &str) -> Result<CentralUrl, String> {

@@ -15,7 +15,6 @@ pub mod engine;
 pub mod fsutil;
 pub mod journal;
 pub mod logging;
-pub mod mask;
 pub mod panel_ini;
 pub mod plesk;
 pub mod runner;

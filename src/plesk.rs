@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::mask;
 use crate::runner::{CommandOutput, CommandSpec, Runner};
+use plesk_reseller_protocol::{is_no_key, mask, normalize_key_number};
 
 /// Grace between SIGTERM and SIGKILL for a timed-out command.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -179,42 +179,6 @@ pub fn parse_keyinfo(output: &str) -> Option<&str> {
         let value = rest.trim_start().strip_prefix(':')?.trim();
         (!value.is_empty()).then_some(value)
     })
-}
-
-/// Values Plesk uses for "no key": `0` or a key number whose digits are all zero.
-fn is_no_key(raw: &str) -> bool {
-    let raw = raw.trim();
-    raw == "0" || split_key_number(raw).is_some_and(|(_, n, v)| all_zero(n) && all_zero(v))
-}
-
-fn all_zero(s: &str) -> bool {
-    s.bytes().all(|b| b == b'0')
-}
-
-/// `PREFIX.12345678.0001` or `PREFIX123456780001` → (prefix, number, version).
-fn split_key_number(raw: &str) -> Option<(&str, &str, &str)> {
-    let prefix_len = raw.bytes().take_while(u8::is_ascii_alphabetic).count();
-    if !(2..=8).contains(&prefix_len) {
-        return None;
-    }
-    let (prefix, rest) = raw.split_at(prefix_len);
-    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-    if let Some(dotted) = rest.strip_prefix('.') {
-        let (number, version) = dotted.split_once('.')?;
-        (digits(number, 8) && digits(version, 4)).then_some((prefix, number, version))
-    } else {
-        digits(rest, 12).then(|| (prefix, &rest[..8], &rest[8..]))
-    }
-}
-
-/// `PLSK123456780001` / `plsk.12345678.0001` → `PLSK.12345678.0001`; `0` or all zeros → None.
-pub fn normalize_key_number(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    let (prefix, number, version) = split_key_number(raw)?;
-    if all_zero(number) && all_zero(version) {
-        return None;
-    }
-    Some(format!("{}.{number}.{version}", prefix.to_ascii_uppercase()))
 }
 
 /// The last token of the line starting `Product version`.
@@ -410,27 +374,6 @@ mod tests {
         assert_eq!(parse_keyinfo("plesk_key_id:\n"), None);
         assert_eq!(parse_keyinfo("my_plesk_key_id: X\n"), None);
         assert_eq!(parse_keyinfo(""), None);
-    }
-
-    #[test]
-    fn normalize_key_number_forms() {
-        for (raw, want) in [
-            ("PLSK123456780001", Some("PLSK.12345678.0001")),
-            ("plsk.12345678.0001", Some("PLSK.12345678.0001")),
-            ("PLSK.12345678.0001", Some("PLSK.12345678.0001")),
-            (" PLSK111385020006 ", Some("PLSK.11138502.0006")),
-            ("0", None),
-            ("plsk000000000000", None),
-            ("plsk.00000000.0000", None),
-            ("PLSK.1234567.0001", None),
-            ("PLSK1234567800012", None),
-            ("PLSK.12345678-0001", None),
-            ("12345678.0001", None),
-            ("", None),
-            ("PLSK.１２３４５６７８.0001", None),
-        ] {
-            assert_eq!(normalize_key_number(raw).as_deref(), want, "{raw:?}");
-        }
     }
 
     #[test]

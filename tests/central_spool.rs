@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use plesk_reseller_agent::central::spool::SpoolTransport;
 use plesk_reseller_agent::central::{
-    CentralError, Instructions, JobResult, PanelIniValues, PollOutcome, PollRequest, Report, ReportPanelIni,
+    CentralError, JobResult, PanelIniValues, PollOutcome, PollRequest, RawInstructions, Report, ReportPanelIni,
     ResultStatus, Transport,
 };
 use serde_json::json;
@@ -54,7 +54,7 @@ async fn a_missing_file_means_nothing_from_the_store() {
     assert_eq!(
         t.poll(poll_req(None)).await.unwrap(),
         PollOutcome::Instructions {
-            instructions: Instructions::default(),
+            instructions: RawInstructions::default(),
             etag: None
         }
     );

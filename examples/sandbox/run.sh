@@ -5,14 +5,17 @@
 #   - the stand-in `plesk` command from tests/fixtures/plesk-standin (records its calls),
 #   - a spool directory standing in for the reseller's store (contract section 6).
 # It runs one `sync` pass, then the daemon for a few seconds: a drifted panel.ini is
-# repaired and a job dropped into the spool runs at once. Nothing outside target/sandbox
-# is touched.
+# repaired and a job dropped into the spool runs at once. Then the same daemon runs against
+# a real local plesk-reseller-central (SQLite under target/sandbox/central) instead of the
+# spool: a job queued with `jobs add` runs at once and its result shows in `jobs show`.
+# Nothing outside target/sandbox is touched.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
 cargo build --quiet
 bin="$repo/target/debug/plesk-reseller-agent"
+central="$repo/target/debug/plesk-reseller-central"
 sb="$repo/target/sandbox"
 rm -rf "$sb"
 mkdir -p "$sb/plesk" "$sb/conf" "$sb/spool"
@@ -85,3 +88,44 @@ kill -TERM "$pid"
 wait "$pid"
 step "daemon log"
 cat "$sb/daemon.log"
+
+step "a real local central (SQLite) instead of the spool"
+cs="$sb/central"
+mkdir -p "$cs" "$sb/plesk2"
+cp tests/fixtures/plesk-standin "$sb/plesk2/plesk"
+cat >"$cs/central.ini" <<INI
+; SANDBOX config, written by examples/sandbox/run.sh
+[server]
+listen = 127.0.0.1:0
+admin_socket = $cs/run/admin.sock
+max_wait = 25
+[database]
+url = sqlite://$cs/db/central.db
+[fleet]
+buy_url = https://shop.example.com/plesk?ref=central
+catalog_url = http://catalog.example.com:8080
+INI
+ccli() { "$central" --config "$cs/central.ini" "$@"; }
+"$central" --config "$cs/central.ini" serve --address-file "$cs/addr" 2>"$cs/central.log" &
+cpid=$!
+for _ in $(seq 100); do [ -s "$cs/addr" ] && break; sleep 0.1; done
+addr=$(cat "$cs/addr")
+echo "central listening on $addr"
+# `hosts add` shows the token once; on a real server it goes to /etc/plesk-reseller-agent/token.
+ccli hosts add sandbox-1 --json | sed -n 's/.*"token": "\(.*\)".*/\1/p' >"$sb/central-token"
+chmod 600 "$sb/central-token"
+sed -e "s|^url = .*|url = http://$addr|" -e "s|^poll_interval = .*|poll_interval = 60\ntoken_file = $sb/central-token\nlong_poll = 25|" \
+    -e "s|$sb/plesk/plesk|$sb/plesk2/plesk|" -e "s|$sb/state|$sb/state2|" -e "s|$sb/run/agent.sock|$sb/run/agent2.sock|" \
+    "$sb/agent.ini" >"$sb/agent-central.ini"
+"$bin" --config "$sb/agent-central.ini" run 2>"$sb/daemon-central.log" &
+apid=$!
+for _ in $(seq 100); do ccli hosts show sandbox-1 --json | grep -q '"last_seen_at": "' && break; sleep 0.1; done
+job=$(ccli jobs add --host sandbox-1 install-key A00000-K6QK03-KSG046-H6BK67-1GE201 --json | sed -n 's/.*"id": "\(.*\)".*/\1/p')
+for _ in $(seq 100); do ccli jobs show "$job" --json | grep -q '"state": "queued"' || break; sleep 0.1; done
+ccli jobs show "$job"
+ccli hosts list
+grep '^buyUrl' "$sb/conf/panel.ini"
+kill -TERM "$apid"; wait "$apid"
+kill -TERM "$cpid"; wait "$cpid"
+step "central log"
+cat "$cs/central.log"

@@ -9,10 +9,9 @@ use std::time::Duration;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 
-use super::{
-    parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report, Transport, MAX_BODY,
-};
+use super::{parse_instructions, CentralError, JobResult, PollOutcome, PollRequest, Report, Transport, MAX_BODY};
 use crate::BoxFuture;
+use plesk_reseller_protocol::{paths, KEY_NUMBER_HEADER, WAIT_PARAM};
 
 /// Timeout of requests that are not long-polls.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,20 +65,16 @@ impl HttpTransport {
         self
     }
 
-    fn host_url(&self) -> String {
-        format!("{}/v1/hosts/{}", self.base, encode_segment(&self.host_id))
-    }
-
     fn instructions_url(&self) -> String {
-        format!("{}/instructions", self.host_url())
+        format!("{}{}", self.base, paths::instructions(&self.host_id))
     }
 
     fn result_url(&self, job_id: &str) -> String {
-        format!("{}/jobs/{}/result", self.host_url(), encode_segment(job_id))
+        format!("{}{}", self.base, paths::result(&self.host_id, job_id))
     }
 
     fn report_url(&self) -> String {
-        format!("{}/report", self.host_url())
+        format!("{}{}", self.base, paths::report(&self.host_id))
     }
 
     fn bearer(&self) -> HeaderValue {
@@ -94,7 +89,7 @@ impl HttpTransport {
         let wait_secs = req.wait.map(|w| w.as_secs()).unwrap_or(0);
         let (url, timeout) = if wait_secs > 0 {
             (
-                format!("{base_url}?wait={wait_secs}"),
+                format!("{base_url}?{WAIT_PARAM}={wait_secs}"),
                 Duration::from_secs(wait_secs) + self.long_poll_slack,
             )
         } else {
@@ -109,7 +104,7 @@ impl HttpTransport {
             builder = builder.header(IF_NONE_MATCH, etag);
         }
         if let Some(key) = req.key_number.as_deref().and_then(|k| HeaderValue::from_str(k).ok()) {
-            builder = builder.header("X-Plesk-Key-Number", key);
+            builder = builder.header(KEY_NUMBER_HEADER, key);
         }
         let mut response = builder.send().await.map_err(|e| network(&url, &e))?;
         match response.status() {
@@ -124,10 +119,7 @@ impl HttpTransport {
             .filter(|v| !v.is_empty())
             .map(str::to_string);
         let body = read_body(&mut response, &url, MAX_BODY).await?;
-        let instructions: Instructions = parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
-            url: url.clone(),
-            reason,
-        })?;
+        let instructions = parse_instructions(&url, &body)?;
         Ok(PollOutcome::Instructions { instructions, etag })
     }
 
@@ -228,24 +220,6 @@ fn read_token(path: &Path) -> Result<String, CentralError> {
     Ok(token.to_string())
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters, for one path segment.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    // `.` and `..` would be resolved as dot-segments; ids never are, but stay safe.
-    match out.as_str() {
-        "." => "%2E".to_string(),
-        ".." => "%2E%2E".to_string(),
-        _ => out,
-    }
-}
-
 /// Reads the body in chunks, stopping with `TooLarge` as soon as it passes `cap` bytes
 /// (at once when Content-Length already says so).
 async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> Result<Vec<u8>, CentralError> {
@@ -323,14 +297,6 @@ fn error_reason(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(encode_segment("web-042.a_b~"), "web-042.a_b~");
-        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(encode_segment(".."), "%2E%2E");
-        assert_eq!(encode_segment("é"), "%C3%A9");
-    }
 
     #[test]
     fn urls_are_built_from_a_base_without_trailing_slash() {

@@ -1,6 +1,7 @@
 //! The reseller's central store, protocol version 1 (contract sections 5 and 6).
 //!
-//! - this file: the protocol's types, parsing of instructions, and the [`Transport`] seam;
+//! - this file: the agent's reading of the protocol (the types are the shared
+//!   `plesk_reseller_protocol`'s): per-job judgement, and the [`Transport`] seam;
 //! - [`http`]: the HTTP transport (reqwest + rustls);
 //! - [`spool`]: the spool-directory transport (`url = file:///dir`).
 //!
@@ -12,12 +13,14 @@ pub mod spool;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::BoxFuture;
 
-/// Largest body accepted from the store (poll answers, spool instructions).
-pub const MAX_BODY: usize = 1024 * 1024;
+pub use plesk_reseller_protocol::{
+    is_valid_job_id, Job, JobKind, JobResult, PanelIniValues, RawInstructions, Report, ReportPanelIni, ResultStatus,
+    MAX_BODY,
+};
+
+use plesk_reseller_protocol::messages::json_kind;
 
 /// What went wrong talking to the store; every variant names the URL or path at fault
 /// (never the token).
@@ -41,51 +44,6 @@ pub enum CentralError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-/// `panel_ini` of the instructions: `None` = no value from the store; `Some("")` = the key
-/// must be absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PanelIniValues {
-    #[serde(default)]
-    pub buy_url: Option<String>,
-    #[serde(default)]
-    pub catalog_url: Option<String>,
-}
-
-/// A poll answer, checked as a whole: right JSON types for `panel_ini`, its fields and `jobs`.
-/// Each job is kept as raw JSON; [`parse_job`] judges them one by one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Instructions {
-    #[serde(default)]
-    pub panel_ini: Option<PanelIniValues>,
-    #[serde(default)]
-    pub jobs: Vec<serde_json::Value>,
-}
-
-/// A job that passed every check of section 7.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
-    pub id: String,
-    #[serde(flatten)]
-    pub kind: JobKind,
-}
-
-/// The two kinds of work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum JobKind {
-    InstallKey { activation_code: String },
-    RetrieveKeys,
-}
-
-impl JobKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            JobKind::InstallKey { .. } => "install_key",
-            JobKind::RetrieveKeys => "retrieve_keys",
-        }
-    }
-}
-
 /// One element of `jobs`, judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedJob {
@@ -101,56 +59,12 @@ pub enum ParsedJob {
     Unanswerable { reason: String },
 }
 
-/// Parses a poll body: refused whole when it is not JSON, too large, or the top-level
-/// fields have the wrong types.
-pub fn parse_instructions(body: &[u8]) -> Result<Instructions, String> {
-    if body.len() > MAX_BODY {
-        return Err(format!("larger than {MAX_BODY} bytes"));
-    }
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    let top = match value {
-        serde_json::Value::Object(map) => map,
-        other => return Err(format!("the top level is {}, not an object", json_kind(&other))),
-    };
-    let panel_ini = match top.get("panel_ini") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Object(pi)) => Some(PanelIniValues {
-            buy_url: optional_string(pi, "panel_ini", "buy_url")?,
-            catalog_url: optional_string(pi, "panel_ini", "catalog_url")?,
-        }),
-        Some(other) => return Err(format!("panel_ini is {}, not an object", json_kind(other))),
-    };
-    let jobs = match top.get("jobs") {
-        None | Some(serde_json::Value::Null) => Vec::new(),
-        Some(serde_json::Value::Array(jobs)) => jobs.clone(),
-        Some(other) => return Err(format!("jobs is {}, not an array", json_kind(other))),
-    };
-    Ok(Instructions { panel_ini, jobs })
-}
-
-/// A field that may be absent or null, else must be a string.
-fn optional_string(
-    map: &serde_json::Map<String, serde_json::Value>,
-    parent: &str,
-    field: &str,
-) -> Result<Option<String>, String> {
-    match map.get(field) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("{parent}.{field} is {}, not a string", json_kind(other))),
-    }
-}
-
-/// "a number", "an object"…: the JSON type of `v`, for error sentences.
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
+/// Reads a poll body from `url` (a transport's), refused whole as section 5.1 says.
+pub fn parse_instructions(url: &str, body: &[u8]) -> Result<RawInstructions, CentralError> {
+    plesk_reseller_protocol::parse_raw_instructions(body).map_err(|e| CentralError::BadInstructions {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Quotes a store-supplied string for a message, cut to a readable length.
@@ -209,9 +123,11 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
                 return rejected(Some(job_type), "activation_code is missing".to_string());
             }
             // The reason never quotes the code: it may be a real code with a typo.
-            Some(serde_json::Value::String(code)) if valid_activation_code(code) => JobKind::InstallKey {
-                activation_code: code.clone(),
-            },
+            Some(serde_json::Value::String(code)) if plesk_reseller_protocol::is_activation_code(code) => {
+                JobKind::InstallKey {
+                    activation_code: code.clone(),
+                }
+            }
             Some(serde_json::Value::String(_)) => {
                 return rejected(
                     Some(job_type),
@@ -231,85 +147,12 @@ pub fn parse_job(raw: &serde_json::Value) -> ParsedJob {
     ParsedJob::Valid(Job { id: id.clone(), kind })
 }
 
-/// True for `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
-pub fn is_valid_job_id(id: &str) -> bool {
-    let bytes = id.as_bytes();
-    match bytes.first() {
-        Some(first) if first.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    bytes.len() <= 128
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// `^[A-Z0-9]{4,8}(-[A-Z0-9]{4,8}){2,7}$`. A private copy of `mask::is_activation_code`,
-/// kept so parsing does not depend on the masking module.
-fn valid_activation_code(code: &str) -> bool {
-    let groups: Vec<&str> = code.split('-').collect();
-    (3..=8).contains(&groups.len())
-        && groups
-            .iter()
-            .all(|g| (4..=8).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
-}
-
-/// A job's result (section 5.2), as delivered and as stored in the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobResult {
-    /// `succeeded`, `failed` or `rejected`.
-    pub status: ResultStatus,
-    pub exit_code: Option<i32>,
-    /// Masked, at most 16 KiB (the tail).
-    pub output: String,
-    pub attempts: u32,
-    pub started_at: String,
-    pub finished_at: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultStatus {
-    Succeeded,
-    Failed,
-    Rejected,
-}
-
-impl ResultStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResultStatus::Succeeded => "succeeded",
-            ResultStatus::Failed => "failed",
-            ResultStatus::Rejected => "rejected",
-        }
-    }
-}
-
-/// The report (section 5.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Report {
-    pub agent_version: String,
-    pub plesk_key_number: Option<String>,
-    pub plesk_version: Option<String>,
-    pub panel_ini: ReportPanelIni,
-    pub problems: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportPanelIni {
-    pub path: String,
-    pub buy_url: Option<String>,
-    pub catalog_url: Option<String>,
-    pub in_sync: bool,
-    pub repairs: u64,
-}
-
 /// What a poll brought.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PollOutcome {
     /// New instructions (and the ETag to send next time, when the store gave one).
     Instructions {
-        instructions: Instructions,
+        instructions: RawInstructions,
         etag: Option<String>,
     },
     /// `304`: keep the persisted instructions.
@@ -344,50 +187,8 @@ mod tests {
 
     const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
 
-    fn parse(v: serde_json::Value) -> Result<Instructions, String> {
-        parse_instructions(v.to_string().as_bytes())
-    }
-
-    #[test]
-    fn job_id_grammar() {
-        for good in ["a", "ord-1001", "A.b_c-9", "0", &"x".repeat(128)] {
-            assert!(is_valid_job_id(good), "{good:?} should be valid");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "-a",
-            ".a",
-            "_a",
-            "a b",
-            "ä",
-            "a\n",
-            &"x".repeat(129),
-        ] {
-            assert!(!is_valid_job_id(bad), "{bad:?} should be invalid");
-        }
-    }
-
-    #[test]
-    fn activation_code_grammar() {
-        assert!(valid_activation_code(CODE));
-        assert!(valid_activation_code("ABCD-EFGH-1234"));
-        assert!(valid_activation_code("ABCDEFGH-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD"));
-        for bad in [
-            "a00000-K6QK03-KSG046",
-            "ABCD-EFGH",
-            "ABC-EFGH-1234",
-            "ABCDEFGHI-EFGH-1234",
-            "ABCD-EFGH-1234-",
-            "ABCD--EFGH-1234",
-            "ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD-ABCD",
-            " ABCD-EFGH-1234",
-            "",
-        ] {
-            assert!(!valid_activation_code(bad), "{bad:?} should be invalid");
-        }
+    fn parse(v: serde_json::Value) -> Result<RawInstructions, CentralError> {
+        parse_instructions("https://store.test", v.to_string().as_bytes())
     }
 
     #[test]
@@ -425,73 +226,6 @@ mod tests {
                 kind: JobKind::RetrieveKeys
             })
         );
-    }
-
-    #[test]
-    fn absent_and_null_fields_mean_no_value() {
-        assert_eq!(parse(json!({})).unwrap(), Instructions::default());
-        assert_eq!(
-            parse(json!({"panel_ini": null, "jobs": null})).unwrap(),
-            Instructions::default()
-        );
-        let ins = parse(json!({"panel_ini": {"buy_url": null, "catalog_url": ""}})).unwrap();
-        assert_eq!(
-            ins.panel_ini,
-            Some(PanelIniValues {
-                buy_url: None,
-                catalog_url: Some(String::new())
-            })
-        );
-        assert_eq!(
-            parse(json!({"panel_ini": {}})).unwrap().panel_ini,
-            Some(PanelIniValues::default())
-        );
-    }
-
-    #[test]
-    fn wrong_types_refuse_the_whole_body() {
-        let cases = [
-            (
-                json!({"panel_ini": {"buy_url": 5}}),
-                "panel_ini.buy_url is a number, not a string",
-            ),
-            (
-                json!({"panel_ini": {"catalog_url": ["x"]}}),
-                "panel_ini.catalog_url is an array, not a string",
-            ),
-            (
-                json!({"panel_ini": {"buy_url": true}}),
-                "panel_ini.buy_url is a boolean, not a string",
-            ),
-            (
-                json!({"panel_ini": "https://x"}),
-                "panel_ini is a string, not an object",
-            ),
-            (json!({"jobs": {"id": "a"}}), "jobs is an object, not an array"),
-            (json!({"jobs": "retrieve"}), "jobs is a string, not an array"),
-            (json!([]), "the top level is an array, not an object"),
-            (json!(null), "the top level is null, not an object"),
-        ];
-        for (body, want) in cases {
-            assert_eq!(parse(body.clone()).unwrap_err(), want, "body {body}");
-        }
-    }
-
-    #[test]
-    fn not_json_and_oversized_bodies_are_refused() {
-        let e = parse_instructions(b"<html>oops</html>").unwrap_err();
-        assert!(e.starts_with("not JSON: "), "{e}");
-        assert!(parse_instructions(b"").unwrap_err().starts_with("not JSON: "));
-        let mut big = b"{\"x\":\"".to_vec();
-        big.resize(MAX_BODY + 1 - 2, b'a');
-        big.extend_from_slice(b"\"}");
-        assert_eq!(big.len(), MAX_BODY + 1);
-        assert!(parse_instructions(&big).unwrap_err().contains("larger than"));
-        // Exactly at the limit is fine.
-        let mut exact = b"{\"x\":\"".to_vec();
-        exact.resize(MAX_BODY - 2, b'a');
-        exact.extend_from_slice(b"\"}");
-        assert!(parse_instructions(&exact).is_ok());
     }
 
     #[test]

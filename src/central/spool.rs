@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{
-    is_valid_job_id, parse_instructions, CentralError, Instructions, JobResult, PollOutcome, PollRequest, Report,
+    is_valid_job_id, parse_instructions, CentralError, JobResult, PollOutcome, PollRequest, RawInstructions, Report,
     Transport, MAX_BODY,
 };
 use crate::fsutil::{read_capped, write_atomic};
@@ -75,7 +75,7 @@ impl SpoolTransport {
             // No file: the store has nothing for this host (no values, no jobs).
             Ok(None) => {
                 return Ok(PollOutcome::Instructions {
-                    instructions: Instructions::default(),
+                    instructions: RawInstructions::default(),
                     etag: None,
                 })
             }
@@ -91,10 +91,7 @@ impl SpoolTransport {
         if req.etag.as_deref() == Some(etag.as_str()) {
             return Ok(PollOutcome::NotModified);
         }
-        let instructions = parse_instructions(&body).map_err(|reason| CentralError::BadInstructions {
-            url: path.display().to_string(),
-            reason,
-        })?;
+        let instructions = parse_instructions(&path.display().to_string(), &body)?;
         Ok(PollOutcome::Instructions {
             instructions,
             etag: Some(etag),

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::central::{
-    http::HttpTransport, parse_job, spool::SpoolTransport, CentralError, Instructions, Job, JobKind, JobResult,
-    ParsedJob, PollOutcome, PollRequest, Report, ReportPanelIni, ResultStatus, Transport,
+    http::HttpTransport, parse_job, spool::SpoolTransport, CentralError, Job, JobKind, JobResult, ParsedJob,
+    PollOutcome, PollRequest, RawInstructions, Report, ReportPanelIni, ResultStatus, Transport,
 };
 use crate::clock::{rfc3339, unix_secs, Clock};
 use crate::config::{CentralUrl, Config};
@@ -415,7 +415,7 @@ impl Engine {
                         continue;
                     }
                     let now = self.clock.now();
-                    let reason = crate::mask::activation_codes(&reason);
+                    let reason = plesk_reseller_protocol::mask_activation_codes(&reason);
                     tracing::warn!(job_id = %id, "job rejected: {reason}");
                     let result = JobResult {
                         status: ResultStatus::Rejected,
@@ -672,7 +672,7 @@ impl Engine {
     }
 
     /// The instructions in force (persisted across restarts).
-    pub fn instructions(&self) -> &Instructions {
+    pub fn instructions(&self) -> &RawInstructions {
         &self.persisted.instructions
     }
 }
@@ -708,7 +708,7 @@ fn job_result(cmd: &CommandOutput, attempts: u32) -> JobResult {
         }
         output.push_str(e);
     }
-    let output = crate::mask::activation_codes(&output);
+    let output = plesk_reseller_protocol::mask_activation_codes(&output);
     let output = tail(&output, crate::runner::OUTPUT_TAIL);
     JobResult {
         status: if cmd.success() {

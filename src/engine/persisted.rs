@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::central::Instructions;
+use crate::central::RawInstructions;
 
 const MAX_STATE_FILE: u64 = 2 * 1024 * 1024;
 
@@ -20,7 +20,7 @@ pub struct SaveError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Persisted {
     pub etag: Option<String>,
-    pub instructions: Instructions,
+    pub instructions: RawInstructions,
 }
 
 pub(crate) fn instructions_path(state_dir: &Path) -> PathBuf {

@@ -1,5 +1,6 @@
-//! Masks activation codes wherever text may reach a log, a result or the store:
-//! `A00000-K6QK03-KSG046-H6BK67-1GE201` becomes `A00000-******-******-******-1GE201`.
+//! Activation codes (contract section 7): their grammar, and masking them wherever text may
+//! reach a log, a result or the store: `A00000-K6QK03-KSG046-H6BK67-1GE201` becomes
+//! `A00000-******-******-******-1GE201`.
 //!
 //! The scanner errs on the side of masking: a code glued to other letters
 //! (`xA00000-K6QK03-KSG046`), with an over-long outer group, or inside a longer chain of

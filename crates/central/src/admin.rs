@@ -1,0 +1,329 @@
+//! The admin API (HTTP + JSON under `/admin/v1`): on the unix socket with local trust, and on
+//! `admin_listen` behind the admin token. The CLI is a thin client of it.
+
+// Helpers return a ready error Response for the handler to send as is; it is built once
+// per failed request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use plesk_reseller_protocol as proto;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::store::{HostChanges, StoreError};
+use crate::tokens;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/admin/v1/hosts", get(list_hosts).post(add_host))
+        .route(
+            "/admin/v1/hosts/{id}",
+            get(show_host).patch(set_host).delete(remove_host),
+        )
+        .route("/admin/v1/hosts/{id}/rotate-token", post(rotate_token))
+        .route("/admin/v1/jobs", get(list_jobs).post(add_job))
+        .route("/admin/v1/jobs/{id}", get(show_job))
+        .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
+        .with_state(app)
+}
+
+/// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
+pub fn router_with_token(app: App) -> Router {
+    let token = app.admin_token.clone();
+    router(app).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let token = token.clone();
+            async move {
+                let given = tokens::bearer(req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+                match (token.as_deref(), given) {
+                    (Some(t), Some(g)) if tokens::same(t, g) => next.run(req).await,
+                    _ => error(StatusCode::UNAUTHORIZED, "missing or wrong admin token"),
+                }
+            }
+        },
+    ))
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (status, Json(json!({ "error": msg }))).into_response()
+}
+
+fn store_error(e: StoreError) -> Response {
+    let status = match &e {
+        StoreError::HostExists(_) | StoreError::NotQueued { .. } => StatusCode::CONFLICT,
+        StoreError::NoHost(_) | StoreError::NoJob(_) => StatusCode::NOT_FOUND,
+        StoreError::NoKeyNumber(_) | StoreError::AmbiguousKeyNumber { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        StoreError::Db { .. } => {
+            tracing::error!("{e}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    error(status, &e.to_string())
+}
+
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body, headers: &HeaderMap) -> Result<T, Response> {
+    let bytes = crate::api::read_body(body, headers).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("the request is not valid: {e}")))
+}
+
+fn check_url(what: &str, v: &Option<String>) -> Result<(), Response> {
+    match v {
+        Some(u) if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("the {what} {u:?} is not an http:// or https:// URL"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewHost {
+    id: String,
+    push_url: Option<String>,
+}
+
+async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let req: NewHost = match json_body(body, &headers).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if !proto::is_valid_host_id(&req.id) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "the host id {:?} is not letters, digits and . _ - (first a letter or digit, at most 128)",
+                req.id
+            ),
+        );
+    }
+    if let Err(r) = check_url("push URL", &req.push_url) {
+        return r;
+    }
+    let push_url = req.push_url.filter(|u| !u.is_empty());
+    let (token, secret) = match (tokens::generate(), tokens::generate()) {
+        (Ok(t), Ok(s)) => (t, s),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match app
+        .store
+        .add_host(&req.id, &tokens::hash(&token), push_url.as_deref(), &secret)
+        .await
+    {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(json!({ "id": req.id, "token": token, "push_secret": secret })),
+        )
+            .into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn list_hosts(State(app): State<App>) -> Response {
+    match app.store.hosts().await {
+        Ok(h) => Json(h).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn show_host(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let host = match app.store.host(&id).await {
+        Ok(h) => h,
+        Err(e) => return store_error(e),
+    };
+    let jobs = match app.store.jobs(Some(&id), Some("queued")).await {
+        Ok(j) => j,
+        Err(e) => return store_error(e),
+    };
+    let mut v = serde_json::to_value(&host).unwrap_or(Value::Null);
+    v["queued_jobs"] = serde_json::to_value(&jobs).unwrap_or(Value::Null);
+    Json(v).into_response()
+}
+
+/// A field of a PATCH: absent = leave, `null` = back to the fleet value, a string = set.
+fn change(v: &Value, key: &str) -> Result<Option<Option<String>>, Response> {
+    match v.get(key) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("{key} must be a string or null"),
+        )),
+    }
+}
+
+async fn set_host(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let v: Value = match json_body(body, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let parsed = (|| {
+        Ok::<_, Response>(HostChanges {
+            buy_url: change(&v, "buy_url")?,
+            catalog_url: change(&v, "catalog_url")?,
+            push_url: change(&v, "push_url")?,
+        })
+    })();
+    let mut changes = match parsed {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    for (what, c) in [
+        ("buy URL", &changes.buy_url),
+        ("catalog URL", &changes.catalog_url),
+        ("push URL", &changes.push_url),
+    ] {
+        if let Some(v) = c {
+            if let Err(r) = check_url(what, v) {
+                return r;
+            }
+        }
+    }
+    // An empty push URL means no pushes, not a push to "".
+    if let Some(Some(u)) = &changes.push_url {
+        if u.is_empty() {
+            changes.push_url = Some(None);
+        }
+    }
+    match app.store.set_host(&id, &changes).await {
+        Ok(()) => show_host(State(app), Path(id)).await,
+        Err(e) => store_error(e),
+    }
+}
+
+async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let token = match tokens::generate() {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match app.store.rotate_token(&id, &tokens::hash(&token)).await {
+        Ok(()) => Json(json!({ "token": token })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn remove_host(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.store.remove_host(&id).await {
+        Ok(()) => Json(json!({ "id": id, "removed": true })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewJob {
+    host: Option<String>,
+    key_number: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    activation_code: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+/// Checks a job request against the contract's grammars; the sentence names what is wrong.
+fn validate_job(req: &NewJob) -> Result<(), String> {
+    match (req.kind.as_str(), &req.activation_code) {
+        ("install_key", Some(code)) if proto::is_activation_code(code) => {}
+        ("install_key", Some(_)) => {
+            return Err(
+                "the activation code is not of the form A00000-K6QK03-… (groups of 4 to 8 capital letters or digits)"
+                    .into(),
+            )
+        }
+        ("install_key", None) => return Err("install_key needs an activation code".into()),
+        ("retrieve_keys", None) => {}
+        ("retrieve_keys", Some(_)) => return Err("retrieve_keys takes no activation code".into()),
+        (other, _) => {
+            return Err(format!(
+                "the job type {other:?} is neither install_key nor retrieve_keys"
+            ))
+        }
+    }
+    if let Some(k) = &req.idempotency_key {
+        if k.is_empty() || k.len() > 200 {
+            return Err("the idempotency key must have 1 to 200 characters".into());
+        }
+    }
+    Ok(())
+}
+
+async fn add_job(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let req: NewJob = match json_body(body, &headers).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if let Err(msg) = validate_job(&req) {
+        return error(StatusCode::BAD_REQUEST, &msg);
+    }
+    let host = match (&req.host, &req.key_number) {
+        (Some(h), None) => h.clone(),
+        (None, Some(k)) => {
+            let Some(norm) = proto::normalize_key_number(k) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the key number {k:?} is not of the form PLSK.12345678.0001"),
+                );
+            };
+            match app.store.host_by_key_number(&norm).await {
+                Ok(h) => h,
+                Err(e) => return store_error(e),
+            }
+        }
+        _ => return error(StatusCode::BAD_REQUEST, "give either a host or a key number"),
+    };
+    let added = app
+        .store
+        .add_job(
+            &host,
+            &req.kind,
+            req.activation_code.as_deref(),
+            req.idempotency_key.as_deref(),
+        )
+        .await;
+    match added {
+        Ok((job, true)) => (StatusCode::CREATED, Json(job)).into_response(),
+        Ok((job, false)) => (StatusCode::OK, Json(job)).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct JobFilter {
+    host: Option<String>,
+    state: Option<String>,
+}
+
+async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Response {
+    if let Some(s) = &f.state {
+        if !["queued", "succeeded", "failed", "rejected", "cancelled"].contains(&s.as_str()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("the state {s:?} is none of queued, succeeded, failed, rejected, cancelled"),
+            );
+        }
+    }
+    match app.store.jobs(f.host.as_deref(), f.state.as_deref()).await {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn show_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.store.job(&id).await {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.store.cancel_job(&id).await {
+        Ok(j) => Json(j).into_response(),
+        Err(e) => store_error(e),
+    }
+}

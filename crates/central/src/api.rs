@@ -1,0 +1,266 @@
+//! The agents' API (agent contract section 5, central contract section 3): the held poll
+//! with ETag/304, results first-wins, reports; plus `/healthz` and `/metrics`.
+
+// Helpers return a ready error Response for the handler to send as is; it is built once
+// per failed request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use plesk_reseller_protocol as proto;
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::metrics::HeldGuard;
+use crate::store::{JobRow, ResultOutcome, StoreError};
+use crate::tokens;
+
+/// Longest a client may take to send its body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/hosts/{host}/instructions", get(instructions))
+        .route("/v1/hosts/{host}/jobs/{job}/result", post(result))
+        .route("/v1/hosts/{host}/report", put(report))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!("{e}");
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the central's database failed; see its log",
+    )
+}
+
+/// The host a request's bearer token belongs to, if it is `path_host`: 401 for no or an
+/// unknown token, 403 for a valid token of another host (whether or not that host exists).
+async fn authorize(app: &App, headers: &HeaderMap, path_host: &str) -> Result<(), Response> {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(token) = tokens::bearer(auth) else {
+        return Err(plain(StatusCode::UNAUTHORIZED, "missing bearer token"));
+    };
+    match app.store.host_by_token(&tokens::hash(token)).await {
+        Err(e) => Err(internal(e)),
+        Ok(None) => Err(plain(StatusCode::UNAUTHORIZED, "unknown token")),
+        Ok(Some(h)) if h == path_host => Ok(()),
+        Ok(Some(_)) => Err(plain(StatusCode::FORBIDDEN, "this token belongs to another host")),
+    }
+}
+
+/// Reads a body of at most 1 MiB within 30 s: 413 / 408 otherwise.
+pub async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
+    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB");
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > proto::MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, proto::MAX_BODY)).await {
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body took longer than 30 seconds",
+        )),
+        Ok(Err(e)) if format!("{e:?}").contains("LengthLimit") => Err(too_large()),
+        Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "the body could not be read")),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// The poll answer for a host and its ETag: quoted hex SHA-256 of the body, so the same
+/// body has the same ETag across restarts and any change of it changes the ETag.
+pub fn render(app: &App, buy: Option<String>, catalog: Option<String>, jobs: &[JobRow]) -> (String, String) {
+    let buy_url = buy.or_else(|| app.config.fleet_buy_url.clone());
+    let catalog_url = catalog.or_else(|| app.config.fleet_catalog_url.clone());
+    let panel_ini =
+        (buy_url.is_some() || catalog_url.is_some()).then_some(proto::PanelIniValues { buy_url, catalog_url });
+    let jobs = jobs
+        .iter()
+        .filter_map(|j| {
+            let kind = match (j.kind.as_str(), &j.activation_code) {
+                ("install_key", Some(code)) => proto::JobKind::InstallKey {
+                    activation_code: code.clone(),
+                },
+                ("retrieve_keys", _) => proto::JobKind::RetrieveKeys,
+                _ => return None,
+            };
+            Some(proto::Job { id: j.id.clone(), kind })
+        })
+        .collect();
+    let body = serde_json::to_string(&proto::Instructions { panel_ini, jobs }).unwrap_or_default();
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(body.as_bytes()))[..32]);
+    (body, etag)
+}
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    wait: Option<String>,
+}
+
+async fn instructions(
+    State(app): State<App>,
+    Path(host): Path<String>,
+    q: Query<WaitQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &host).await {
+        return r;
+    }
+    app.saw(&host);
+    app.metrics.polls.fetch_add(1, Ordering::Relaxed);
+    let wait = q.wait.as_deref().and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+    let hold = wait.min(app.config.server.max_wait) * 1000;
+    // Consul's spread: up to hold/16 more, so a fleet that polled together drifts apart.
+    let jitter = if hold >= 16 { fastrand::u64(0..=hold / 16) } else { 0 };
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(hold + jitter);
+    let inm = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Subscribe before reading: a commit between the read and the wait still wakes us.
+    let mut rx = app.store.waiters.subscribe(&host);
+    let mut shutdown = app.shutdown.clone();
+    let _held = HeldGuard::new(&app.metrics);
+    loop {
+        let (buy, catalog, jobs) = match app.store.poll_inputs(&host).await {
+            Ok(v) => v,
+            // Removed (`hosts rm`) while its poll was held.
+            Err(StoreError::NoHost(_)) => return plain(StatusCode::NOT_FOUND, "unknown host"),
+            Err(e) => return internal(e),
+        };
+        let (body, etag) = render(&app, buy, catalog, &jobs);
+        if inm.as_deref() != Some(etag.as_str()) {
+            return (
+                StatusCode::OK,
+                [(header::ETAG, etag), (header::CONTENT_TYPE, "application/json".into())],
+                body,
+            )
+                .into_response();
+        }
+        if *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
+            app.metrics.polls_304.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+        }
+        tokio::select! {
+            r = rx.changed() => { if r.is_err() { rx = app.store.waiters.subscribe(&host); } }
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn result(
+    State(app): State<App>,
+    Path((host, job)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = authorize(&app, &headers, &host).await {
+        return r;
+    }
+    let bytes = match read_body(body, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("the result is not JSON: {e}")),
+    };
+    let parsed: proto::JobResult = match serde_json::from_value(value.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("the result is not a section 5.2 result: {e}"),
+            )
+        }
+    };
+    app.metrics.results.fetch_add(1, Ordering::Relaxed);
+    match app.store.put_result(&host, &job, parsed.status.as_str(), &value).await {
+        Err(e) => internal(e),
+        Ok(ResultOutcome::Stored) | Ok(ResultOutcome::SameAgain) => plain(StatusCode::OK, "ok"),
+        Ok(ResultOutcome::Different) => plain(StatusCode::CONFLICT, "this job already has a different result"),
+        Ok(ResultOutcome::Cancelled) => plain(StatusCode::CONFLICT, "this job was cancelled"),
+        Ok(ResultOutcome::NotFound) => plain(StatusCode::NOT_FOUND, "this host has no such job"),
+    }
+}
+
+async fn report(State(app): State<App>, Path(host): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(r) = authorize(&app, &headers, &host).await {
+        return r;
+    }
+    let bytes = match read_body(body, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => return plain(StatusCode::BAD_REQUEST, "the report is not a JSON object"),
+    };
+    app.metrics.reports.fetch_add(1, Ordering::Relaxed);
+    let key = value
+        .get("plesk_key_number")
+        .and_then(|v| v.as_str())
+        .and_then(proto::normalize_key_number);
+    let version = value.get("agent_version").and_then(|v| v.as_str());
+    match app
+        .store
+        .put_report(&host, &value.to_string(), key.as_deref(), version)
+        .await
+    {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn healthz(State(app): State<App>) -> Response {
+    let version = env!("CARGO_PKG_VERSION");
+    match app.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{{\"status\":\"ok\",\"version\":\"{version}\",\"database\":\"ok\"}}\n"),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("{e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{{\"status\":\"error\",\"version\":\"{version}\",\"database\":\"unreachable\"}}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let counts = app.store.job_counts().await.unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&counts),
+    )
+        .into_response()
+}

@@ -1,0 +1,149 @@
+//! `check`: the config parses (unknown keys reported), the database is reachable and
+//! migrated, KA credentials are safe when `[ka]` is filled, the listen addresses are free or
+//! held by the running server. One line per check; exit 0 when all pass.
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::json;
+
+use crate::config::Config;
+
+struct Line {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn run(config: &Config, json_out: bool) -> i32 {
+    let mut lines = vec![Line {
+        name: "config",
+        ok: true,
+        detail: if config.unknown.is_empty() {
+            format!("{} parses", config.path.display())
+        } else {
+            format!(
+                "{} parses; unknown keys (ignored): {}",
+                config.path.display(),
+                config.unknown.join(", ")
+            )
+        },
+    }];
+    lines.push(database(config).await);
+    if let Some(l) = ka(config) {
+        lines.push(l);
+    }
+    let running = tokio::net::UnixStream::connect(&config.server.admin_socket)
+        .await
+        .is_ok();
+    lines.push(listen("listen", config.server.listen, running).await);
+    if let Some(a) = config.server.admin_listen {
+        lines.push(listen("admin_listen", a, running).await);
+    }
+    let all_ok = lines.iter().all(|l| l.ok);
+    if json_out {
+        let v: Vec<_> = lines
+            .iter()
+            .map(|l| json!({"check": l.name, "ok": l.ok, "detail": l.detail}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for l in &lines {
+            println!("{} {}: {}", if l.ok { "ok  " } else { "FAIL" }, l.name, l.detail);
+        }
+    }
+    if all_ok {
+        0
+    } else {
+        1
+    }
+}
+
+async fn database(config: &Config) -> Line {
+    let name = "database";
+    if let Some(p) = crate::db::sqlite_path(&config.database_url) {
+        if !p.exists() {
+            return Line {
+                name,
+                ok: false,
+                detail: format!("{} does not exist; run `plesk-reseller-central migrate`", p.display()),
+            };
+        }
+    }
+    let result = async {
+        let db = crate::db::connect(&config.database_url).await?;
+        let r = db.check_migrated().await;
+        db.close().await;
+        r.map(|()| db.url)
+    }
+    .await;
+    match result {
+        Ok(url) => Line {
+            name,
+            ok: true,
+            detail: format!("{url} is reachable and migrated"),
+        },
+        Err(e) => Line {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn ka(config: &Config) -> Option<Line> {
+    let name = "ka";
+    let ka = &config.ka;
+    if ka.username.is_empty() && ka.password_file.is_none() {
+        return None;
+    }
+    let Some(p) = &ka.password_file else {
+        return Some(Line {
+            name,
+            ok: false,
+            detail: "[ka] username is set but password_file is empty".into(),
+        });
+    };
+    Some(match std::fs::metadata(p) {
+        Err(e) => Line {
+            name,
+            ok: false,
+            detail: format!("cannot read [ka] password_file {}: {e}", p.display()),
+        },
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => Line {
+            name,
+            ok: false,
+            detail: format!(
+                "[ka] password_file {} is readable by group or others; chmod 600 it",
+                p.display()
+            ),
+        },
+        Ok(_) => Line {
+            name,
+            ok: true,
+            detail: format!(
+                "[ka] password_file {} is present and root-only (KA is not called by this version)",
+                p.display()
+            ),
+        },
+    })
+}
+
+async fn listen(name: &'static str, addr: std::net::SocketAddr, running: bool) -> Line {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(_) => Line {
+            name,
+            ok: true,
+            detail: format!("{addr} is free"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && running => Line {
+            name,
+            ok: true,
+            detail: format!("{addr} is held by the running server"),
+        },
+        Err(e) => Line {
+            name,
+            ok: false,
+            detail: format!("cannot listen on {addr}: {e}"),
+        },
+    }
+}

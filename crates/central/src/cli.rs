@@ -1,0 +1,362 @@
+//! The command line (contract section 1): `serve`, `migrate`, `check`, `sell allow-file`, and
+//! the administrative commands as thin clients of the admin API. Exit 0 ok, 1 error, 3 no
+//! server running.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::client::{Client, ClientError};
+use crate::config::{self, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "plesk-reseller-central",
+    version,
+    about = "The reseller store's side of the plesk-reseller-agent protocol"
+)]
+pub struct Cli {
+    /// The config file (default /etc/plesk-reseller-central/central.ini, or $PLESK_RESELLER_CENTRAL_CONFIG).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server in the foreground.
+    Serve {
+        /// Write the agents' listener's bound address here once listening (for scripts and tests).
+        #[arg(long, value_name = "PATH")]
+        address_file: Option<PathBuf>,
+    },
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// The fleet of Plesk servers.
+    #[command(subcommand)]
+    Hosts(HostsCmd),
+    /// The job queue and results.
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// What the reseller sells.
+    #[command(subcommand)]
+    Sell(SellCmd),
+    /// Check the config, the database and the listen addresses.
+    Check,
+}
+
+#[derive(Subcommand)]
+pub enum HostsCmd {
+    /// Register a Plesk server; prints its token and push secret once.
+    Add {
+        id: String,
+        #[arg(long)]
+        push_url: Option<String>,
+    },
+    /// The fleet.
+    List,
+    /// One host.
+    Show { id: String },
+    /// Per-host values ("" = the key must be absent; --unset-…: the fleet default).
+    Set(SetArgs),
+    /// A new token; the old one stops working at once.
+    RotateToken { id: String },
+    /// Forget the host and its jobs.
+    Rm { id: String },
+}
+
+#[derive(Args)]
+pub struct SetArgs {
+    id: String,
+    #[arg(long, conflicts_with = "unset_buy_url")]
+    buy_url: Option<String>,
+    #[arg(long, conflicts_with = "unset_catalog_url")]
+    catalog_url: Option<String>,
+    #[arg(long, conflicts_with = "unset_push_url")]
+    push_url: Option<String>,
+    #[arg(long)]
+    unset_buy_url: bool,
+    #[arg(long)]
+    unset_catalog_url: bool,
+    #[arg(long)]
+    unset_push_url: bool,
+}
+
+#[derive(Subcommand)]
+pub enum JobsCmd {
+    /// Queue a job and wake the host.
+    Add(AddJob),
+    /// The queue, oldest first.
+    List {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One job with its result.
+    Show { id: String },
+    /// Cancel a queued job.
+    Cancel { id: String },
+}
+
+#[derive(Args)]
+pub struct AddJob {
+    #[arg(long, global = true, conflicts_with = "key_number")]
+    host: Option<String>,
+    #[arg(long, global = true)]
+    key_number: Option<String>,
+    #[arg(long, global = true)]
+    idempotency_key: Option<String>,
+    #[command(subcommand)]
+    what: JobWhat,
+}
+
+#[derive(Subcommand)]
+pub enum JobWhat {
+    /// `plesk bin license -i CODE` on the host.
+    InstallKey { code: String },
+    /// `plesk bin license --retrieve` on the host.
+    RetrieveKeys,
+}
+
+#[derive(Subcommand)]
+pub enum SellCmd {
+    /// Print the [sell] extension ids, one a line (the catalog proxy's allow_file).
+    AllowFile,
+}
+
+/// Parses argv, runs the command, returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    crate::logging::init(tracing::level_filters::LevelFilter::INFO);
+    let path = config::resolve_path(cli.config.as_deref());
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> i32 {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve { address_file } => serve(config, address_file).await,
+        Command::Migrate => migrate(&config).await,
+        Command::Check => crate::check::run(&config, json).await,
+        Command::Sell(SellCmd::AllowFile) => {
+            let ids: Vec<&str> = config.sell.iter().map(|(k, _)| k.as_str()).collect();
+            if json {
+                println!("{}", json!(ids));
+            } else {
+                for id in ids {
+                    println!("{id}");
+                }
+            }
+            0
+        }
+        Command::Hosts(c) => admin_call(&config, json, hosts_request(c)).await,
+        Command::Jobs(c) => admin_call(&config, json, jobs_request(c)).await,
+    }
+}
+
+async fn serve(config: Config, address_file: Option<PathBuf>) -> i32 {
+    match crate::server::serve(config, address_file, stop_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn migrate(config: &Config) -> i32 {
+    let result = async {
+        let db = crate::db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        db.close().await;
+        Ok::<_, crate::db::DbError>(db.url)
+    }
+    .await;
+    match result {
+        Ok(url) => {
+            println!("the database {url} is up to date");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// One admin call: method, path, body, and how to print the answer as text.
+pub struct Request {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    text: fn(&Value) -> String,
+}
+
+fn seg(s: &str) -> String {
+    plesk_reseller_protocol::paths::encode_segment(s)
+}
+
+fn hosts_request(c: HostsCmd) -> Request {
+    let r = |method, path: String, body, text| Request {
+        method,
+        path,
+        body,
+        text,
+    };
+    match c {
+        HostsCmd::Add { id, push_url } => r(
+            Method::POST,
+            "/admin/v1/hosts".into(),
+            Some(json!({"id": id, "push_url": push_url})),
+            crate::cli_text::host_added,
+        ),
+        HostsCmd::List => r(Method::GET, "/admin/v1/hosts".into(), None, crate::cli_text::host_list),
+        HostsCmd::Show { id } => r(
+            Method::GET,
+            format!("/admin/v1/hosts/{}", seg(&id)),
+            None,
+            crate::cli_text::host,
+        ),
+        HostsCmd::Set(a) => {
+            let mut body = serde_json::Map::new();
+            for (key, set, unset) in [
+                ("buy_url", a.buy_url, a.unset_buy_url),
+                ("catalog_url", a.catalog_url, a.unset_catalog_url),
+                ("push_url", a.push_url, a.unset_push_url),
+            ] {
+                if unset {
+                    body.insert(key.into(), Value::Null);
+                } else if let Some(v) = set {
+                    body.insert(key.into(), Value::String(v));
+                }
+            }
+            r(
+                Method::PATCH,
+                format!("/admin/v1/hosts/{}", seg(&a.id)),
+                Some(Value::Object(body)),
+                crate::cli_text::host,
+            )
+        }
+        HostsCmd::RotateToken { id } => r(
+            Method::POST,
+            format!("/admin/v1/hosts/{}/rotate-token", seg(&id)),
+            None,
+            crate::cli_text::token,
+        ),
+        HostsCmd::Rm { id } => r(
+            Method::DELETE,
+            format!("/admin/v1/hosts/{}", seg(&id)),
+            None,
+            crate::cli_text::removed,
+        ),
+    }
+}
+
+fn jobs_request(c: JobsCmd) -> Request {
+    let r = |method, path: String, body, text| Request {
+        method,
+        path,
+        body,
+        text,
+    };
+    match c {
+        JobsCmd::Add(a) => {
+            let (kind, code) = match a.what {
+                JobWhat::InstallKey { code } => ("install_key", Some(code)),
+                JobWhat::RetrieveKeys => ("retrieve_keys", None),
+            };
+            let body = json!({"host": a.host, "key_number": a.key_number, "type": kind,
+                              "activation_code": code, "idempotency_key": a.idempotency_key});
+            r(Method::POST, "/admin/v1/jobs".into(), Some(body), crate::cli_text::job)
+        }
+        JobsCmd::List { host, state } => {
+            let mut q = Vec::new();
+            if let Some(h) = host {
+                q.push(format!("host={}", seg(&h)));
+            }
+            if let Some(s) = state {
+                q.push(format!("state={}", seg(&s)));
+            }
+            let path = if q.is_empty() {
+                "/admin/v1/jobs".to_string()
+            } else {
+                format!("/admin/v1/jobs?{}", q.join("&"))
+            };
+            r(Method::GET, path, None, crate::cli_text::job_list)
+        }
+        JobsCmd::Show { id } => r(
+            Method::GET,
+            format!("/admin/v1/jobs/{}", seg(&id)),
+            None,
+            crate::cli_text::job,
+        ),
+        JobsCmd::Cancel { id } => r(
+            Method::POST,
+            format!("/admin/v1/jobs/{}/cancel", seg(&id)),
+            None,
+            crate::cli_text::job,
+        ),
+    }
+}
+
+async fn admin_call(config: &Config, json: bool, req: Request) -> i32 {
+    let client = Client::new(&config.server.admin_socket);
+    match client.call(req.method, &req.path, req.body).await {
+        Ok(v) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", (req.text)(&v));
+            }
+            0
+        }
+        Err(e @ ClientError::NoServer(_)) => {
+            eprintln!("{e}");
+            3
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The CLI's text output (without `--json`): short lines for people.
+
+use serde_json::Value;
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+pub fn host_added(v: &Value) -> String {
+    format!(
+        "host {} added\ntoken: {}\npush secret: {}\nBoth are shown only now: put the token in /etc/plesk-reseller-agent/token (mode 0600) on the server, \
+         the push secret in its [push] secret_file.\n",
+        s(v, "id"),
+        s(v, "token"),
+        s(v, "push_secret")
+    )
+}
+
+pub fn token(v: &Value) -> String {
+    format!("new token: {}\nThe old token no longer works.\n", s(v, "token"))
+}
+
+pub fn removed(v: &Value) -> String {
+    format!("host {} removed\n", s(v, "id"))
+}
+
+fn in_sync(v: &Value) -> &'static str {
+    match v.pointer("/report/panel_ini/in_sync").and_then(Value::as_bool) {
+        Some(true) => "in sync",
+        Some(false) => "NOT in sync",
+        None => "no report",
+    }
+}
+
+pub fn host_list(v: &Value) -> String {
+    let mut out = String::from("ID\tLAST SEEN\tKEY NUMBER\tAGENT\tPANEL.INI\tPROBLEMS\n");
+    for h in v.as_array().into_iter().flatten() {
+        let problems = h
+            .pointer("/report/problems")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            s(h, "id"),
+            s(h, "last_seen_at"),
+            s(h, "key_number"),
+            s(h, "agent_version"),
+            in_sync(h),
+            problems
+        ));
+    }
+    out
+}
+
+pub fn host(h: &Value) -> String {
+    let mut out = format!(
+        "host {}\nlast seen: {}\nkey number: {}\nagent version: {}\npanel.ini: {}\nbuy_url: {}\ncatalog_url: {}\npush_url: {}\n",
+        s(h, "id"),
+        s(h, "last_seen_at"),
+        s(h, "key_number"),
+        s(h, "agent_version"),
+        in_sync(h),
+        h.get("buy_url").and_then(Value::as_str).unwrap_or("(fleet)"),
+        h.get("catalog_url").and_then(Value::as_str).unwrap_or("(fleet)"),
+        s(h, "push_url"),
+    );
+    for p in h
+        .pointer("/report/problems")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        out.push_str(&format!("problem: {}\n", p.as_str().unwrap_or("?")));
+    }
+    for j in h.get("queued_jobs").and_then(Value::as_array).into_iter().flatten() {
+        out.push_str(&format!("queued: {} {}\n", s(j, "id"), s(j, "type")));
+    }
+    out
+}
+
+pub fn job(j: &Value) -> String {
+    let mut out = format!(
+        "job {}\nhost: {}\ntype: {}\nstate: {}\nqueued at: {}\n",
+        s(j, "id"),
+        s(j, "host"),
+        s(j, "type"),
+        s(j, "state"),
+        s(j, "created_at")
+    );
+    if let Some(r) = j.get("result").filter(|r| !r.is_null()) {
+        out.push_str(&format!(
+            "ended at: {}\nresult: {}\nexit code: {}\noutput:\n{}\n",
+            s(j, "ended_at"),
+            s(r, "status"),
+            r.get("exit_code").map_or("-".into(), |c| c.to_string()),
+            s(r, "output")
+        ));
+    }
+    out
+}
+
+pub fn job_list(v: &Value) -> String {
+    let mut out = String::from("ID\tHOST\tTYPE\tSTATE\tQUEUED AT\n");
+    for j in v.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            s(j, "id"),
+            s(j, "host"),
+            s(j, "type"),
+            s(j, "state"),
+            s(j, "created_at")
+        ));
+    }
+    out
+}

@@ -1,0 +1,331 @@
+//! The central's configuration: `central.ini` (contract section 2), read once at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the config is when neither `--config` nor the environment says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-central/central.ini";
+/// Overrides [`DEFAULT_PATH`].
+pub const PATH_ENV: &str = "PLESK_RESELLER_CENTRAL_CONFIG";
+
+/// A config that cannot be used; names the file and, where it applies, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("the config {path} is not valid INI: {reason}")]
+    Syntax { path: PathBuf, reason: String },
+    #[error("in the config {path}, [{section}] {key} = {value:?} {reason}")]
+    Value {
+        path: PathBuf,
+        section: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub admin_socket: PathBuf,
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_token_file: Option<PathBuf>,
+    pub max_wait: u64,
+    /// Connections served at once on the agents' listener; beyond it, 503.
+    pub max_connections: usize,
+}
+
+/// `[ka]`: only checked for now (the KA client comes with orders).
+#[derive(Debug, Clone, Default)]
+pub struct KaConfig {
+    pub url: String,
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub owner_id: String,
+    pub plesk_item: String,
+}
+
+/// The whole file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub database_url: String,
+    /// Fleet-wide desired values; an empty value in the file means none.
+    pub fleet_buy_url: Option<String>,
+    pub fleet_catalog_url: Option<String>,
+    pub ka: KaConfig,
+    pub buy_redirect: Option<String>,
+    /// `[sell]`: extension id → KA item constant, in file order.
+    pub sell: Vec<(String, String)>,
+    /// `[section] key` of every key this version does not know.
+    pub unknown: Vec<String>,
+}
+
+/// `--config`, else the environment, else [`DEFAULT_PATH`].
+pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli {
+        return p.to_path_buf();
+    }
+    match std::env::var_os(PATH_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+/// Reads and parses the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    parse(path, &text)
+}
+
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "server",
+        &[
+            "listen",
+            "tls_cert",
+            "tls_key",
+            "admin_socket",
+            "admin_listen",
+            "admin_token_file",
+            "max_wait",
+            "max_connections",
+        ],
+    ),
+    ("database", &["url"]),
+    ("fleet", &["buy_url", "catalog_url"]),
+    ("ka", &["url", "username", "password_file", "owner_id", "plesk_item"]),
+    ("store", &["buy_redirect"]),
+];
+
+struct Sections<'a> {
+    path: &'a Path,
+    map: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Sections<'_> {
+    fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.map
+            .get(section)?
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn text(&self, section: &str, key: &str, default: &str) -> String {
+        self.get(section, key).unwrap_or(default).to_string()
+    }
+
+    fn bad(&self, section: &str, key: &str, reason: &str) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.into(),
+            section: section.into(),
+            key: key.into(),
+            value: self.get(section, key).unwrap_or("").into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn addr(&self, section: &str, key: &str, default: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.get(section, key).or(default) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(section, key, "is not an address of the form IP:PORT")),
+        }
+    }
+
+    fn abs_path(&self, section: &str, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+        match self.get(section, key) {
+            None => Ok(None),
+            Some(v) if v.starts_with('/') => Ok(Some(PathBuf::from(v))),
+            Some(_) => Err(self.bad(section, key, "is not an absolute path")),
+        }
+    }
+
+    fn number(&self, section: &str, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        match self.get(section, key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(self.bad(section, key, &format!("is not a whole number from {min} to {max}"))),
+            },
+        }
+    }
+}
+
+/// Parses config text; `path` is only named in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let s = sections(path, text)?;
+    let listen = s.addr("server", "listen", Some("0.0.0.0:8790"))?.expect("default");
+    let admin_listen = s.addr("server", "admin_listen", None)?;
+    let admin_token_file = s.abs_path("server", "admin_token_file")?;
+    if admin_listen.is_some() && admin_token_file.is_none() {
+        return Err(s.bad("server", "admin_listen", "needs [server] admin_token_file"));
+    }
+    let server = ServerConfig {
+        listen,
+        tls_cert: s.abs_path("server", "tls_cert")?,
+        tls_key: s.abs_path("server", "tls_key")?,
+        admin_socket: s
+            .abs_path("server", "admin_socket")?
+            .unwrap_or_else(|| PathBuf::from("/run/plesk-reseller-central/admin.sock")),
+        admin_listen,
+        admin_token_file,
+        max_wait: s.number("server", "max_wait", 60, 1, 3600)?,
+        max_connections: s.number("server", "max_connections", 20_000, 16, 1_000_000)? as usize,
+    };
+    if server.tls_cert.is_some() || server.tls_key.is_some() {
+        // Said at start rather than silently serving plain HTTP where TLS was asked for.
+        return Err(s.bad(
+            "server",
+            "tls_cert",
+            "is set, but this version serves plain HTTP only: leave tls_cert and tls_key empty and put a TLS proxy (nginx) in front",
+        ));
+    }
+    let database_url = s.text("database", "url", "sqlite:///var/lib/plesk-reseller-central/central.db");
+    if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://")) {
+        return Err(s.bad("database", "url", "is neither sqlite:///PATH nor postgres://…"));
+    }
+    for key in ["buy_url", "catalog_url"] {
+        if let Some(v) = s.get("fleet", key) {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(s.bad("fleet", key, "is not an http:// or https:// URL"));
+            }
+        }
+    }
+    let ka = KaConfig {
+        url: s.text("ka", "url", "https://api.central.plesk.com/30/"),
+        username: s.text("ka", "username", ""),
+        password_file: s.abs_path("ka", "password_file")?,
+        owner_id: s.text("ka", "owner_id", ""),
+        plesk_item: s.text("ka", "plesk_item", ""),
+    };
+    let sell = s
+        .map
+        .get("sell")
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    Ok(Config {
+        path: path.into(),
+        server,
+        database_url,
+        fleet_buy_url: s.get("fleet", "buy_url").map(str::to_string),
+        fleet_catalog_url: s.get("fleet", "catalog_url").map(str::to_string),
+        ka,
+        buy_redirect: s.get("store", "buy_redirect").map(str::to_string),
+        sell,
+        unknown: unknown_keys(&s),
+    })
+}
+
+fn sections<'a>(path: &'a Path, text: &str) -> Result<Sections<'a>, ConfigError> {
+    let opt = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        ..Default::default()
+    };
+    let ini =
+        ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+    let mut map: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (section, props) in ini.iter() {
+        let name = section.unwrap_or("").to_string();
+        let entry = map.entry(name).or_default();
+        for (k, v) in props.iter() {
+            entry.insert(k.to_string(), clean_value(v));
+        }
+    }
+    Ok(Sections { path, map })
+}
+
+fn unknown_keys(s: &Sections) -> Vec<String> {
+    let mut out = Vec::new();
+    for (section, keys) in &s.map {
+        if section == "sell" {
+            continue;
+        }
+        let known = KNOWN.iter().find(|(n, _)| n == section).map(|(_, k)| *k);
+        for key in keys.keys() {
+            if !known.is_some_and(|k| k.contains(&key.as_str())) {
+                out.push(if section.is_empty() {
+                    key.clone()
+                } else {
+                    format!("[{section}] {key}")
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Drops a trailing `; comment` (`;` after whitespace) and surrounding whitespace.
+fn clean_value(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let end = (0..bytes.len())
+        .find(|&i| bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
+        .unwrap_or(bytes.len());
+    raw[..end].trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("/etc/c.ini"), text)
+    }
+
+    #[test]
+    fn contract_example_parses_with_defaults() {
+        let c = p(
+            "[server]\nlisten = 0.0.0.0:8790   ; the agents' API\nmax_wait = 60\n[fleet]\nbuy_url =\n\
+                   [sell]\next-a = ITEM-A\n[database]\nurl = sqlite:///tmp/x.db\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:8790");
+        assert_eq!(c.fleet_buy_url, None);
+        assert_eq!(c.sell, vec![("ext-a".into(), "ITEM-A".into())]);
+        assert!(c.unknown.is_empty());
+        assert_eq!(
+            c.server.admin_socket,
+            PathBuf::from("/run/plesk-reseller-central/admin.sock")
+        );
+    }
+
+    #[test]
+    fn bad_values_name_file_section_and_key() {
+        let e = p("[server]\nmax_wait = 0\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/c.ini") && e.contains("[server] max_wait"), "{e}");
+        let e = p("[server]\nadmin_listen = 127.0.0.1:1\n").unwrap_err().to_string();
+        assert!(e.contains("admin_token_file"), "{e}");
+        let e = p("[fleet]\nbuy_url = ftp://x\n").unwrap_err().to_string();
+        assert!(e.contains("[fleet] buy_url"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_central_ini_parses_with_no_unknown_key() {
+        let c = p(include_str!("../central.ini")).unwrap();
+        assert!(c.unknown.is_empty(), "{:?}", c.unknown);
+        assert_eq!(c.server.max_wait, 60);
+        assert_eq!(c.database_url, "sqlite:///var/lib/plesk-reseller-central/central.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_listed() {
+        let c = p("[server]\nlisten = 127.0.0.1:0\nlisen = x\n[other]\na = 1\n").unwrap();
+        assert_eq!(c.unknown, vec!["[other] a".to_string(), "[server] lisen".to_string()]);
+    }
+}

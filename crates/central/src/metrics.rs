@@ -1,0 +1,100 @@
+//! Counters for `/metrics` (Prometheus text format) and `/healthz`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub held_polls: AtomicI64,
+    pub polls: AtomicU64,
+    pub polls_304: AtomicU64,
+    pub results: AtomicU64,
+    pub reports: AtomicU64,
+    pub wakes_sent: AtomicU64,
+    pub wakes_failed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+/// Decrements the held-polls gauge however the poll ends (answer, error, client gone).
+pub struct HeldGuard<'a>(&'a Metrics);
+
+impl<'a> HeldGuard<'a> {
+    pub fn new(m: &'a Metrics) -> Self {
+        m.held_polls.fetch_add(1, Ordering::Relaxed);
+        HeldGuard(m)
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.held_polls.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn render(&self, jobs_by_state: &[(String, i64)]) -> String {
+        let mut out = String::new();
+        let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, String); 8] = [
+            (
+                "central_held_polls",
+                "gauge",
+                "Polls held open right now.",
+                self.held_polls.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "central_polls_total",
+                "counter",
+                "Polls answered.",
+                g(&self.polls).to_string(),
+            ),
+            (
+                "central_polls_not_modified_total",
+                "counter",
+                "Polls answered 304.",
+                g(&self.polls_304).to_string(),
+            ),
+            (
+                "central_results_total",
+                "counter",
+                "Job results received.",
+                g(&self.results).to_string(),
+            ),
+            (
+                "central_reports_total",
+                "counter",
+                "Reports received.",
+                g(&self.reports).to_string(),
+            ),
+            (
+                "central_wakes_sent_total",
+                "counter",
+                "Wake pushes a host accepted.",
+                g(&self.wakes_sent).to_string(),
+            ),
+            (
+                "central_wakes_failed_total",
+                "counter",
+                "Wake pushes that failed.",
+                g(&self.wakes_failed).to_string(),
+            ),
+            (
+                "central_rejected_connections_total",
+                "counter",
+                "Connections refused with 503 at the cap.",
+                g(&self.rejected_connections).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        }
+        // KA and orders come with a later version; the series exist so dashboards can be built now.
+        let _ = writeln!(out, "# HELP central_ka_calls_total KA Partner API calls.\n# TYPE central_ka_calls_total counter\ncentral_ka_calls_total 0");
+        let _ = writeln!(out, "# HELP central_ka_errors_total KA Partner API errors.\n# TYPE central_ka_errors_total counter\ncentral_ka_errors_total 0");
+        let _ = writeln!(out, "# HELP central_jobs Jobs by state.\n# TYPE central_jobs gauge");
+        for (state, n) in jobs_by_state {
+            let _ = writeln!(out, "central_jobs{{state=\"{state}\"}} {n}");
+        }
+        out
+    }
+}

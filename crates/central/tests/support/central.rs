@@ -1,0 +1,158 @@
+//! The real central server in a temp dir: config, SQLite database, admin socket, log file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub struct Central {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub addr: String,
+    child: Option<Child>,
+    extra: String,
+    listen: String,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_plesk-reseller-central")
+}
+
+impl Central {
+    /// Writes the config (`extra` is appended: more sections or keys) without starting.
+    pub fn new(root: &Path, extra: &str) -> Central {
+        fs::create_dir_all(root).unwrap();
+        let c = Central {
+            root: root.into(),
+            config: root.join("central.ini"),
+            log: root.join("central.log"),
+            addr: String::new(),
+            child: None,
+            extra: extra.into(),
+            listen: "127.0.0.1:0".into(),
+        };
+        c.write_config();
+        c
+    }
+
+    fn write_config(&self) {
+        let r = self.root.display();
+        fs::write(
+            &self.config,
+            format!(
+                "[server]\nlisten = {}\nadmin_socket = {r}/run/admin.sock\nmax_wait = 30\n\
+                 [database]\nurl = sqlite://{r}/db/central.db\n{}\n",
+                self.listen, self.extra
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn db_files(&self) -> Vec<PathBuf> {
+        ["central.db", "central.db-wal", "central.db-shm"]
+            .iter()
+            .map(|f| self.root.join("db").join(f))
+            .collect()
+    }
+
+    /// Starts `serve` and waits until it has written its bound address.
+    pub fn start(&mut self) {
+        let addr_file = self.root.join("addr");
+        let _ = fs::remove_file(&addr_file);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["serve", "--address-file"])
+            .arg(&addr_file)
+            .env_remove("NOTIFY_SOCKET")
+            .env("PLESK_RESELLER_CENTRAL_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.addr = super::wait_for(30, "the central's address file", || {
+            let t = fs::read_to_string(&addr_file).ok()?;
+            t.ends_with('\n').then(|| t.trim().to_string())
+        });
+    }
+
+    /// Keeps the current port across restarts (the agent's config names it).
+    pub fn pin_port(&mut self) {
+        self.listen = self.addr.clone();
+        self.write_config();
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGTERM and wait: the clean stop. Returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap().code()
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("PLESK_RESELLER_CENTRAL_CONFIG")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a `--json` command that must succeed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `hosts add` → the token.
+    pub fn add_host(&self, id: &str, extra: &[&str]) -> Value {
+        let mut args = vec!["hosts", "add", id];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
