@@ -131,6 +131,14 @@ pub async fn serve(
         admin_token,
     };
     tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
+    if db.dialect == crate::db::Dialect::Postgres {
+        tokio::spawn(crate::replicas::run(
+            config.database_url.clone(),
+            db.url.clone(),
+            store.waiters.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let flusher = tokio::spawn(flush_loop(app.clone(), stop_rx.clone()));
     let sensitive = || SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]);
     let agents_router = crate::api::router(app.clone()).layer(sensitive());

@@ -1,5 +1,7 @@
-//! The store on a real SQLite file: queue order, idempotency, first-wins results, erased
-//! codes, concurrent writers without "database is locked".
+//! The store on a real SQLite file and on PostgreSQL: queue order, idempotency, first-wins
+//! results, erased codes, concurrent writers without "database is locked".
+
+mod support;
 
 use plesk_reseller_central::db;
 use plesk_reseller_central::store::{system_clock, ResultOutcome, Store, StoreError};
@@ -7,8 +9,8 @@ use serde_json::json;
 
 const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
 
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}/central.db", dir.path().display());
+async fn store(dir: &tempfile::TempDir, test_db: &support::TestDb) -> Store {
+    let url = test_db.url(dir.path());
     let db = db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     Store::new(db, system_clock(), None)
@@ -19,10 +21,11 @@ fn result(status: &str) -> serde_json::Value {
            "started_at": "2026-11-26T12:00:00Z", "finished_at": "2026-11-26T12:00:03Z"})
 }
 
+on_both! {
 #[tokio::test]
-async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job() {
+async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     assert!(matches!(
         s.add_host("web-1", "h2", None, "sec").await,
@@ -50,16 +53,19 @@ async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job() {
         Err(StoreError::NoHost(_))
     ));
 }
+}
 
+on_both! {
 #[tokio::test]
-async fn the_first_result_wins_and_the_code_leaves_every_file() {
+async fn the_first_result_wins_and_the_code_leaves_every_file(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     s.add_host("web-2", "h2", None, "sec").await.unwrap();
     let (job, _) = s.add_job("web-1", "install_key", Some(CODE), None).await.unwrap();
     // The check below can fail: the code is in the files while the job is queued.
-    assert!(files_hold(&dir, CODE), "the queued code should be on disk");
+    // SQLite only: PostgreSQL's files are its cluster's, not this test's.
+    assert_eq!(files_hold(&dir, CODE), db.is_sqlite(), "the queued code should be on disk");
     assert_eq!(
         s.put_result("web-2", &job.id, "succeeded", &result("succeeded"))
             .await
@@ -106,18 +112,20 @@ async fn the_first_result_wins_and_the_code_leaves_every_file() {
         assert!(!files_hold(&dir, code), "{code} is still in the database files");
     }
 }
+}
 
 fn files_hold(dir: &tempfile::TempDir, needle: &str) -> bool {
-    ["central.db", "central.db-wal", "central.db-shm"].iter().any(|f| {
+    ["db/central.db", "db/central.db-wal", "db/central.db-shm"].iter().any(|f| {
         let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
         bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
 }
 
+on_both! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_never_see_database_is_locked() {
+async fn concurrent_writers_never_see_database_is_locked(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -139,11 +147,13 @@ async fn concurrent_writers_never_see_database_is_locked() {
     }
     assert_eq!(s.jobs(Some("web-1"), Some("queued")).await.unwrap().len(), 100);
 }
+}
 
+on_both! {
 #[tokio::test]
-async fn key_numbers_from_reports_find_hosts() {
+async fn key_numbers_from_reports_find_hosts(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     for h in ["a", "b", "c"] {
         s.add_host(h, &format!("t{h}"), None, "sec").await.unwrap();
     }
@@ -162,4 +172,5 @@ async fn key_numbers_from_reports_find_hosts() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("a, b"), "{e}");
+}
 }
