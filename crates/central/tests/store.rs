@@ -115,10 +115,12 @@ async fn the_first_result_wins_and_the_code_leaves_every_file(db) {
 }
 
 fn files_hold(dir: &tempfile::TempDir, needle: &str) -> bool {
-    ["db/central.db", "db/central.db-wal", "db/central.db-shm"].iter().any(|f| {
-        let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
-        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-    })
+    ["db/central.db", "db/central.db-wal", "db/central.db-shm"]
+        .iter()
+        .any(|f| {
+            let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
 }
 
 on_both! {

@@ -64,6 +64,10 @@ impl TestDb {
         }
     }
 
+    pub fn pg(&self) -> Option<&pg::PgCluster> {
+        self.pg.as_ref()
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.pg.is_none()
     }
@@ -92,7 +96,9 @@ macro_rules! on_both {
             }
             #[$m]
             async fn postgres() {
-                let Some($db) = support::TestDb::postgres() else { return };
+                let Some($db) = support::TestDb::postgres() else {
+                    return;
+                };
                 $body
             }
         }
@@ -107,7 +113,9 @@ macro_rules! on_both {
             }
             #[$m]
             fn postgres() {
-                let Some($db) = support::TestDb::postgres() else { return };
+                let Some($db) = support::TestDb::postgres() else {
+                    return;
+                };
                 $body
             }
         }
