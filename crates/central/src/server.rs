@@ -80,8 +80,23 @@ fn read_admin_token(path: &Path) -> Result<Arc<str>, ServeError> {
     Ok(t.into())
 }
 
+/// Accept queue: when a whole fleet reconnects at once (a restart, a failover), a short
+/// queue drops connections and each costs its agent a 1 s, then 3 s SYN retry; the kernel
+/// caps it at net.core.somaxconn.
+const BACKLOG: u32 = 8192;
+
 async fn tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|e| ServeError::Listen {
+    let bind = || {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.bind(addr)?;
+        sock.listen(BACKLOG)
+    };
+    bind().map_err(|e: std::io::Error| ServeError::Listen {
         addr: addr.to_string(),
         reason: e.to_string(),
     })
