@@ -32,7 +32,10 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn raise_nofile() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain syscalls on a local struct.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
@@ -54,8 +57,8 @@ fn rss_cpu(pid: u32) -> (u64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ticks: u64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     (rss, ticks as f64 / hz)
@@ -71,9 +74,11 @@ fn parse(raw: &[u8]) -> Resp {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let etag = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().starts_with("etag:").then(|| l[5..].trim().to_string()));
+    let etag = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("etag:")
+            .then(|| l[5..].trim().to_string())
+    });
     Resp {
         status,
         etag,
@@ -168,7 +173,12 @@ async fn seed(url: &str, n: usize) -> Vec<(String, String)> {
     let d = db::connect(url).await.unwrap();
     d.migrate().await.unwrap();
     let hosts: Vec<(String, String)> = (0..n)
-        .map(|i| (format!("web-{i:05}"), format!("bench-token-{i:08}-{:016x}", fastrand::u64(..))))
+        .map(|i| {
+            (
+                format!("web-{i:05}"),
+                format!("bench-token-{i:08}-{:016x}", fastrand::u64(..)),
+            )
+        })
         .collect();
     let mut tx = d.pool.begin().await.unwrap();
     for (id, token) in &hosts {
@@ -264,7 +274,10 @@ async fn run(name: &str, url: &str, dir: &Path, agents: usize, jobs: usize, two:
     let end = Instant::now() + Duration::from_secs(120);
     while held_polls(addr).await < agents as u64 {
         if Instant::now() > end {
-            println!("{name}: only {} of {agents} polls held after 120 s", held_polls(addr).await);
+            println!(
+                "{name}: only {} of {agents} polls held after 120 s",
+                held_polls(addr).await
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -289,8 +302,7 @@ async fn run(name: &str, url: &str, dir: &Path, agents: usize, jobs: usize, two:
     fastrand::shuffle(&mut pick);
     pick.truncate(jobs);
     let socket = b.as_ref().map(|b| b.socket.clone()).unwrap_or(a.socket.clone());
-    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
-        Arc::new(std::sync::Mutex::new(vec![None; hosts.len()]));
+    let sent: Arc<std::sync::Mutex<Vec<Option<Instant>>>> = Arc::new(std::sync::Mutex::new(vec![None; hosts.len()]));
     let pick = Arc::new(pick);
     let mut senders = tokio::task::JoinSet::new();
     for s in 0..8 {
@@ -321,7 +333,9 @@ async fn run(name: &str, url: &str, dir: &Path, agents: usize, jobs: usize, two:
             break;
         };
         let (i, at, r) = j.unwrap();
-        let ok = r.as_ref().is_ok_and(|r| r.status == 200 && r.body.contains("retrieve_keys"));
+        let ok = r
+            .as_ref()
+            .is_ok_and(|r| r.status == 200 && r.body.contains("retrieve_keys"));
         match (chosen.contains(&i), ok, sent.lock().unwrap()[i]) {
             (true, true, Some(t)) => wake.push(at.duration_since(t).as_secs_f64() * 1000.0),
             _ => wrong += 1,
@@ -343,8 +357,14 @@ fn main() {
     let agents = arg("--agents", 10_000);
     let jobs = arg("--jobs", 1_000).min(agents);
     let nofile = raise_nofile();
-    println!("RLIMIT_NOFILE {nofile}; {agents} agents, {jobs} jobs; {}", std::env::consts::ARCH);
-    assert!(nofile as usize > agents + 1000, "RLIMIT_NOFILE {nofile} is too low for {agents} agents");
+    println!(
+        "RLIMIT_NOFILE {nofile}; {agents} agents, {jobs} jobs; {}",
+        std::env::consts::ARCH
+    );
+    assert!(
+        nofile as usize > agents + 1000,
+        "RLIMIT_NOFILE {nofile} is too low for {agents} agents"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
