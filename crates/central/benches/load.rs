@@ -152,15 +152,18 @@ fn start(root: &Path, url: &str) -> Server {
         .stderr(std::fs::File::create(root.join("central.log")).unwrap())
         .spawn()
         .unwrap();
+    // Owned at once, so a failed start still kills it.
+    let mut server = Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        socket: root.join("admin.sock"),
+    };
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(t) = std::fs::read_to_string(&addr_file) {
             if t.ends_with('\n') {
-                return Server {
-                    child,
-                    addr: t.trim().parse().unwrap(),
-                    socket: root.join("admin.sock"),
-                };
+                server.addr = t.trim().parse().unwrap();
+                return server;
             }
         }
         assert!(Instant::now() < end, "the central did not start; see {r}/central.log");
