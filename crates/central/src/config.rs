@@ -194,7 +194,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     let database_url = s.text("database", "url", "sqlite:///var/lib/plesk-reseller-central/central.db");
-    if !(database_url.starts_with("sqlite://") || database_url.starts_with("postgres://")) {
+    // Both of libpq's schemes are PostgreSQL (as in db::Dialect::of_url).
+    if !["sqlite://", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| database_url.starts_with(scheme))
+    {
         return Err(s.bad("database", "url", "is neither sqlite:///PATH nor postgres://…"));
     }
     for key in ["buy_url", "catalog_url"] {
@@ -313,6 +317,11 @@ mod tests {
         assert!(e.contains("admin_token_file"), "{e}");
         let e = p("[fleet]\nbuy_url = ftp://x\n").unwrap_err().to_string();
         assert!(e.contains("[fleet] buy_url"), "{e}");
+        let e = p("[database]\nurl = mysql://db/c\n").unwrap_err().to_string();
+        assert!(e.contains("[database] url"), "{e}");
+        for ok in ["postgres://u@db/c", "postgresql://u@db/c"] {
+            assert_eq!(p(&format!("[database]\nurl = {ok}\n")).unwrap().database_url, ok);
+        }
     }
 
     #[test]

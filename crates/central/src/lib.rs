@@ -15,6 +15,7 @@ pub mod db;
 pub mod logging;
 pub mod metrics;
 pub mod push;
+pub mod replicas;
 pub mod server;
 pub mod store;
 pub mod times;

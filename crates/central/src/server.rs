@@ -80,8 +80,23 @@ fn read_admin_token(path: &Path) -> Result<Arc<str>, ServeError> {
     Ok(t.into())
 }
 
+/// Accept queue: when a whole fleet reconnects at once (a restart, a failover), a short
+/// queue drops connections and each costs its agent a 1 s, then 3 s SYN retry; the kernel
+/// caps it at net.core.somaxconn.
+const BACKLOG: u32 = 8192;
+
 async fn tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|e| ServeError::Listen {
+    let bind = || {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.bind(addr)?;
+        sock.listen(BACKLOG)
+    };
+    bind().map_err(|e: std::io::Error| ServeError::Listen {
         addr: addr.to_string(),
         reason: e.to_string(),
     })
@@ -131,6 +146,14 @@ pub async fn serve(
         admin_token,
     };
     tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
+    if db.dialect == crate::db::Dialect::Postgres {
+        tokio::spawn(crate::replicas::run(
+            config.database_url.clone(),
+            db.url.clone(),
+            store.waiters.clone(),
+            stop_rx.clone(),
+        ));
+    }
     let flusher = tokio::spawn(flush_loop(app.clone(), stop_rx.clone()));
     let sensitive = || SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]);
     let agents_router = crate::api::router(app.clone()).layer(sensitive());

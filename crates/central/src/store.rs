@@ -183,7 +183,7 @@ impl Store {
     }
 
     /// After a commit that concerns `host`: wake its held polls here and push a wake to it.
-    /// (PostgreSQL with replicas adds its NOTIFY to the bumping transaction.)
+    /// (On PostgreSQL the other replicas learn of it from the NOTIFY sent by [`Store::bump`].)
     pub fn changed(&self, host: &str) {
         self.waiters.notify(host);
         if let Some(tx) = &self.push_tx {
@@ -203,7 +203,20 @@ impl Store {
             .execute(&mut **tx)
             .await
             .map_err(|e| self.err(e))?;
+        self.notify_replicas(tx, host).await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// PostgreSQL: NOTIFY the other replicas in the same transaction (delivered at commit).
+    async fn notify_replicas(&self, tx: &mut Transaction<'static, Any>, host: &str) -> Result<(), StoreError> {
+        if let Some(sql) = self.db.dialect.notify_statement() {
+            sqlx::query(sql)
+                .bind(host)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// A time-sortable job id in the contract's grammar: `j-` + 16 hex of (ms << 20 | counter),
@@ -340,6 +353,8 @@ impl Store {
                 return Err(StoreError::NoHost(id.into()));
             }
         }
+        // No row left to bump: polls held elsewhere must still re-read (and get 403).
+        self.notify_replicas(&mut tx, id).await?;
         self.commit(tx).await?;
         self.db.after_erase().await;
         self.changed(id);

@@ -10,10 +10,12 @@ fn fleet(buy: &str) -> String {
     format!("[fleet]\nbuy_url = {buy}\n")
 }
 
+on_both! {
 #[test]
-fn a_job_queued_by_the_cli_runs_on_the_agent_and_its_result_is_in_jobs_show() {
+fn a_job_queued_by_the_cli_runs_on_the_agent_and_its_result_is_in_jobs_show(db) {
     let dir = tempfile::tempdir().unwrap();
-    let mut central = Central::new(&dir.path().join("central"), &fleet("https://shop.example.com/buy"));
+    let root = dir.path().join("central");
+    let mut central = Central::on(&root, &fleet("https://shop.example.com/buy"), &db.url(&root));
     central.start();
     let added = central.add_host("web-1", &[]);
     let token = added["token"].as_str().unwrap().to_string();
@@ -76,11 +78,14 @@ fn a_job_queued_by_the_cli_runs_on_the_agent_and_its_result_is_in_jobs_show() {
     );
     assert!(central.log_text().contains("stopped"), "{}", central.log_text());
 }
+}
 
+on_both! {
 #[test]
-fn a_signed_wake_push_brings_a_job_to_an_agent_that_does_not_long_poll() {
+fn a_signed_wake_push_brings_a_job_to_an_agent_that_does_not_long_poll(db) {
     let dir = tempfile::tempdir().unwrap();
-    let mut central = Central::new(&dir.path().join("central"), "");
+    let root = dir.path().join("central");
+    let mut central = Central::on(&root, "", &db.url(&root));
     central.start();
     let push_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -127,4 +132,5 @@ fn a_signed_wake_push_brings_a_job_to_an_agent_that_does_not_long_poll() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let later = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
     assert!(later.contains("central_wakes_sent_total 1\n"), "{metrics}\n{later}");
+}
 }

@@ -9,10 +9,12 @@ use support::central::Central;
 use support::http::{poll, request, result_body};
 use support::{wait_for, CODE};
 
-fn started(dir: &tempfile::TempDir) -> Central {
-    let mut c = Central::new(
-        &dir.path().join("central"),
+fn started(dir: &tempfile::TempDir, db: &support::TestDb) -> Central {
+    let root = dir.path().join("central");
+    let mut c = Central::on(
+        &root,
         "[fleet]\ncatalog_url = http://catalog.example.com:8080\n",
+        &db.url(&root),
     );
     c.start();
     c
@@ -22,10 +24,11 @@ fn token(c: &Central, host: &str) -> String {
     c.add_host(host, &[])["token"].as_str().unwrap().to_string()
 }
 
+on_both! {
 #[test]
-fn tokens_answer_401_403_and_rotation_stops_the_old_one() {
+fn tokens_answer_401_403_and_rotation_stops_the_old_one(db) {
     let dir = tempfile::tempdir().unwrap();
-    let c = started(&dir);
+    let c = started(&dir, &db);
     let a = token(&c, "web-a");
     let _b = token(&c, "web-b");
     assert_eq!(poll(&c.addr, "web-a", &a, 0, None).status, 200);
@@ -56,11 +59,13 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one() {
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 401);
     assert_eq!(c.cli(&["hosts", "add", "web-b"]).status.code(), Some(1));
 }
+}
 
+on_both! {
 #[test]
-fn etag_304_and_a_held_poll_answers_with_the_new_job() {
+fn etag_304_and_a_held_poll_answers_with_the_new_job(db) {
     let dir = tempfile::tempdir().unwrap();
-    let c = started(&dir);
+    let c = started(&dir, &db);
     let t = token(&c, "web-1");
     let first = poll(&c.addr, "web-1", &t, 0, None);
     assert_eq!(first.status, 200);
@@ -114,11 +119,13 @@ fn etag_304_and_a_held_poll_answers_with_the_new_job() {
     let b: serde_json::Value = serde_json::from_str(&poll(&c.addr, "web-1", &t, 0, None).body).unwrap();
     assert_eq!(b["panel_ini"]["catalog_url"], "http://catalog.example.com:8080");
 }
+}
 
+on_both! {
 #[test]
-fn results_first_wins_409_on_another_body_or_a_cancelled_job() {
+fn results_first_wins_409_on_another_body_or_a_cancelled_job(db) {
     let dir = tempfile::tempdir().unwrap();
-    let c = started(&dir);
+    let c = started(&dir, &db);
     let t = token(&c, "web-1");
     let other = token(&c, "web-2");
     let job = c.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
@@ -166,11 +173,13 @@ fn results_first_wins_409_on_another_body_or_a_cancelled_job() {
     assert_eq!(cancel_again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cancel_again.stderr).contains("cancelled, not queued"));
 }
+}
 
+on_both! {
 #[test]
-fn bodies_over_1_mib_get_413_and_bad_jobs_are_refused_with_one_sentence() {
+fn bodies_over_1_mib_get_413_and_bad_jobs_are_refused_with_one_sentence(db) {
     let dir = tempfile::tempdir().unwrap();
-    let c = started(&dir);
+    let c = started(&dir, &db);
     let t = token(&c, "web-1");
     let big = vec![b' '; 1024 * 1024 + 1];
     assert_eq!(
@@ -190,11 +199,13 @@ fn bodies_over_1_mib_get_413_and_bad_jobs_are_refused_with_one_sentence() {
     assert_eq!(health.status, 200);
     assert!(health.body.contains("\"status\":\"ok\""));
 }
+}
 
+on_both! {
 #[test]
-fn without_a_server_admin_commands_exit_3_and_a_stale_socket_does_not_stop_serve() {
+fn without_a_server_admin_commands_exit_3_and_a_stale_socket_does_not_stop_serve(db) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = started(&dir);
+    let mut c = started(&dir, &db);
     let t = token(&c, "web-1");
     // A second server on the same admin socket is refused.
     let second = c.cli(&["serve"]);
@@ -212,11 +223,13 @@ fn without_a_server_admin_commands_exit_3_and_a_stale_socket_does_not_stop_serve
     c.start();
     assert_eq!(poll(&c.addr, "web-1", &t, 0, None).status, 200);
 }
+}
 
+on_both! {
 #[test]
-fn a_restart_loses_no_job_result_or_token_and_keeps_the_etag() {
+fn a_restart_loses_no_job_result_or_token_and_keeps_the_etag(db) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = started(&dir);
+    let mut c = started(&dir, &db);
     c.pin_port();
     let t = token(&c, "web-1");
     let a = c.json(&["jobs", "add", "--host", "web-1", "install-key", CODE]);
@@ -255,11 +268,13 @@ fn a_restart_loses_no_job_result_or_token_and_keeps_the_etag() {
         "ok"
     );
 }
+}
 
+on_both! {
 #[test]
-fn sigkill_during_a_burst_of_jobs_add_keeps_every_acknowledged_job_exactly_once() {
+fn sigkill_during_a_burst_of_jobs_add_keeps_every_acknowledged_job_exactly_once(db) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = started(&dir);
+    let mut c = started(&dir, &db);
     token(&c, "web-1");
     let config = c.config.clone();
     let burst = std::thread::spawn(move || {
@@ -327,12 +342,14 @@ fn sigkill_during_a_burst_of_jobs_add_keeps_every_acknowledged_job_exactly_once(
     ]);
     assert_eq!(again["id"].as_str(), Some(id.as_str()));
 }
+}
 
+on_both! {
 #[test]
-fn slow_clients_do_not_keep_others_from_being_served() {
+fn slow_clients_do_not_keep_others_from_being_served(db) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let c = started(&dir);
+    let c = started(&dir, &db);
     let t = token(&c, "web-1");
     // 200 connections that send half a request line and then nothing, and 20 that send a
     // body's first bytes only.
@@ -351,6 +368,7 @@ fn slow_clients_do_not_keep_others_from_being_served() {
         assert_eq!(poll(&c.addr, "web-1", &t, 0, None).status, 200);
     }
     drop(idle);
+}
 }
 
 #[test]

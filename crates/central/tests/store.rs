@@ -1,5 +1,7 @@
-//! The store on a real SQLite file: queue order, idempotency, first-wins results, erased
-//! codes, concurrent writers without "database is locked".
+//! The store on a real SQLite file and on PostgreSQL: queue order, idempotency, first-wins
+//! results, erased codes, concurrent writers without "database is locked".
+
+mod support;
 
 use plesk_reseller_central::db;
 use plesk_reseller_central::store::{system_clock, ResultOutcome, Store, StoreError};
@@ -7,22 +9,8 @@ use serde_json::json;
 
 const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
 
-/// SQLite in `dir`; or, with `CENTRAL_TEST_PG_URL=postgres://user@host:port` (a server the
-/// user may create databases on), a fresh PostgreSQL database per test.
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let url = match std::env::var("CENTRAL_TEST_PG_URL") {
-        Ok(base) if !base.is_empty() => {
-            let base = base.trim_end_matches('/');
-            let name = format!("central_test_{:016x}", fastrand::u64(..));
-            let admin = db::connect(&format!("{base}/postgres")).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin.pool)
-                .await
-                .unwrap();
-            format!("{base}/{name}")
-        }
-        _ => format!("sqlite://{}/central.db", dir.path().display()),
-    };
+async fn store(dir: &tempfile::TempDir, test_db: &support::TestDb) -> Store {
+    let url = test_db.url(dir.path());
     let db = db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     Store::new(db, system_clock(), None)
@@ -33,10 +21,11 @@ fn result(status: &str) -> serde_json::Value {
            "started_at": "2026-11-26T12:00:00Z", "finished_at": "2026-11-26T12:00:03Z"})
 }
 
+on_both! {
 #[tokio::test]
-async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job() {
+async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     assert!(matches!(
         s.add_host("web-1", "h2", None, "sec").await,
@@ -64,17 +53,19 @@ async fn jobs_keep_queue_order_and_idempotency_keys_return_the_first_job() {
         Err(StoreError::NoHost(_))
     ));
 }
+}
 
+on_both! {
 #[tokio::test]
-async fn the_first_result_wins_and_the_code_leaves_every_file() {
+async fn the_first_result_wins_and_the_code_leaves_every_file(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     s.add_host("web-2", "h2", None, "sec").await.unwrap();
     let (job, _) = s.add_job("web-1", "install_key", Some(CODE), None).await.unwrap();
-    let sqlite = s.db.dialect == db::Dialect::Sqlite;
     // The check below can fail: the code is in the files while the job is queued.
-    assert!(!sqlite || files_hold(&dir, CODE), "the queued code should be on disk");
+    // SQLite only: PostgreSQL's files are its cluster's, not this test's.
+    assert_eq!(files_hold(&dir, CODE), db.is_sqlite(), "the queued code should be on disk");
     assert_eq!(
         s.put_result("web-2", &job.id, "succeeded", &result("succeeded"))
             .await
@@ -119,26 +110,31 @@ async fn the_first_result_wins_and_the_code_leaves_every_file() {
     ));
     for code in [CODE, "B11111-K6QK03-KSG046-H6BK67-1GE202"] {
         assert!(!files_hold(&dir, code), "{code} is still in the database files");
-        let left: Vec<(Option<String>,)> =
-            sqlx::query_as("SELECT activation_code FROM jobs WHERE activation_code IS NOT NULL")
-                .fetch_all(&s.db.pool)
-                .await
-                .unwrap();
-        assert!(left.is_empty(), "{code} is still in the jobs table");
     }
+    // On either backend: no code is left in the table once its job has ended.
+    let left: Vec<(Option<String>,)> =
+        sqlx::query_as("SELECT activation_code FROM jobs WHERE activation_code IS NOT NULL")
+            .fetch_all(&s.db.pool)
+            .await
+            .unwrap();
+    assert!(left.is_empty(), "{left:?} is still in the jobs table");
+}
 }
 
 fn files_hold(dir: &tempfile::TempDir, needle: &str) -> bool {
-    ["central.db", "central.db-wal", "central.db-shm"].iter().any(|f| {
-        let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
-        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-    })
+    ["db/central.db", "db/central.db-wal", "db/central.db-shm"]
+        .iter()
+        .any(|f| {
+            let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        })
 }
 
+on_both! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_never_see_database_is_locked() {
+async fn concurrent_writers_never_see_database_is_locked(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     s.add_host("web-1", "h1", None, "sec").await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -160,11 +156,13 @@ async fn concurrent_writers_never_see_database_is_locked() {
     }
     assert_eq!(s.jobs(Some("web-1"), Some("queued")).await.unwrap().len(), 100);
 }
+}
 
+on_both! {
 #[tokio::test]
-async fn key_numbers_from_reports_find_hosts() {
+async fn key_numbers_from_reports_find_hosts(db) {
     let dir = tempfile::tempdir().unwrap();
-    let s = store(&dir).await;
+    let s = store(&dir, &db).await;
     for h in ["a", "b", "c"] {
         s.add_host(h, &format!("t{h}"), None, "sec").await.unwrap();
     }
@@ -183,4 +181,5 @@ async fn key_numbers_from_reports_find_hosts() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("a, b"), "{e}");
+}
 }

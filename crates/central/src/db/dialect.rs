@@ -1,6 +1,6 @@
 //! Everything that differs between SQLite and PostgreSQL: connection set-up, how a write
 //! transaction begins, what follows erasing a secret. No other module holds database-specific
-//! SQL (the next step, PostgreSQL with LISTEN/NOTIFY, is added here and in `Store::changed`).
+//! SQL. PostgreSQL's NOTIFY, which tells the other replicas, is here too.
 
 /// The kind of database behind `[database] url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,17 @@ impl Dialect {
         match self {
             Dialect::Sqlite => Some("PRAGMA wal_checkpoint(TRUNCATE)"),
             Dialect::Postgres => None,
+        }
+    }
+
+    /// Tells every replica's listener that `$1` (a host id) changed; run inside the bumping
+    /// transaction, so the notification is delivered with the commit and never without it.
+    /// SQLite has no replicas: one process owns the file.
+    pub fn notify_statement(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            // The outer SELECT keeps pg_notify's `void` out of the row the Any driver decodes.
+            Dialect::Postgres => Some("SELECT 1 FROM (SELECT pg_notify('central_host', $1)) AS n"),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The real central server in a temp dir: config, SQLite database, admin socket, log file.
+//! The real central server in a temp dir: config, database (SQLite there or a PostgreSQL
+//! URL), admin socket, log file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ pub struct Central {
     child: Option<Child>,
     extra: String,
     listen: String,
+    pub db_url: String,
 }
 
 pub fn bin() -> &'static str {
@@ -23,6 +25,12 @@ pub fn bin() -> &'static str {
 impl Central {
     /// Writes the config (`extra` is appended: more sections or keys) without starting.
     pub fn new(root: &Path, extra: &str) -> Central {
+        let url = format!("sqlite://{}/db/central.db", root.display());
+        Central::on(root, extra, &url)
+    }
+
+    /// The same on the database at `url` (e.g. [`super::TestDb::url`]; replicas share one).
+    pub fn on(root: &Path, extra: &str, url: &str) -> Central {
         fs::create_dir_all(root).unwrap();
         let c = Central {
             root: root.into(),
@@ -32,6 +40,7 @@ impl Central {
             child: None,
             extra: extra.into(),
             listen: "127.0.0.1:0".into(),
+            db_url: url.into(),
         };
         c.write_config();
         c
@@ -43,14 +52,18 @@ impl Central {
             &self.config,
             format!(
                 "[server]\nlisten = {}\nadmin_socket = {r}/run/admin.sock\nmax_wait = 30\n\
-                 [database]\nurl = sqlite://{r}/db/central.db\n{}\n",
-                self.listen, self.extra
+                 [database]\nurl = {}\n{}\n",
+                self.listen, self.db_url, self.extra
             ),
         )
         .unwrap();
     }
 
+    /// SQLite's files; none for PostgreSQL (its cluster is not this test's to read).
     pub fn db_files(&self) -> Vec<PathBuf> {
+        if !self.db_url.starts_with("sqlite:") {
+            return Vec::new();
+        }
         ["central.db", "central.db-wal", "central.db-shm"]
             .iter()
             .map(|f| self.root.join("db").join(f))

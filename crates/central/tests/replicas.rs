@@ -1,0 +1,178 @@
+//! Two central replicas on one PostgreSQL database: replicas started together migrate it
+//! once, a job queued through replica A wakes a poll held on replica B, and A killed with
+//! SIGKILL mid-burst loses no acknowledged job while B keeps serving.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+
+use support::central::{bin, Central};
+use support::http::poll;
+use support::{wait_for, TestDb};
+
+fn held_polls(c: &Central) -> Option<u64> {
+    let m = support::http::request(&c.addr, "GET", "/metrics", None, &[], b"").body;
+    m.lines()
+        .find_map(|l| l.strip_prefix("central_held_polls "))
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn a_job_queued_on_one_replica_reaches_a_poll_held_on_the_other_and_a_sigkill_loses_nothing() {
+    let Some(db) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let mut a = Central::on(&dir.path().join("a"), "", &url);
+    let mut b = Central::on(&dir.path().join("b"), "", &url);
+    // Replicas starting together on a fresh database: four `migrate` at once with both
+    // `serve`s; the migrator's advisory lock lets exactly one apply the schema.
+    let migrates: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(bin())
+                .arg("--config")
+                .arg(&a.config)
+                .arg("migrate")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    a.start();
+    b.start();
+    for m in migrates {
+        let out = m.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(b.cli(&["check"]).status.code(), Some(0));
+
+    // Admin commands may go to any replica: the host is added through A, polled on B.
+    let t = a.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let first = poll(&b.addr, "web-1", &t, 0, None);
+    assert_eq!(first.status, 200);
+    let etag = first.header("etag").unwrap().to_string();
+    let (addr, t2, e2) = (b.addr.clone(), t.clone(), etag.clone());
+    let held = std::thread::spawn(move || poll(&addr, "web-1", &t2, 30, Some(&e2)));
+    wait_for(10, "the poll to be held on B", || {
+        (held_polls(&b) == Some(1)).then_some(())
+    });
+    let job = a.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    // Held for up to 30 s: answering well before that means B's listener woke it, not the
+    // re-read at the deadline.
+    wait_for(10, "the poll held on B to answer A's job", || {
+        held.is_finished().then_some(())
+    });
+    let woken = held.join().unwrap();
+    assert_eq!(woken.status, 200);
+    let body: serde_json::Value = serde_json::from_str(&woken.body).unwrap();
+    assert_eq!(body["jobs"][0]["id"], job["id"]);
+
+    // A burst of adds through A, killed with SIGKILL in the middle.
+    let config = a.config.clone();
+    let burst = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for i in 0..400 {
+            let out = Command::new(bin())
+                .arg("--config")
+                .arg(&config)
+                .args(["jobs", "add", "--host", "web-1", "retrieve-keys", "--idempotency-key"])
+                .arg(format!("k{i}"))
+                .arg("--json")
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            acked.push(v["id"].as_str().unwrap().to_string());
+        }
+        acked
+    });
+    wait_for(60, "a few acknowledged jobs", || {
+        let n = b.json(&["jobs", "list"]).as_array().unwrap().len();
+        (n >= 20).then_some(())
+    });
+    a.kill();
+    let acked = burst.join().unwrap();
+    assert!(
+        acked.len() >= 20 && acked.len() < 400,
+        "the kill landed mid-burst ({} acked)",
+        acked.len()
+    );
+    // B serves every acknowledged job exactly once, to the agent and to the admin.
+    let listed: Vec<String> = b
+        .json(&["jobs", "list", "--host", "web-1", "--state", "queued"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed.iter().collect::<HashSet<_>>().len(), listed.len());
+    let polled: serde_json::Value = serde_json::from_str(&poll(&b.addr, "web-1", &t, 0, None).body).unwrap();
+    let polled: Vec<&str> = polled["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert_eq!(listed.iter().filter(|l| *l == id).count(), 1, "{id} not exactly once");
+        assert!(polled.contains(&id.as_str()), "{id} missing from B's instructions");
+    }
+    // And B still wakes its own held polls.
+    let etag = poll(&b.addr, "web-1", &t, 0, None).header("etag").unwrap().to_string();
+    let (addr, t2) = (b.addr.clone(), t.clone());
+    let held = std::thread::spawn(move || poll(&addr, "web-1", &t2, 30, Some(&etag)));
+    wait_for(10, "the poll to be held on B", || {
+        (held_polls(&b) == Some(1)).then_some(())
+    });
+    let last = b.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    wait_for(10, "the poll held on B to answer B's job", || {
+        held.is_finished().then_some(())
+    });
+    let woken = held.join().unwrap();
+    assert_eq!(woken.status, 200);
+    assert!(woken.body.contains(last["id"].as_str().unwrap()));
+}
+
+#[test]
+fn a_replica_whose_listening_connection_dies_still_wakes_its_held_polls() {
+    let Some(db) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let mut a = Central::on(&dir.path().join("a"), "", &url);
+    let mut b = Central::on(&dir.path().join("b"), "", &url);
+    a.start();
+    b.start();
+    let t = a.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let etag = poll(&b.addr, "web-1", &t, 0, None).header("etag").unwrap().to_string();
+    let (addr, t2) = (b.addr.clone(), t.clone());
+    let held = std::thread::spawn(move || poll(&addr, "web-1", &t2, 30, Some(&etag)));
+    wait_for(10, "the poll to be held on B", || {
+        (held_polls(&b) == Some(1)).then_some(())
+    });
+    // Cut every listening connection (A's and B's), as a database restart or a dropped
+    // TCP connection would; then queue a job while B may not be listening yet.
+    let pg = db.pg().unwrap();
+    let dbname = url.rsplit('/').next().unwrap();
+    let cut = pg.sql(
+        dbname,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+    );
+    assert_eq!(cut, "2", "both replicas listen");
+    let job = a.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    wait_for(10, "the poll held on B to answer after B reconnected", || {
+        held.is_finished().then_some(())
+    });
+    let woken = held.join().unwrap();
+    assert_eq!(woken.status, 200);
+    assert!(woken.body.contains(job["id"].as_str().unwrap()));
+    wait_for(10, "B to say it lost its listening connection", || {
+        b.log_text().contains("reconnecting").then_some(())
+    });
+}
