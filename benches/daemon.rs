@@ -15,12 +15,14 @@
 //! includes the daemon's fork/exec and the wrapper's process start-up (dynamic loading,
 //! measured and printed as "wrapper overhead"), but no shell start-up.
 
+#[path = "../tests/support/net.rs"]
+mod net;
 #[path = "../tests/support/store.rs"]
 mod store;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -28,7 +30,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hmac::{KeyInit, Mac};
 use serde_json::json;
 use store::FakeStore;
 
@@ -590,41 +591,17 @@ impl Drop for Daemon {
 
 /// Sends a signed, empty `POST /v1/wake`; returns the HTTP status.
 fn wake(port: u16, secret: &[u8]) -> R<u16> {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|e| format!("hmac key: {e}"))?;
-    mac.update(format!("{t}.").as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))
-        .map_err(|e| format!("cannot connect to the push listener 127.0.0.1:{port}: {e}"))?;
-    conn.set_nodelay(true).ok();
-    conn.set_read_timeout(Some(STEP_TIMEOUT)).ok();
-    let req = format!(
-        "POST /v1/wake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Signature: t={t},v1={sig}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    conn.write_all(req.as_bytes())
-        .map_err(|e| format!("cannot send the wake-up: {e}"))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") && head.len() < 256 {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
+    let sig = net::sign(secret, net::unix_now(), b"");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let answer = net::exchange(addr, &net::request("POST", "/v1/wake", Some(&sig), b""));
+    if answer.is_empty() {
+        return Err(format!("the push listener on {addr} closed the connection unanswered"));
     }
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("the push listener answered {line:?}"))
+    Ok(net::status(&answer))
 }
 
 fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    Ok(net::free_port())
 }
 
 fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> Result<(), ()> {
