@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::{fail, EXIT_OK};
 use crate::catalog_proxy;
-use crate::daemon::systemd;
+use crate::systemd;
 
 pub fn run(config_path: &Path) -> i32 {
     let cfg = match catalog_proxy::config::load(config_path) {

@@ -3,13 +3,12 @@
 //! - [`service`]: `run`, the loop that wires everything to one engine;
 //! - [`schedule`]: when to poll next (rate ceiling, interval, backoff);
 //! - [`push`]: the signed wake-up listener;
-//! - [`watch`]: file events for panel.ini and the spool;
-//! - [`control`]: the local socket `status`, `poll-now` and `sync` talk to;
-//! - [`systemd`]: READY, STATUS, STOPPING, watchdog.
+//! - [`control`]: the local socket `status`, `poll-now` and `sync` talk to.
+//!
+//! The file watcher and the systemd notifier serve the catalog proxy too: `crate::watch`,
+//! `crate::systemd`.
 
 pub mod control;
 pub mod push;
 pub mod schedule;
 pub mod service;
-pub mod systemd;
-pub mod watch;
