@@ -17,13 +17,13 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use super::control::{self, ControlRequest, ControlResponse};
 use super::push::{self, PushCounters};
 use super::schedule::{self, Polled, RateLimit};
-use crate::systemd;
-use crate::watch::{self as filewatch, FileEvent};
 use crate::central::{CentralError, PollOutcome};
 use crate::clock::{rfc3339, Clock};
 use crate::config::{self, CentralUrl, Config, HostFacts};
 use crate::engine::{self, Deps, Engine, PanelKeeper, PassOutcome, Reconcile};
 use crate::status::{self, Status};
+use crate::systemd;
+use crate::watch::{self as filewatch, FileEvent};
 
 /// Largest push secret read.
 const MAX_SECRET: u64 = 64 * 1024;
