@@ -131,7 +131,6 @@ pub struct Engine {
     /// start): only then is a stored result re-sent for a job the store still lists.
     fresh: bool,
     pub poll: PollState,
-    instructions_error: Option<String>,
     unanswerable: Vec<String>,
     delivery_error: Option<String>,
     /// Consecutive failed deliveries, and when the next attempt may go (backoff).
@@ -192,7 +191,6 @@ impl Engine {
                 consecutive_failures: 0,
                 last_error: None,
             },
-            instructions_error: None,
             unanswerable: Vec::new(),
             delivery_error: None,
             key_number: None,
@@ -332,7 +330,6 @@ impl Engine {
         match polled {
             Ok(PollOutcome::Instructions { instructions, etag }) => {
                 self.poll_ok();
-                self.instructions_error = None;
                 self.panel.lock().unwrap().set_central(instructions.panel_ini.clone());
                 let unchanged = self.persisted.instructions == instructions && self.persisted.etag == etag;
                 self.persisted.instructions = instructions;
@@ -357,9 +354,6 @@ impl Engine {
                     CentralError::UnknownHost { .. } => ConnState::UnknownHost,
                     _ => ConnState::BackingOff,
                 };
-                if matches!(e, CentralError::BadInstructions { .. } | CentralError::TooLarge { .. }) {
-                    self.instructions_error = Some(msg.clone());
-                }
                 if self.poll.last_error.as_deref() != Some(msg.as_str()) || self.poll.consecutive_failures == 1 {
                     tracing::error!(failures = self.poll.consecutive_failures, "{msg}");
                 }
