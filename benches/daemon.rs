@@ -5,7 +5,7 @@
 //!
 //! Knobs (environment): BENCH_JOBS (jobs per transport, default 50), BENCH_EDITS (drift
 //! edits, default 50), BENCH_IDLE_SECS (idle window, default 60), BENCH_STARTS (start-ups,
-//! default 10), BENCH_ONLY (comma list of longpoll, idle, push, spool, drift, ready; default
+//! default 10), BENCH_ONLY (comma list of longpoll, idle, push, quietpush, spool, drift, ready; default
 //! all), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
 //!
 //! "The command starts" is taken by a wrapper: `[plesk] command` points at a symlink named
@@ -148,6 +148,11 @@ fn bench() -> R<()> {
             ms(percentile(&wake_rtt, 50.0)),
             ms(percentile(&wake_rtt, 99.0))
         );
+    }
+    // (b2) push to a quiet daemon: no long-poll, the wake ~1 s after its last request.
+    if want("quietpush") {
+        let quiet = quiet_push_jobs(jobs)?;
+        report.latency("job latency, push to a quiet daemon (202 -> start)", &quiet);
     }
     // (c) spool.
     if want("spool") {
@@ -320,6 +325,44 @@ fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
     }
     d.stop();
     Ok((lat, rtt))
+}
+
+/// A daemon without long-poll that has been quiet for about a second (its last request to
+/// the store, poll or result, that long ago) is woken; measured from the wake's 202 to the
+/// license command's start, as an operator's store sees it.
+fn quiet_push_jobs(n: usize) -> R<Vec<Duration>> {
+    println!("(b2) push to a quiet daemon: {n} jobs ...");
+    let store = FakeStore::start();
+    store.expect_token(TOKEN);
+    let port = free_port()?;
+    let s = Setup::new(
+        &store.url(),
+        "poll_interval = 3600\nlong_poll = 0\n",
+        &format!("[push]\nlisten = 127.0.0.1:{port}\nsecret_file = {{secret}}\n"),
+    )?;
+    let mut d = Daemon::start(&s, None)?;
+    wait_until(STEP_TIMEOUT, || {
+        store.poll_count() >= 1 && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .map_err(|_| d.failed("the daemon did not poll or listen"))?;
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let id = format!("quiet-{i:04}");
+        // Quiet: nothing sent to the store for a second.
+        let last = store.requests().last().map(|r| r.at).unwrap_or_else(Instant::now);
+        std::thread::sleep((last + Duration::from_secs(1)).saturating_duration_since(Instant::now()));
+        store.set_instructions(job_instructions(&id));
+        let status = wake(port, SECRET.as_bytes()).map_err(|e| d.failed(&e))?;
+        let t0 = SystemTime::now();
+        if status != 202 {
+            return Err(d.failed(&format!("the wake-up was answered {status}, not 202")));
+        }
+        lat.push(s.wait_license_start(i, t0).map_err(|e| d.failed(&e))?);
+        wait_until(STEP_TIMEOUT, || store.results().iter().any(|(j, _)| *j == id))
+            .map_err(|_| d.failed(&format!("no result for {id}")))?;
+    }
+    d.stop();
+    Ok(lat)
 }
 
 fn spool_jobs(n: usize) -> R<Vec<Duration>> {
