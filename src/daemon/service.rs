@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::control::{self, ControlRequest, ControlResponse};
+use super::control::{self, ControlRequest, ControlResponse, Reply, SyncReply};
 use super::push::{self, PushCounters};
 use super::schedule::{self, Polled, RateLimit};
 use crate::central::{CentralError, PollOutcome};
@@ -203,7 +203,7 @@ pub async fn run(config_path: PathBuf, cfg: Config, deps: Deps, mut signals: Sig
     let handler: Arc<dyn Fn(ControlRequest) -> crate::BoxFuture<'static, ControlResponse> + Send + Sync> =
         Arc::new(move |req| {
             let shared = handler_shared.clone();
-            Box::pin(async move { handle_control(&shared, req).await })
+            Box::pin(async move { handle_control(&shared, req).await.into() })
         });
     let control_task = tokio::spawn(control::serve(control_listener, handler, stopped(stop_rx.clone())));
 
@@ -403,41 +403,24 @@ fn dedup(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
     v
 }
 
-async fn handle_control(shared: &Arc<Shared>, req: ControlRequest) -> ControlResponse {
+async fn handle_control(shared: &Arc<Shared>, req: ControlRequest) -> Reply {
     match req {
-        ControlRequest::Status => ControlResponse {
-            ok: true,
-            body: serde_json::to_value(shared.status()).expect("status serializes"),
-            error: None,
-        },
+        ControlRequest::Status => Reply::Status(Box::new(shared.status())),
         ControlRequest::PollNow => {
             shared.wake.notify_one();
-            ControlResponse {
-                ok: true,
-                body: serde_json::json!({"accepted": true}),
-                error: None,
-            }
+            Reply::PollNow
         }
         ControlRequest::Sync => {
             let (tx, rx) = oneshot::channel();
             if shared.sync_tx.send(tx).is_err() {
-                return ControlResponse {
-                    ok: false,
-                    body: serde_json::Value::Null,
-                    error: Some("the daemon is stopping".into()),
-                };
+                return Reply::Refused("the daemon is stopping".into());
             }
             match rx.await {
-                Ok(out) => ControlResponse {
-                    ok: out.ok(),
-                    body: serde_json::json!({"failures": out.failures, "jobs_run": out.jobs_run}),
-                    error: None,
-                },
-                Err(_) => ControlResponse {
-                    ok: false,
-                    body: serde_json::Value::Null,
-                    error: Some("the daemon stopped before the pass ended".into()),
-                },
+                Ok(out) => Reply::Sync(SyncReply {
+                    failures: out.failures,
+                    jobs_run: out.jobs_run,
+                }),
+                Err(_) => Reply::Refused("the daemon stopped before the pass ended".into()),
             }
         }
     }
