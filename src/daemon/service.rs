@@ -568,7 +568,7 @@ async fn poll_loop(
             let mut out = PassOutcome::default();
             e.resume_interrupted(&mut out).await;
             e.after_poll(polled, &mut out).await;
-            let f = e.poll.consecutive_failures;
+            let f = e.conn.consecutive_failures();
             *shared.snapshot.lock().unwrap() = e.status();
             (out, f)
         };

@@ -59,36 +59,78 @@ impl Deps {
     }
 }
 
-/// The state of the connection to the store, as `status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The connection to the store, each state carrying what it knows (the shape of
+/// zincati's `UpdateAgentState`): counters live in the state they belong to, so a healthy
+/// connection cannot have a failure count nor a failing one lose its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnState {
     /// No poll yet, or no store configured.
     Idle,
-    Healthy,
+    /// The last poll, at `last_poll_at`, was answered.
+    Healthy { last_poll_at: SystemTime },
+    /// `failures` polls in a row failed, the last at `last_poll_at` with `last_error`.
+    Failing {
+        kind: PollFailure,
+        failures: u32,
+        last_error: String,
+        last_poll_at: SystemTime,
+    },
+}
+
+/// How the last poll failed, for `status`' `central.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollFailure {
+    /// Network, status or body: retried with backoff.
     BackingOff,
+    /// 401/403 or an unusable token file.
     AuthFailing,
+    /// 404: the store does not know this host.
     UnknownHost,
 }
 
 impl ConnState {
-    pub fn as_str(self) -> &'static str {
+    /// `central.state` in `status`.
+    pub fn as_str(&self) -> &'static str {
         match self {
             ConnState::Idle => "idle",
-            ConnState::Healthy => "healthy",
-            ConnState::BackingOff => "backing_off",
-            ConnState::AuthFailing => "auth_failing",
-            ConnState::UnknownHost => "unknown_host",
+            ConnState::Healthy { .. } => "healthy",
+            ConnState::Failing { kind, .. } => match kind {
+                PollFailure::BackingOff => "backing_off",
+                PollFailure::AuthFailing => "auth_failing",
+                PollFailure::UnknownHost => "unknown_host",
+            },
         }
     }
-}
 
-#[derive(Debug, Clone)]
-pub struct PollState {
-    pub conn: ConnState,
-    pub last_poll_at: Option<SystemTime>,
-    pub last_ok: Option<bool>,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
+    pub fn consecutive_failures(&self) -> u32 {
+        match self {
+            ConnState::Failing { failures, .. } => *failures,
+            _ => 0,
+        }
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        match self {
+            ConnState::Failing { last_error, .. } => Some(last_error),
+            _ => None,
+        }
+    }
+
+    pub fn last_poll_at(&self) -> Option<SystemTime> {
+        match self {
+            ConnState::Idle => None,
+            ConnState::Healthy { last_poll_at } | ConnState::Failing { last_poll_at, .. } => Some(*last_poll_at),
+        }
+    }
+
+    /// Whether the last poll was answered; None before the first.
+    pub fn last_ok(&self) -> Option<bool> {
+        match self {
+            ConnState::Idle => None,
+            ConnState::Healthy { .. } => Some(true),
+            ConnState::Failing { .. } => Some(false),
+        }
+    }
 }
 
 /// What one pass achieved; `failures` is empty when all went well.
@@ -130,7 +172,7 @@ pub struct Engine {
     /// Whether the instructions in force arrived fresh (a 200, or the first pass after
     /// start): only then is a stored result re-sent for a job the store still lists.
     fresh: bool,
-    pub poll: PollState,
+    pub conn: ConnState,
     unanswerable: Vec<String>,
     delivery_error: Option<String>,
     /// Consecutive failed deliveries, and when the next attempt may go (backoff).
@@ -184,13 +226,7 @@ impl Engine {
             panel: Arc::new(Mutex::new(panel)),
             persisted,
             fresh: true,
-            poll: PollState {
-                conn: ConnState::Idle,
-                last_poll_at: None,
-                last_ok: None,
-                consecutive_failures: 0,
-                last_error: None,
-            },
+            conn: ConnState::Idle,
             unanswerable: Vec::new(),
             delivery_error: None,
             key_number: None,
@@ -326,10 +362,9 @@ impl Engine {
 
     fn take_poll(&mut self, polled: Result<PollOutcome, CentralError>, out: &mut PassOutcome) {
         let now = self.clock.now();
-        self.poll.last_poll_at = Some(now);
         match polled {
             Ok(PollOutcome::Instructions { instructions, etag }) => {
-                self.poll_ok();
+                self.poll_ok(now);
                 self.panel.lock().unwrap().set_central(instructions.panel_ini.clone());
                 let unchanged = self.persisted.instructions == instructions && self.persisted.etag == etag;
                 self.persisted.instructions = instructions;
@@ -344,36 +379,36 @@ impl Engine {
                     out.failures.push(e.to_string());
                 }
             }
-            Ok(PollOutcome::NotModified) => self.poll_ok(),
+            Ok(PollOutcome::NotModified) => self.poll_ok(now),
             Err(e) => {
                 let msg = e.to_string();
-                self.poll.consecutive_failures += 1;
-                self.poll.last_ok = Some(false);
-                self.poll.conn = match &e {
-                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => ConnState::AuthFailing,
-                    CentralError::UnknownHost { .. } => ConnState::UnknownHost,
-                    _ => ConnState::BackingOff,
+                let kind = match &e {
+                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => PollFailure::AuthFailing,
+                    CentralError::UnknownHost { .. } => PollFailure::UnknownHost,
+                    _ => PollFailure::BackingOff,
                 };
-                if self.poll.last_error.as_deref() != Some(msg.as_str()) || self.poll.consecutive_failures == 1 {
-                    tracing::error!(failures = self.poll.consecutive_failures, "{msg}");
+                let failures = self.conn.consecutive_failures() + 1;
+                // A store that stays down with the same error is logged once.
+                if self.conn.last_error() != Some(msg.as_str()) || failures == 1 {
+                    tracing::error!(failures, "{msg}");
                 }
-                self.poll.last_error = Some(msg.clone());
+                self.conn = ConnState::Failing {
+                    kind,
+                    failures,
+                    last_error: msg.clone(),
+                    last_poll_at: now,
+                };
                 out.failures.push(msg);
             }
         }
     }
 
-    fn poll_ok(&mut self) {
-        if self.poll.consecutive_failures > 0 {
-            tracing::info!(
-                after_failures = self.poll.consecutive_failures,
-                "the store answers again"
-            );
+    fn poll_ok(&mut self, now: SystemTime) {
+        let failures = self.conn.consecutive_failures();
+        if failures > 0 {
+            tracing::info!(after_failures = failures, "the store answers again");
         }
-        self.poll.conn = ConnState::Healthy;
-        self.poll.last_ok = Some(true);
-        self.poll.consecutive_failures = 0;
-        self.poll.last_error = None;
+        self.conn = ConnState::Healthy { last_poll_at: now };
     }
 
     async fn run_listed_jobs(&mut self, out: &mut PassOutcome) {
@@ -573,10 +608,8 @@ impl Engine {
 
     fn problems_with(&self, p: &PanelKeeper) -> Vec<String> {
         let mut v = Vec::new();
-        if self.poll.last_ok == Some(false) {
-            if let Some(e) = &self.poll.last_error {
-                v.push(format!("the last poll failed: {e}"));
-            }
+        if let Some(e) = self.conn.last_error() {
+            v.push(format!("the last poll failed: {e}"));
         }
         v.extend(p.problems());
         v.extend(self.unanswerable.iter().cloned());
@@ -627,11 +660,11 @@ impl Engine {
             central: status::Central {
                 url: self.transport.as_ref().map(|t| t.url().to_string()),
                 transport: self.transport.as_ref().map_or("none", |t| t.kind()).to_string(),
-                last_poll_at: self.poll.last_poll_at.map(rfc3339),
-                last_poll_ok: self.poll.last_ok,
-                consecutive_failures: self.poll.consecutive_failures,
-                last_error: self.poll.last_error.clone(),
-                state: self.poll.conn.as_str().to_string(),
+                last_poll_at: self.conn.last_poll_at().map(rfc3339),
+                last_poll_ok: self.conn.last_ok(),
+                consecutive_failures: self.conn.consecutive_failures(),
+                last_error: self.conn.last_error().map(str::to_string),
+                state: self.conn.as_str().to_string(),
             },
             push: status::Push {
                 listen: self.cfg.push.listen.map(|a| a.to_string()),
