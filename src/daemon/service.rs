@@ -565,9 +565,7 @@ async fn poll_loop(
         };
         let (outcome, failures) = {
             let mut e = shared.engine.lock().await;
-            let mut out = PassOutcome::default();
-            e.resume_interrupted(&mut out).await;
-            e.after_poll(polled, &mut out).await;
+            let out = e.complete_pass(polled).await;
             let f = e.conn.consecutive_failures();
             *shared.snapshot.lock().unwrap() = e.status();
             (out, f)

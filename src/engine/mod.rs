@@ -292,20 +292,28 @@ impl Engine {
         }
     }
 
-    /// One full pass: jobs interrupted earlier, poll, then the rest (see [`Engine::after_poll`]).
+    /// One full pass, polling here (`sync`); see [`Engine::complete_pass`].
     pub async fn pass(&mut self, wait: Option<Duration>) -> PassOutcome {
-        let mut out = PassOutcome::default();
-        self.resume_interrupted(&mut out).await;
         let polled = match self.transport.clone() {
             Some(t) => Some(t.poll(self.poll_request(wait)).await),
             None => None,
         };
+        self.complete_pass(polled).await
+    }
+
+    /// Everything of a pass after its poll, in the one order there is: jobs a crash
+    /// interrupted, the poll's outcome, panel.ini, the listed jobs, deliveries, the report,
+    /// pruning. The daemon polls outside the engine's lock (a wake may drop a held poll)
+    /// and hands the outcome here; `None` is a pass without a store.
+    pub async fn complete_pass(&mut self, polled: Option<Result<PollOutcome, CentralError>>) -> PassOutcome {
+        let mut out = PassOutcome::default();
+        self.resume_interrupted(&mut out).await;
         self.after_poll(polled, &mut out).await;
         out
     }
 
     /// Runs jobs a crash or kill interrupted: again, or `failed` after [`MAX_ATTEMPTS`].
-    pub async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
+    async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
         for rec in self.journal.interrupted() {
             if self.stop.load(Ordering::SeqCst) {
                 break;
@@ -342,7 +350,7 @@ impl Engine {
 
     /// Everything after the poll: take its outcome, reconcile panel.ini, run the listed jobs,
     /// deliver results, report, prune.
-    pub async fn after_poll(&mut self, polled: Option<Result<PollOutcome, CentralError>>, out: &mut PassOutcome) {
+    async fn after_poll(&mut self, polled: Option<Result<PollOutcome, CentralError>>, out: &mut PassOutcome) {
         if let Some(polled) = polled {
             self.take_poll(polled, out);
         }
