@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::schedule::{self, Polled, RateLimit};
 use crate::central::{CentralError, PollOutcome};
 use crate::engine::PassOutcome;
 
 use super::shared::Shared;
+use super::shutdown::StopSignal;
 
 /// Polls allowed back to back before the one-per-second ceiling bites.
 const POLL_BURST: u32 = 3;
@@ -20,7 +21,7 @@ const POLL_BURST: u32 = 3;
 pub(super) async fn poll_loop(
     shared: Arc<Shared>,
     mut sync_rx: mpsc::UnboundedReceiver<oneshot::Sender<PassOutcome>>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: StopSignal,
 ) {
     {
         shared.engine.lock().await.refresh_plesk_facts().await;
@@ -31,7 +32,7 @@ pub(super) async fn poll_loop(
     'outer: loop {
         if waiting_syncs.is_empty() {
             tokio::select! {
-                _ = stop.wait_for(|v| *v) => break,
+                _ = stop.stopped() => break,
                 _ = tokio::time::sleep_until(next_due.into()) => {}
                 _ = shared.wake.notified() => {}
                 Some(tx) = sync_rx.recv() => waiting_syncs.push(tx),
@@ -40,7 +41,7 @@ pub(super) async fn poll_loop(
         let delay = rate.take(Instant::now());
         if !delay.is_zero() {
             tokio::select! {
-                _ = stop.wait_for(|v| *v) => break,
+                _ = stop.stopped() => break,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
@@ -64,7 +65,7 @@ pub(super) async fn poll_loop(
                 tokio::pin!(poll);
                 tokio::select! {
                     r = &mut poll => Some(r),
-                    _ = stop.wait_for(|v| *v) => break 'outer,
+                    _ = stop.stopped() => break 'outer,
                     // A wake-up or a `sync` does not wait for a held poll: start a new one.
                     _ = shared.wake.notified() => { next_due = Instant::now(); continue 'outer; }
                     Some(tx) = sync_rx.recv() => { waiting_syncs.push(tx); next_due = Instant::now(); continue 'outer; }

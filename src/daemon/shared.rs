@@ -35,6 +35,30 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    pub(super) fn new(
+        engine: Engine,
+        sync_tx: mpsc::UnboundedSender<oneshot::Sender<PassOutcome>>,
+        clock: Arc<dyn Clock>,
+        state_dir: PathBuf,
+    ) -> Self {
+        Shared {
+            panel: engine.panel.clone(),
+            running: engine.running.clone(),
+            stop: engine.stop.clone(),
+            snapshot: Mutex::new(engine.status()),
+            engine: tokio::sync::Mutex::new(engine),
+            wake: Arc::new(Notify::new()),
+            sync_tx,
+            counters: Arc::new(PushCounters::default()),
+            push_problem: Mutex::new(None),
+            started_at: clock.now(),
+            clock,
+            started: Instant::now(),
+            state_dir,
+            status_line: Mutex::new(String::new()),
+        }
+    }
+
     /// The status as `status` shows it; never waits for a running job.
     pub(super) fn status(&self) -> Status {
         let mut s = match self.engine.try_lock() {
