@@ -20,55 +20,113 @@ const POLL_BURST: u32 = 3;
 /// The poller: the only place passes run.
 pub(super) async fn poll_loop(
     shared: Arc<Shared>,
-    mut sync_rx: mpsc::UnboundedReceiver<oneshot::Sender<PassOutcome>>,
-    mut stop: StopSignal,
+    sync_rx: mpsc::UnboundedReceiver<oneshot::Sender<PassOutcome>>,
+    stop: StopSignal,
 ) {
     {
         shared.engine.lock().await.refresh_plesk_facts().await;
     }
-    let mut rate = RateLimit::new(POLL_BURST, Instant::now());
-    let mut next_due = Instant::now();
-    let mut waiting_syncs: Vec<oneshot::Sender<PassOutcome>> = Vec::new();
-    'outer: loop {
-        if waiting_syncs.is_empty() {
+    let mut p = Poller {
+        shared,
+        sync_rx,
+        stop,
+        rate: RateLimit::new(POLL_BURST, Instant::now()),
+        next_due: Instant::now(),
+        waiting_syncs: Vec::new(),
+    };
+    loop {
+        if !p.wait_for_turn().await {
+            break;
+        }
+        match p.poll().await {
+            Step::Stop => break,
+            Step::Again => continue,
+            Step::Answered(done) => p.finish(done).await,
+        }
+    }
+    for tx in p.waiting_syncs.drain(..) {
+        let _ = tx.send(PassOutcome {
+            failures: vec!["the daemon is stopping".into()],
+            jobs_run: 0,
+        });
+    }
+}
+
+struct Poller {
+    shared: Arc<Shared>,
+    sync_rx: mpsc::UnboundedReceiver<oneshot::Sender<PassOutcome>>,
+    stop: StopSignal,
+    rate: RateLimit,
+    next_due: Instant,
+    /// `sync` requests answered by the next pass's outcome.
+    waiting_syncs: Vec<oneshot::Sender<PassOutcome>>,
+}
+
+/// How a poll attempt ended.
+enum Step {
+    Stop,
+    /// A wake-up or `sync` dropped the poll under way: start a new one.
+    Again,
+    Answered(Done),
+}
+
+/// A finished poll and what the schedule needs to know of it.
+struct Done {
+    polled: Option<Result<PollOutcome, CentralError>>,
+    kind: Polled,
+    http: bool,
+    long_poll: Duration,
+    poll_interval: Duration,
+}
+
+impl Poller {
+    /// Waits until a pass is due (schedule, wake-up, `sync`) and the rate ceiling allows it;
+    /// false when the daemon stops.
+    async fn wait_for_turn(&mut self) -> bool {
+        if self.waiting_syncs.is_empty() {
             tokio::select! {
-                _ = stop.stopped() => break,
-                _ = tokio::time::sleep_until(next_due.into()) => {}
-                _ = shared.wake.notified() => {}
-                Some(tx) = sync_rx.recv() => waiting_syncs.push(tx),
+                _ = self.stop.stopped() => return false,
+                _ = tokio::time::sleep_until(self.next_due.into()) => {}
+                _ = self.shared.wake.notified() => {}
+                Some(tx) = self.sync_rx.recv() => self.waiting_syncs.push(tx),
             }
         }
-        let delay = rate.take(Instant::now());
+        let delay = self.rate.take(Instant::now());
         if !delay.is_zero() {
             tokio::select! {
-                _ = stop.stopped() => break,
+                _ = self.stop.stopped() => return false,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+        true
+    }
 
+    /// One poll, outside the engine's lock; a wake-up or `sync` does not wait for a held one.
+    async fn poll(&mut self) -> Step {
         let (transport, long_poll, poll_interval, before) = {
-            let e = shared.engine.lock().await;
+            let e = self.shared.engine.lock().await;
             let c = &e.config().central;
             (e.transport(), c.long_poll, c.poll_interval, e.instructions().clone())
         };
-        let wait = match &transport {
-            Some(t) if t.kind() == "http" && waiting_syncs.is_empty() => Some(long_poll),
-            _ => None,
-        };
-        let req = shared.engine.lock().await.poll_request(wait);
+        let http = transport.as_ref().is_some_and(|t| t.kind() == "http");
+        let wait = (http && self.waiting_syncs.is_empty()).then_some(long_poll);
+        let req = self.shared.engine.lock().await.poll_request(wait);
         let sent_etag = req.etag.clone();
         let t0 = Instant::now();
-        let polled: Option<Result<PollOutcome, CentralError>> = match &transport {
+        let polled = match &transport {
             None => None,
             Some(t) => {
                 let poll = t.poll(req);
                 tokio::pin!(poll);
                 tokio::select! {
                     r = &mut poll => Some(r),
-                    _ = stop.stopped() => break 'outer,
-                    // A wake-up or a `sync` does not wait for a held poll: start a new one.
-                    _ = shared.wake.notified() => { next_due = Instant::now(); continue 'outer; }
-                    Some(tx) = sync_rx.recv() => { waiting_syncs.push(tx); next_due = Instant::now(); continue 'outer; }
+                    _ = self.stop.stopped() => return Step::Stop,
+                    _ = self.shared.wake.notified() => { self.next_due = Instant::now(); return Step::Again; }
+                    Some(tx) = self.sync_rx.recv() => {
+                        self.waiting_syncs.push(tx);
+                        self.next_due = Instant::now();
+                        return Step::Again;
+                    }
                 }
             }
         };
@@ -84,32 +142,33 @@ pub(super) async fn poll_loop(
             Some(Ok(_)) | None => Polled::Unchanged { held },
             Some(Err(_)) => Polled::Failed { failures: 0 },
         };
+        Step::Answered(Done {
+            polled,
+            kind,
+            http,
+            long_poll,
+            poll_interval,
+        })
+    }
+
+    /// The engine runs the rest of the pass; then publish, answer `sync`s, schedule the next.
+    async fn finish(&mut self, done: Done) {
         let (outcome, failures) = {
-            let mut e = shared.engine.lock().await;
-            let out = e.complete_pass(polled).await;
+            let mut e = self.shared.engine.lock().await;
+            let out = e.complete_pass(done.polled).await;
             let f = e.conn.consecutive_failures();
-            *shared.snapshot.lock().unwrap() = e.status();
+            *self.shared.snapshot.lock().unwrap() = e.status();
             (out, f)
         };
-        shared.publish();
-        for tx in waiting_syncs.drain(..) {
+        self.shared.publish();
+        for tx in self.waiting_syncs.drain(..) {
             let _ = tx.send(outcome.clone());
         }
-        let kind = match kind {
+        let kind = match done.kind {
             Polled::Failed { .. } => Polled::Failed { failures },
             k => k,
         };
-        let wait_for_schedule = if transport.as_ref().is_some_and(|t| t.kind() == "http") {
-            long_poll
-        } else {
-            Duration::ZERO
-        };
-        next_due = Instant::now() + schedule::next_delay(kind, wait_for_schedule, poll_interval);
-    }
-    for tx in waiting_syncs.drain(..) {
-        let _ = tx.send(PassOutcome {
-            failures: vec!["the daemon is stopping".into()],
-            jobs_run: 0,
-        });
+        let long_poll = if done.http { done.long_poll } else { Duration::ZERO };
+        self.next_due = Instant::now() + schedule::next_delay(kind, long_poll, done.poll_interval);
     }
 }
