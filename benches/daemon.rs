@@ -289,8 +289,9 @@ fn long_poll_jobs(n: usize, idle_secs: u64) -> R<(Vec<Duration>, Idle)> {
     Ok((lat, idle))
 }
 
-fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
-    println!("(b) push: {n} jobs ...");
+/// A store, and a daemon without long-poll listening for pushes that has made its first
+/// poll; the push listener's port.
+fn push_daemon() -> R<(FakeStore, Setup, Daemon, u16)> {
     let store = FakeStore::start();
     store.expect_token(TOKEN);
     let port = free_port()?;
@@ -299,12 +300,18 @@ fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
         "poll_interval = 3600\nlong_poll = 0\n",
         &format!("[push]\nlisten = 127.0.0.1:{port}\nsecret_file = {{secret}}\n"),
     )?;
-    let mut d = Daemon::start(&s, None)?;
+    let d = Daemon::start(&s, None)?;
     // Started: its first poll arrived and the listener answers.
     wait_until(STEP_TIMEOUT, || {
         store.poll_count() >= 1 && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .map_err(|_| d.failed("the daemon did not poll or listen"))?;
+    Ok((store, s, d, port))
+}
+
+fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
+    println!("(b) push: {n} jobs ...");
+    let (store, s, mut d, port) = push_daemon()?;
     std::thread::sleep(JOB_SPACING);
     let mut lat = Vec::new();
     let mut rtt = Vec::new();
@@ -332,19 +339,7 @@ fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
 /// license command's start, as an operator's store sees it.
 fn quiet_push_jobs(n: usize) -> R<Vec<Duration>> {
     println!("(b2) push to a quiet daemon: {n} jobs ...");
-    let store = FakeStore::start();
-    store.expect_token(TOKEN);
-    let port = free_port()?;
-    let s = Setup::new(
-        &store.url(),
-        "poll_interval = 3600\nlong_poll = 0\n",
-        &format!("[push]\nlisten = 127.0.0.1:{port}\nsecret_file = {{secret}}\n"),
-    )?;
-    let mut d = Daemon::start(&s, None)?;
-    wait_until(STEP_TIMEOUT, || {
-        store.poll_count() >= 1 && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .map_err(|_| d.failed("the daemon did not poll or listen"))?;
+    let (store, s, mut d, port) = push_daemon()?;
     let mut lat = Vec::new();
     for i in 0..n {
         let id = format!("quiet-{i:04}");
