@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{config_and_runtime, Outcome};
 use crate::daemon::control::{self, ControlRequest, Reply};
-use crate::engine::{Deps, Engine};
+use crate::engine::{DaemonFacts, Deps, Engine};
 
 pub fn run(config_path: &Path) -> Outcome {
     let (cfg, rt) = match config_and_runtime(config_path) {
@@ -33,7 +33,7 @@ pub fn run(config_path: &Path) -> Outcome {
         };
         engine.refresh_plesk_facts().await;
         let outcome = engine.pass(None).await;
-        let _ = crate::status::persist(&state_dir, &engine.status());
+        let _ = crate::status::persist(&state_dir, &engine.status(&DaemonFacts::default()));
         if outcome.ok() {
             Outcome::Success
         } else {

@@ -157,7 +157,7 @@ impl Poller {
             let mut e = self.shared.engine.lock().await;
             let out = e.complete_pass(done.polled).await;
             let f = e.conn.consecutive_failures();
-            *self.shared.snapshot.lock().unwrap() = e.status();
+            *self.shared.snapshot.lock().unwrap() = e.view();
             (out, f)
         };
         self.shared.publish();

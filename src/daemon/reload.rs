@@ -90,7 +90,7 @@ pub(super) async fn reload_engine(
     }
     engine.reload(cfg, transport);
     engine.reconcile_panel_ini();
-    *shared.snapshot.lock().unwrap() = engine.status();
+    *shared.snapshot.lock().unwrap() = engine.view();
     drop(engine);
     shared.wake.notify_one();
     shared.publish();

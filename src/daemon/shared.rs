@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use super::control::{ControlRequest, Reply, SyncReply};
 use super::push::PushCounters;
 use crate::clock::{rfc3339, Clock};
-use crate::engine::{Engine, PanelKeeper, PassOutcome};
+use crate::engine::{DaemonFacts, Engine, EngineView, PanelKeeper, PassOutcome};
 use crate::status::{self, Status};
 use crate::systemd;
 
@@ -21,8 +21,8 @@ pub(super) struct Shared {
     pub(super) running: Arc<Mutex<Option<String>>>,
     /// The engine's stop flag, reachable while a job holds the engine.
     pub(super) stop: Arc<AtomicBool>,
-    /// The last full status taken while the engine was free; served while a job runs.
-    pub(super) snapshot: Mutex<Status>,
+    /// The engine's part of the status, taken while it was last free; used while a job runs.
+    pub(super) snapshot: Mutex<EngineView>,
     pub(super) wake: Arc<Notify>,
     pub(super) sync_tx: mpsc::UnboundedSender<oneshot::Sender<PassOutcome>>,
     pub(super) counters: Arc<PushCounters>,
@@ -45,7 +45,7 @@ impl Shared {
             panel: engine.panel.clone(),
             running: engine.running.clone(),
             stop: engine.stop.clone(),
-            snapshot: Mutex::new(engine.status()),
+            snapshot: Mutex::new(engine.view()),
             engine: tokio::sync::Mutex::new(engine),
             wake: Arc::new(Notify::new()),
             sync_tx,
@@ -59,34 +59,31 @@ impl Shared {
         }
     }
 
-    /// The status as `status` shows it; never waits for a running job.
+    /// The status as `status` shows it; never waits for a running job (then the engine's
+    /// part is the one taken after the last pass).
     pub(super) fn status(&self) -> Status {
-        let mut s = match self.engine.try_lock() {
+        let view = match self.engine.try_lock() {
             Ok(e) => {
-                let s = e.status();
-                *self.snapshot.lock().unwrap() = s.clone();
-                s
+                let v = e.view();
+                *self.snapshot.lock().unwrap() = v.clone();
+                v
             }
-            Err(_) => {
-                let mut s = self.snapshot.lock().unwrap().clone();
-                s.panel_ini = self.panel.lock().unwrap().status();
-                s.jobs.running = self.running.lock().unwrap().clone();
-                s
-            }
+            Err(_) => self.snapshot.lock().unwrap().clone(),
         };
-        s.daemon = status::Daemon {
-            running: true,
-            pid: Some(std::process::id()),
-            version: crate::VERSION.to_string(),
-            started_at: Some(rfc3339(self.started_at)),
-            uptime_s: Some(self.started.elapsed().as_secs()),
+        let facts = DaemonFacts {
+            daemon: Some(status::Daemon {
+                running: true,
+                pid: Some(std::process::id()),
+                version: crate::VERSION.to_string(),
+                started_at: Some(rfc3339(self.started_at)),
+                uptime_s: Some(self.started.elapsed().as_secs()),
+            }),
+            push_accepted: self.counters.accepted.load(Ordering::Relaxed),
+            push_rejected: self.counters.rejected.load(Ordering::Relaxed),
+            problems: self.push_problem.lock().unwrap().iter().cloned().collect(),
         };
-        s.push.accepted = self.counters.accepted.load(Ordering::Relaxed);
-        s.push.rejected = self.counters.rejected.load(Ordering::Relaxed);
-        let mut problems = s.health.problems.clone();
-        problems.extend(self.push_problem.lock().unwrap().clone());
-        s.health = status::Health::from_problems(problems);
-        s
+        let running = self.running.lock().unwrap().clone();
+        view.status(&self.panel.lock().unwrap(), running, &facts)
     }
 
     /// Persists the status and tells systemd a one-line summary when it changed.

@@ -160,6 +160,71 @@ pub fn transport_for(cfg: &Config) -> Result<Option<Arc<dyn Transport>>, Central
     })
 }
 
+/// The engine's own part of `status`, taken while the engine is free. The daemon keeps the
+/// last one for while a job holds the engine; [`EngineView::status`] is the one place a
+/// status is built, from it, the live panel.ini keeper and what the daemon knows.
+#[derive(Debug, Clone)]
+pub struct EngineView {
+    central: status::Central,
+    push_listen: Option<String>,
+    plesk: status::Plesk,
+    undelivered_results: u64,
+    recent: Vec<status::RecentJob>,
+    /// Listed before panel.ini's problems; `job_problems` after them.
+    poll_problem: Option<String>,
+    job_problems: Vec<String>,
+}
+
+/// What only the running daemon knows, for `status`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonFacts {
+    /// None: no daemon runs (`sync`).
+    pub daemon: Option<status::Daemon>,
+    pub push_accepted: u64,
+    pub push_rejected: u64,
+    /// The daemon's own problems (a push listener that could not start).
+    pub problems: Vec<String>,
+}
+
+impl EngineView {
+    /// One sentence per reason the agent is degraded (contract section 8), in the order
+    /// poll, panel.ini, jobs, then `extra`.
+    pub fn problems(&self, panel: &PanelKeeper, extra: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = self.poll_problem.iter().cloned().collect();
+        v.extend(panel.problems());
+        v.extend(self.job_problems.iter().cloned());
+        v.extend(extra.iter().cloned());
+        v
+    }
+
+    pub fn status(&self, panel: &PanelKeeper, running: Option<String>, facts: &DaemonFacts) -> status::Status {
+        status::Status {
+            schema_version: status::SCHEMA_VERSION,
+            daemon: facts.daemon.clone().unwrap_or_else(|| status::Daemon {
+                running: false,
+                pid: None,
+                version: crate::VERSION.to_string(),
+                started_at: None,
+                uptime_s: None,
+            }),
+            health: status::Health::from_problems(self.problems(panel, &facts.problems)),
+            central: self.central.clone(),
+            push: status::Push {
+                listen: self.push_listen.clone(),
+                accepted: facts.push_accepted,
+                rejected: facts.push_rejected,
+            },
+            panel_ini: panel.status(),
+            plesk: self.plesk.clone(),
+            jobs: status::Jobs {
+                running,
+                undelivered_results: self.undelivered_results,
+                recent: self.recent.clone(),
+            },
+        }
+    }
+}
+
 pub struct Engine {
     cfg: Config,
     clock: Arc<dyn Clock>,
@@ -615,12 +680,11 @@ impl Engine {
     }
 
     fn problems_with(&self, p: &PanelKeeper) -> Vec<String> {
-        let mut v = Vec::new();
-        if let Some(e) = self.conn.last_error() {
-            v.push(format!("the last poll failed: {e}"));
-        }
-        v.extend(p.problems());
-        v.extend(self.unanswerable.iter().cloned());
+        self.view().problems(p, &[])
+    }
+
+    /// The engine's own part of `status`, for [`EngineView::status`].
+    pub fn view(&self) -> EngineView {
         let now = unix_secs(self.clock.now());
         let late = self
             .journal
@@ -628,43 +692,16 @@ impl Engine {
             .into_iter()
             .filter(|(_, _, t)| now.saturating_sub(*t) > DELIVERY_WARN_AFTER.as_secs())
             .count();
+        let mut job_problems = self.unanswerable.clone();
         if late > 0 {
-            v.push(format!(
+            job_problems.push(format!(
                 "{late} job result(s) have waited more than 10 minutes for delivery{}",
                 self.delivery_error
                     .as_ref()
                     .map_or(String::new(), |e| format!(" ({e})"))
             ));
         }
-        v
-    }
-
-    /// The engine's part of `status` (the daemon fills in `daemon` and `push`).
-    pub fn status(&self) -> status::Status {
-        let p = self.panel.lock().unwrap();
-        let problems = self.problems_with(&p);
-        let recent = self
-            .journal
-            .recent(20)
-            .into_iter()
-            .map(|r| status::RecentJob {
-                id: r.id.clone(),
-                job_type: r.job_type.clone(),
-                status: r.result.as_ref().map_or("unknown", |x| x.status.as_str()).to_string(),
-                finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
-                attempts: r.attempts,
-            })
-            .collect();
-        status::Status {
-            schema_version: status::SCHEMA_VERSION,
-            daemon: status::Daemon {
-                running: false,
-                pid: None,
-                version: crate::VERSION.to_string(),
-                started_at: None,
-                uptime_s: None,
-            },
-            health: status::Health::from_problems(problems),
+        EngineView {
             central: status::Central {
                 url: self.transport.as_ref().map(|t| t.url().to_string()),
                 transport: self.transport.as_ref().map_or("none", |t| t.kind()).to_string(),
@@ -674,22 +711,33 @@ impl Engine {
                 last_error: self.conn.last_error().map(str::to_string),
                 state: self.conn.as_str().to_string(),
             },
-            push: status::Push {
-                listen: self.cfg.push.listen.map(|a| a.to_string()),
-                accepted: 0,
-                rejected: 0,
-            },
-            panel_ini: p.status(),
+            push_listen: self.cfg.push.listen.map(|a| a.to_string()),
             plesk: status::Plesk {
                 key_number: self.key_number.clone(),
                 version: self.plesk_version.clone(),
             },
-            jobs: status::Jobs {
-                running: self.running.lock().unwrap().clone(),
-                undelivered_results: self.journal.undelivered().len() as u64,
-                recent,
-            },
+            undelivered_results: self.journal.undelivered().len() as u64,
+            recent: self
+                .journal
+                .recent(20)
+                .into_iter()
+                .map(|r| status::RecentJob {
+                    id: r.id.clone(),
+                    job_type: r.job_type.clone(),
+                    status: r.result.as_ref().map_or("unknown", |x| x.status.as_str()).to_string(),
+                    finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
+                    attempts: r.attempts,
+                })
+                .collect(),
+            poll_problem: self.conn.last_error().map(|e| format!("the last poll failed: {e}")),
+            job_problems,
         }
+    }
+
+    /// The status with what the daemon adds (`DaemonFacts::default()` when none runs).
+    pub fn status(&self, facts: &DaemonFacts) -> status::Status {
+        let running = self.running.lock().unwrap().clone();
+        self.view().status(&self.panel.lock().unwrap(), running, facts)
     }
 
     /// The instructions in force (persisted across restarts).
