@@ -6,8 +6,8 @@
 //! Knobs (environment): BENCH_JOBS (jobs per transport, default 50), BENCH_EDITS (drift
 //! edits, default 50), BENCH_IDLE_SECS (idle window, default 60), BENCH_STARTS (start-ups,
 //! default 10), BENCH_EDITOR_EDITS (edits of the concurrent editor, default 10000),
-//! BENCH_ONLY (comma list of longpoll, idle, push, spool, drift, editor, ready; default all),
-//! BENCH_AGENT_BIN (the agent binary; default the one cargo built).
+//! BENCH_ONLY (comma list of longpoll, idle, push, quietpush, spool, drift, editor, ready;
+//! default all), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
 //!
 //! "The command starts" is taken by a wrapper: `[plesk] command` points at a symlink named
 //! `plesk` to THIS bench executable. Run under that name, `main` reads CLOCK_REALTIME as its
@@ -16,12 +16,14 @@
 //! includes the daemon's fork/exec and the wrapper's process start-up (dynamic loading,
 //! measured and printed as "wrapper overhead"), but no shell start-up.
 
+#[path = "../tests/support/net.rs"]
+mod net;
 #[path = "../tests/support/store.rs"]
 mod store;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -29,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hmac::{KeyInit, Mac};
 use serde_json::json;
 use store::FakeStore;
 
@@ -148,6 +149,11 @@ fn bench() -> R<()> {
             ms(percentile(&wake_rtt, 50.0)),
             ms(percentile(&wake_rtt, 99.0))
         );
+    }
+    // (b2) push to a quiet daemon: no long-poll, the wake ~1 s after its last request.
+    if want("quietpush") {
+        let quiet = quiet_push_jobs(jobs)?;
+        report.latency("job latency, push to a quiet daemon (202 -> start)", &quiet);
     }
     // (c) spool.
     if want("spool") {
@@ -299,8 +305,9 @@ fn long_poll_jobs(n: usize, idle_secs: u64) -> R<(Vec<Duration>, Idle)> {
     Ok((lat, idle))
 }
 
-fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
-    println!("(b) push: {n} jobs ...");
+/// A store, and a daemon without long-poll listening for pushes that has made its first
+/// poll; the push listener's port.
+fn push_daemon() -> R<(FakeStore, Setup, Daemon, u16)> {
     let store = FakeStore::start();
     store.expect_token(TOKEN);
     let port = free_port()?;
@@ -309,12 +316,18 @@ fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
         "poll_interval = 3600\nlong_poll = 0\n",
         &format!("[push]\nlisten = 127.0.0.1:{port}\nsecret_file = {{secret}}\n"),
     )?;
-    let mut d = Daemon::start(&s, None)?;
+    let d = Daemon::start(&s, None)?;
     // Started: its first poll arrived and the listener answers.
     wait_until(STEP_TIMEOUT, || {
         store.poll_count() >= 1 && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })
     .map_err(|_| d.failed("the daemon did not poll or listen"))?;
+    Ok((store, s, d, port))
+}
+
+fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
+    println!("(b) push: {n} jobs ...");
+    let (store, s, mut d, port) = push_daemon()?;
     std::thread::sleep(JOB_SPACING);
     let mut lat = Vec::new();
     let mut rtt = Vec::new();
@@ -335,6 +348,32 @@ fn push_jobs(n: usize) -> R<(Vec<Duration>, Vec<Duration>)> {
     }
     d.stop();
     Ok((lat, rtt))
+}
+
+/// A daemon without long-poll that has been quiet for about a second (its last request to
+/// the store, poll or result, that long ago) is woken; measured from the wake's 202 to the
+/// license command's start, as an operator's store sees it.
+fn quiet_push_jobs(n: usize) -> R<Vec<Duration>> {
+    println!("(b2) push to a quiet daemon: {n} jobs ...");
+    let (store, s, mut d, port) = push_daemon()?;
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let id = format!("quiet-{i:04}");
+        // Quiet: nothing sent to the store for a second.
+        let last = store.requests().last().map(|r| r.at).unwrap_or_else(Instant::now);
+        std::thread::sleep((last + Duration::from_secs(1)).saturating_duration_since(Instant::now()));
+        store.set_instructions(job_instructions(&id));
+        let status = wake(port, SECRET.as_bytes()).map_err(|e| d.failed(&e))?;
+        let t0 = SystemTime::now();
+        if status != 202 {
+            return Err(d.failed(&format!("the wake-up was answered {status}, not 202")));
+        }
+        lat.push(s.wait_license_start(i, t0).map_err(|e| d.failed(&e))?);
+        wait_until(STEP_TIMEOUT, || store.results().iter().any(|(j, _)| *j == id))
+            .map_err(|_| d.failed(&format!("no result for {id}")))?;
+    }
+    d.stop();
+    Ok(lat)
 }
 
 fn spool_jobs(n: usize) -> R<Vec<Duration>> {
@@ -678,41 +717,17 @@ impl Drop for Daemon {
 
 /// Sends a signed, empty `POST /v1/wake`; returns the HTTP status.
 fn wake(port: u16, secret: &[u8]) -> R<u16> {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(|e| format!("hmac key: {e}"))?;
-    mac.update(format!("{t}.").as_bytes());
-    let sig = hex::encode(mac.finalize().into_bytes());
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))
-        .map_err(|e| format!("cannot connect to the push listener 127.0.0.1:{port}: {e}"))?;
-    conn.set_nodelay(true).ok();
-    conn.set_read_timeout(Some(STEP_TIMEOUT)).ok();
-    let req = format!(
-        "POST /v1/wake HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Signature: t={t},v1={sig}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    conn.write_all(req.as_bytes())
-        .map_err(|e| format!("cannot send the wake-up: {e}"))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n") && head.len() < 256 {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
+    let sig = net::sign(secret, net::unix_now(), b"");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let answer = net::exchange(addr, &net::request("POST", "/v1/wake", Some(&sig), b""));
+    if answer.is_empty() {
+        return Err(format!("the push listener on {addr} closed the connection unanswered"));
     }
-    let line = String::from_utf8_lossy(&head);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("the push listener answered {line:?}"))
+    Ok(net::status(&answer))
 }
 
 fn free_port() -> R<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+    Ok(net::free_port())
 }
 
 fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> Result<(), ()> {

@@ -170,150 +170,165 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<ini::Ini, ConfigError> {
 /// Parses config text; `path` is only used in messages and to resolve nothing else.
 pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, ConfigError> {
     let ini = parse_ini(path, text)?;
-
-    let mut warnings = Vec::new();
-    let mut values: std::collections::HashMap<(String, String), String> = Default::default();
-    for (section, props) in ini.iter() {
-        let Some(section) = section else {
-            for (key, _) in props.iter() {
-                warnings.push(format!(
-                    "{}: key {key:?} outside any section is ignored",
-                    path.display()
-                ));
-            }
-            continue;
-        };
-        let known = KNOWN.iter().find(|(s, _)| *s == section);
-        for (key, value) in props.iter() {
-            match known {
-                None => warnings.push(format!("{}: unknown section [{section}] is ignored", path.display())),
-                Some((_, keys)) if !keys.contains(&key) => {
-                    warnings.push(format!("{}: unknown key [{section}] {key} is ignored", path.display()))
-                }
-                Some(_) => {
-                    let k = (section.to_string(), key.to_string());
-                    if values.insert(k, clean_value(value)).is_some() {
-                        warnings.push(format!(
-                            "{}: [{section}] {key} is set more than once; the last one is used",
-                            path.display()
-                        ));
-                    }
-                }
-            }
-        }
-        if known.is_none() && props.is_empty() {
-            warnings.push(format!("{}: unknown section [{section}] is ignored", path.display()));
-        }
-    }
-    warnings.dedup();
-
-    let get = |s: &str, k: &str| {
-        values
-            .get(&(s.to_string(), k.to_string()))
-            .filter(|v| !v.is_empty())
-            .cloned()
-    };
-    let bad = |s: &str, k: &str, v: &str, reason: &str| ConfigError::Value {
+    let (v, warnings) = Values::collect(path, &ini);
+    Ok(Config {
         path: path.into(),
-        section: s.into(),
-        key: k.into(),
-        value: v.into(),
-        reason: reason.into(),
-    };
+        central: central(&v, facts)?,
+        panel: Panel {
+            ini_path: match v.get("panel", "ini_path") {
+                Some(_) => v.absolute("panel", "ini_path", "")?,
+                None => default_panel_ini(&facts.psa_conf),
+            },
+            buy_url: v.get("panel", "buy_url"),
+            catalog_url: v.get("panel", "catalog_url"),
+        },
+        plesk: PleskCfg {
+            command: v.absolute("plesk", "command", "/usr/sbin/plesk")?,
+            timeout: v.seconds("plesk", "timeout", 300, 1, 86_400)?,
+        },
+        push: Push {
+            listen: match v.get("push", "listen") {
+                None => None,
+                Some(s) => Some(
+                    s.parse::<SocketAddr>()
+                        .map_err(|_| v.bad("push", "listen", &s, "expected address:port, e.g. 0.0.0.0:8787"))?,
+                ),
+            },
+            secret_file: v.path("push", "secret_file", "/etc/plesk-reseller-agent/push.secret"),
+        },
+        agent: AgentCfg {
+            state_dir: v.absolute("agent", "state_dir", "/var/lib/plesk-reseller-agent")?,
+            socket: v.absolute("agent", "socket", "/run/plesk-reseller-agent/agent.sock")?,
+        },
+        warnings,
+    })
+}
 
-    let url = match get("central", "url") {
+/// The `[central]` section; the host id defaults to the hostname when that is usable.
+fn central(v: &Values, facts: &HostFacts) -> Result<Central, ConfigError> {
+    let url = match v.get("central", "url") {
         None => CentralUrl::None,
-        Some(v) => parse_central_url(&v).map_err(|r| bad("central", "url", &v, &r))?,
+        Some(s) => parse_central_url(&s).map_err(|r| v.bad("central", "url", &s, &r))?,
     };
-    let host_id = match get("central", "host_id") {
-        Some(v) => {
-            if !is_valid_host_id(&v) {
-                return Err(bad(
-                    "central",
-                    "host_id",
-                    &v,
-                    "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)",
-                ));
-            }
-            v
+    let host_id = match v.get("central", "host_id") {
+        Some(h) if is_valid_host_id(&h) => h,
+        Some(h) => {
+            return Err(v.bad(
+                "central",
+                "host_id",
+                &h,
+                "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)",
+            ))
         }
-        None => {
-            let h = facts.hostname.clone().unwrap_or_default();
-            if !is_valid_host_id(&h) {
-                return Err(bad(
+        None => match facts.hostname.clone().unwrap_or_default() {
+            h if is_valid_host_id(&h) => h,
+            _ => {
+                return Err(v.bad(
                     "central",
                     "host_id",
                     "",
                     "empty, and the hostname is not usable as a host id; set it",
-                ));
+                ))
             }
-            h
-        }
+        },
     };
-    let seconds = |s: &str, k: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
-        match get(s, k) {
+    Ok(Central {
+        url,
+        host_id,
+        token_file: v.path("central", "token_file", "/etc/plesk-reseller-agent/token"),
+        poll_interval: v.seconds("central", "poll_interval", 60, 1, 86_400)?,
+        long_poll: v.seconds("central", "long_poll", 25, 0, 3_600)?,
+    })
+}
+
+/// The known keys' values (comments removed), and the file they came from for messages.
+struct Values<'a> {
+    path: &'a Path,
+    map: std::collections::HashMap<(String, String), String>,
+}
+
+impl<'a> Values<'a> {
+    /// Takes the known keys; unknown sections and keys, keys outside a section and repeated
+    /// keys become warnings.
+    fn collect(path: &'a Path, ini: &ini::Ini) -> (Values<'a>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut map: std::collections::HashMap<(String, String), String> = Default::default();
+        for (section, props) in ini.iter() {
+            let Some(section) = section else {
+                for (key, _) in props.iter() {
+                    warnings.push(format!(
+                        "{}: key {key:?} outside any section is ignored",
+                        path.display()
+                    ));
+                }
+                continue;
+            };
+            let known = KNOWN.iter().find(|(s, _)| *s == section);
+            for (key, value) in props.iter() {
+                match known {
+                    None => warnings.push(format!("{}: unknown section [{section}] is ignored", path.display())),
+                    Some((_, keys)) if !keys.contains(&key) => {
+                        warnings.push(format!("{}: unknown key [{section}] {key} is ignored", path.display()))
+                    }
+                    Some(_) => {
+                        let k = (section.to_string(), key.to_string());
+                        if map.insert(k, clean_value(value)).is_some() {
+                            warnings.push(format!(
+                                "{}: [{section}] {key} is set more than once; the last one is used",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+            }
+            if known.is_none() && props.is_empty() {
+                warnings.push(format!("{}: unknown section [{section}] is ignored", path.display()));
+            }
+        }
+        warnings.dedup();
+        (Values { path, map }, warnings)
+    }
+
+    /// A non-empty value.
+    fn get(&self, s: &str, k: &str) -> Option<String> {
+        self.map
+            .get(&(s.to_string(), k.to_string()))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    }
+
+    fn bad(&self, s: &str, k: &str, v: &str, reason: &str) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.into(),
+            section: s.into(),
+            key: k.into(),
+            value: v.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn seconds(&self, s: &str, k: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+        match self.get(s, k) {
             None => Ok(Duration::from_secs(default)),
             Some(v) => match v.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-                _ => Err(bad(s, k, &v, &format!("expected whole seconds from {min} to {max}"))),
+                _ => Err(self.bad(s, k, &v, &format!("expected whole seconds from {min} to {max}"))),
             },
         }
-    };
-    let central = Central {
-        url,
-        host_id,
-        token_file: get("central", "token_file")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/etc/plesk-reseller-agent/token".into()),
-        poll_interval: seconds("central", "poll_interval", 60, 1, 86_400)?,
-        long_poll: seconds("central", "long_poll", 25, 0, 3_600)?,
-    };
-    let panel = Panel {
-        ini_path: match get("panel", "ini_path") {
-            Some(v) => absolute(&v).map_err(|r| bad("panel", "ini_path", &v, &r))?,
-            None => default_panel_ini(&facts.psa_conf),
-        },
-        buy_url: get("panel", "buy_url"),
-        catalog_url: get("panel", "catalog_url"),
-    };
-    let plesk = PleskCfg {
-        command: match get("plesk", "command") {
-            Some(v) => absolute(&v).map_err(|r| bad("plesk", "command", &v, &r))?,
-            None => "/usr/sbin/plesk".into(),
-        },
-        timeout: seconds("plesk", "timeout", 300, 1, 86_400)?,
-    };
-    let push = Push {
-        listen: match get("push", "listen") {
-            None => None,
-            Some(v) => Some(
-                v.parse::<SocketAddr>()
-                    .map_err(|_| bad("push", "listen", &v, "expected address:port, e.g. 0.0.0.0:8787"))?,
-            ),
-        },
-        secret_file: get("push", "secret_file")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/etc/plesk-reseller-agent/push.secret".into()),
-    };
-    let agent = AgentCfg {
-        state_dir: match get("agent", "state_dir") {
-            Some(v) => absolute(&v).map_err(|r| bad("agent", "state_dir", &v, &r))?,
-            None => "/var/lib/plesk-reseller-agent".into(),
-        },
-        socket: match get("agent", "socket") {
-            Some(v) => absolute(&v).map_err(|r| bad("agent", "socket", &v, &r))?,
-            None => "/run/plesk-reseller-agent/agent.sock".into(),
-        },
-    };
-    Ok(Config {
-        path: path.into(),
-        central,
-        panel,
-        plesk,
-        push,
-        agent,
-        warnings,
-    })
+    }
+
+    /// A path, as given, or `default`.
+    fn path(&self, s: &str, k: &str, default: &str) -> PathBuf {
+        self.get(s, k).map_or_else(|| default.into(), PathBuf::from)
+    }
+
+    /// An absolute path, or `default`.
+    fn absolute(&self, s: &str, k: &str, default: &str) -> Result<PathBuf, ConfigError> {
+        match self.get(s, k) {
+            Some(v) => absolute(&v).map_err(|r| self.bad(s, k, &v, &r)),
+            None => Ok(default.into()),
+        }
+    }
 }
 
 /// Drops a trailing `; comment` (`;` after whitespace) and surrounding whitespace.

@@ -19,6 +19,8 @@ pub mod panel_ini;
 pub mod plesk;
 pub mod runner;
 pub mod status;
+pub mod systemd;
+pub mod watch;
 
 /// The agent's version, as sent in `User-Agent` and reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,7 +14,9 @@ use hyper::{Request, Response};
 use plesk_reseller_agent::catalog_proxy::{self, ProxyConfig, Running};
 use serde_json::value::RawValue;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
+use support::net::{self, free_port};
 
 const PACKAGES: &[u8] = include_bytes!("fixtures/catalog/packages.json");
 const CATEGORIES: &[u8] = include_bytes!("fixtures/catalog/categories.json");
@@ -205,17 +207,13 @@ async fn metrics(p: &Running) -> String {
 
 /// A request sent as written (reqwest would normalise the target); returns status, head, body.
 async fn raw(addr: SocketAddr, request: &str) -> (u16, String, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+    let request = request.as_bytes().to_vec();
+    let buf = tokio::task::spawn_blocking(move || net::exchange(addr, &request))
         .await
-        .expect("the proxy closes the connection")
         .unwrap();
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, buf[split + 4..].to_vec())
+    (net::status(&buf), head, buf[split + 4..].to_vec())
 }
 
 #[tokio::test]
@@ -706,14 +704,6 @@ async fn healthz_and_metrics_move() {
     let h: Value = json(get(&p, "/healthz").await).await;
     assert_eq!(h["cache_entries"], 2);
     p.stop().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -242,3 +242,34 @@ fn the_report_goes_at_start_and_on_change_not_on_every_poll() {
     );
     assert_eq!(d.stop().code(), Some(0));
 }
+
+/// Each wake drops the held poll and opens one new one: the store never sees two open at
+/// once, and the abandoned ones end (the store notices the closed connection).
+#[test]
+fn wakes_never_leave_two_polls_open() {
+    let store = store();
+    let sb = Sandbox::new(&store.url(), "", "");
+    set_config(&sb, "central", "long_poll", "25");
+    let d = Daemon::start(&sb);
+    wait_for_held_poll(&store, &d);
+    for _ in 0..5 {
+        let polls = store.poll_count();
+        assert_eq!(d.agent(&["poll-now"]).status.code(), Some(0));
+        assert!(
+            store.wait_for(
+                |s| s.poll_count() > polls && s.held_polls() == 1,
+                Duration::from_secs(5)
+            ),
+            "after poll-now: {} polls, {} held; log:\n{}",
+            store.poll_count() - polls,
+            store.held_polls(),
+            d.log_text()
+        );
+    }
+    assert_eq!(store.max_open_polls(), 1, "log:\n{}", d.log_text());
+    assert_eq!(d.stop().code(), Some(0));
+    assert!(
+        store.wait_for(|s| s.held_polls() == 0, Duration::from_secs(5)),
+        "a stopped daemon's held poll was not closed"
+    );
+}

@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::json;
-use support::daemon::{free_port, http, set_config, sign, unix_now, Daemon};
+use support::daemon::{set_config, Daemon};
+use support::net::{free_port, http, sign, unix_now};
 use support::sandbox::{Sandbox, TOKEN};
 use support::store::FakeStore;
 

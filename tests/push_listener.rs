@@ -6,12 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hmac::{KeyInit, Mac};
 use plesk_reseller_agent::clock::Clock;
 use plesk_reseller_agent::daemon::push::{self, PushCounters};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Notify};
+
+mod support;
+use support::net::{self, sign};
 
 const NOW: u64 = 1_700_000_000;
 /// python3 -c 'import hmac,hashlib;print(hmac.new(b"s3cret",b"1700000000.{}",hashlib.sha256).hexdigest())'
@@ -76,32 +78,21 @@ impl Server {
     }
 }
 
-fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+/// Writes `request` (ignoring a write the server cut short) and returns the response text.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let request = request.to_vec();
+    let out = tokio::task::spawn_blocking(move || net::exchange(addr, &request))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn post(path: &str, signature: Option<&str>, body: &[u8]) -> Vec<u8> {
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Signature: {sig}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
+    net::request("POST", path, signature, body)
 }
 
-/// Writes `request` (ignoring a write the server cut short) and returns the response text.
-async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let _ = stream.write_all(request).await;
-    read_response(&mut stream).await
+fn status(response: &str) -> u16 {
+    net::status(response.as_bytes())
 }
 
 async fn read_response(stream: &mut TcpStream) -> String {
@@ -121,17 +112,9 @@ async fn read_response(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn status(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"))
-}
-
 #[test]
 fn hmac_test_vector_matches_python() {
-    assert_eq!(sign(b"s3cret", NOW, b"{}"), VECTOR);
+    assert_eq!(sign(b"s3cret", NOW, b"{}"), format!("t={NOW},v1={VECTOR}"));
 }
 
 #[tokio::test]
@@ -144,7 +127,7 @@ async fn valid_signature_is_accepted_and_wakes() {
     assert_eq!(s.counts(), (1, 0));
 
     // No body at all is fine too.
-    let sig = format!("t={},v1={}", NOW - 299, sign(b"s3cret", NOW - 299, b""));
+    let sig = sign(b"s3cret", NOW - 299, b"");
     let resp = exchange(s.addr, &post("/v1/wake", Some(&sig), b"")).await;
     assert_eq!(status(&resp), 202, "{resp}");
     assert!(s.woken().await);
@@ -157,15 +140,9 @@ async fn bad_signatures_get_401_and_do_not_wake() {
     let stale = NOW - 301;
     let cases: Vec<(&str, Option<String>)> = vec![
         ("unsigned", None),
-        (
-            "wrong secret",
-            Some(format!("t={NOW},v1={}", sign(b"other", NOW, b"{}"))),
-        ),
-        (
-            "other body",
-            Some(format!("t={NOW},v1={}", sign(b"s3cret", NOW, b"{ }"))),
-        ),
-        ("stale", Some(format!("t={stale},v1={}", sign(b"s3cret", stale, b"{}")))),
+        ("wrong secret", Some(sign(b"other", NOW, b"{}"))),
+        ("other body", Some(sign(b"s3cret", NOW, b"{ }"))),
+        ("stale", Some(sign(b"s3cret", stale, b"{}"))),
         ("malformed", Some(format!("v1={VECTOR}"))),
         ("garbage", Some("hello".to_string())),
     ];
@@ -203,7 +180,7 @@ async fn wrong_method_and_path() {
 async fn declared_body_over_64k_is_refused_before_it_is_sent() {
     let s = start().await;
     let body = vec![b'x'; 65 * 1024];
-    let sig = format!("t={NOW},v1={}", sign(b"s3cret", NOW, &body));
+    let sig = sign(b"s3cret", NOW, &body);
     // Headers only: the answer must come from Content-Length alone.
     let mut request = post("/v1/wake", Some(&sig), &body);
     request.truncate(request.len() - body.len());
@@ -217,7 +194,7 @@ async fn declared_body_over_64k_is_refused_before_it_is_sent() {
 async fn chunked_body_over_64k_is_refused() {
     let s = start().await;
     let body = vec![b'x'; 65 * 1024];
-    let sig = format!("t={NOW},v1={}", sign(b"s3cret", NOW, &body));
+    let sig = sign(b"s3cret", NOW, &body);
     let mut request =
         format!("POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n")
             .into_bytes();
@@ -234,7 +211,7 @@ async fn chunked_body_over_64k_is_refused() {
 
     // Exactly 64 KiB, chunked, is still fine.
     let body = vec![b'y'; 64 * 1024];
-    let sig = format!("t={NOW},v1={}", sign(b"s3cret", NOW, &body));
+    let sig = sign(b"s3cret", NOW, &body);
     let mut request =
         format!("POST /v1/wake HTTP/1.1\r\nHost: agent\r\nTransfer-Encoding: chunked\r\nX-Signature: {sig}\r\n\r\n")
             .into_bytes();
@@ -269,7 +246,7 @@ async fn secret_is_reread_for_each_request() {
     *s.secret.write().unwrap() = b"rotated".to_vec();
     let resp = exchange(s.addr, &post("/v1/wake", Some(&old), b"{}")).await;
     assert_eq!(status(&resp), 401, "{resp}");
-    let new = format!("t={NOW},v1={}", sign(b"rotated", NOW, b"{}"));
+    let new = sign(b"rotated", NOW, b"{}");
     let resp = exchange(s.addr, &post("/v1/wake", Some(&new), b"{}")).await;
     assert_eq!(status(&resp), 202, "{resp}");
     assert_eq!(s.counts(), (1, 1));

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plesk_reseller_agent::daemon::watch::watch;
+use plesk_reseller_agent::watch::watch;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// Waits (generously) for an event naming `want`, then swallows the burst that follows.

@@ -112,7 +112,7 @@ pub fn spawn_reloader(allow: Arc<AllowList>) -> Option<tokio::task::JoinHandle<(
     let path = allow.file()?.to_path_buf();
     Some(tokio::spawn(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _watch = match crate::daemon::watch::watch(vec![path.clone()], tx) {
+        let _watch = match crate::watch::watch(vec![path.clone()], tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; polling allow_file {} instead", path.display());

@@ -13,6 +13,7 @@ use sha2::Digest;
 
 use super::filter::{Categories, Packages};
 use super::upstream::Answer;
+use super::ProxyError;
 
 /// Most paths kept; past it, unused entries beyond their stale window go first, then the oldest.
 const MAX_SLOTS: usize = 1024;
@@ -119,14 +120,14 @@ pub enum Got {
     /// Fresh from the cache (`hit`) or just fetched; any status.
     Fresh { fetched: Arc<Fetched>, hit: bool },
     /// Upstream failed (`why`); this copy is within its stale-if-error window.
-    Stale { fetched: Arc<Fetched>, why: String },
+    Stale { fetched: Arc<Fetched>, why: ProxyError },
     /// Upstream failed and nothing usable is cached.
-    Failed(String),
+    Failed(ProxyError),
 }
 
 struct Attempt {
     finished: Instant,
-    result: Result<Arc<Fetched>, String>,
+    result: Result<Arc<Fetched>, ProxyError>,
 }
 
 #[derive(Default)]
@@ -207,7 +208,7 @@ impl Cache {
     pub async fn get<F, Fut>(&self, key: &str, fetch: F) -> Got
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Fetched, String>> + Send + 'static,
+        Fut: Future<Output = Result<Fetched, ProxyError>> + Send + 'static,
     {
         let slot = self.slot(key);
         let arrived = Instant::now();
@@ -236,7 +237,10 @@ impl Cache {
         });
         let result = match task.await {
             Ok(r) => r,
-            Err(e) => Err(format!("the upstream fetch stopped ({e})")),
+            Err(e) => Err(ProxyError::Upstream {
+                url: key.to_string(),
+                reason: format!("the fetch stopped ({e})"),
+            }),
         };
         *flight = Some(Attempt {
             finished: Instant::now(),
@@ -246,7 +250,7 @@ impl Cache {
         self.outcome(&slot, result)
     }
 
-    fn outcome(&self, slot: &Slot, result: Result<Arc<Fetched>, String>) -> Got {
+    fn outcome(&self, slot: &Slot, result: Result<Arc<Fetched>, ProxyError>) -> Got {
         match result {
             Ok(f) => Got::Fresh { fetched: f, hit: false },
             Err(why) => match slot.entry().filter(|f| self.usable_stale(f, Instant::now())) {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use super::ProxyError;
 
 const SECTION: &str = "catalog_proxy";
 const KEYS: &[&str] = &[
@@ -57,12 +57,12 @@ impl ProxyConfig {
 }
 
 /// Reads the config file and its `[catalog_proxy]` section.
-pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
+pub fn load(path: &Path) -> Result<ProxyConfig, ProxyError> {
     parse(path, &crate::config::read_text(path)?)
 }
 
 /// Parses config text; `path` is used in messages.
-pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ConfigError> {
+pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ProxyError> {
     let ini = crate::config::parse_ini(path, text)?;
     let mut cfg = ProxyConfig {
         path: path.into(),
@@ -90,9 +90,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ConfigError> {
             }
         }
     }
-    let bad = |k: &str, v: &str, reason: &str| ConfigError::Value {
+    let bad = |k: &str, v: &str, reason: &str| ProxyError::ConfigValue {
         path: path.into(),
-        section: SECTION.into(),
         key: k.into(),
         value: v.into(),
         reason: reason.into(),
@@ -146,7 +145,7 @@ fn clean_value(raw: &str) -> String {
 }
 
 /// `https://host[:port]`, or `http://` for loopback hosts; no path, query or fragment.
-pub fn parse_upstream(v: &str) -> Result<String, String> {
+fn parse_upstream(v: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(v).map_err(|e| format!("not a valid URL ({e})"))?;
     let host = url.host_str().ok_or("has no host")?.to_string();
     match url.scheme() {
@@ -176,7 +175,7 @@ pub fn parse_upstream(v: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn p(text: &str) -> Result<ProxyConfig, ConfigError> {
+    fn p(text: &str) -> Result<ProxyConfig, ProxyError> {
         parse(Path::new("/etc/x/agent.ini"), text)
     }
 

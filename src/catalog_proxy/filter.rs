@@ -94,7 +94,7 @@ impl Packages {
 }
 
 /// Parses a `packages` body: a JSON array of objects, else an error sentence.
-pub fn parse_packages(body: Bytes) -> Result<Packages, String> {
+pub fn parse_packages(body: Bytes) -> Result<Packages, BadBody> {
     let raws: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|e| not_array("packages", &e))?;
     let mut items = Vec::with_capacity(raws.len());
     for (n, raw) in raws.iter().enumerate() {
@@ -188,7 +188,7 @@ impl Categories {
 
 /// Parses a `categories` body: a JSON array of objects whose `top_packages`, when present
 /// and not null, is an array.
-pub fn parse_categories(body: Bytes) -> Result<Categories, String> {
+pub fn parse_categories(body: Bytes) -> Result<Categories, BadBody> {
     let raws: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|e| not_array("categories", &e))?;
     let mut items = Vec::with_capacity(raws.len());
     for (n, raw) in raws.iter().enumerate() {
@@ -225,6 +225,17 @@ pub fn parse_categories(body: Bytes) -> Result<Categories, String> {
         items.push(Category { start, end, fields });
     }
     Ok(Categories { body, items })
+}
+
+/// Why an upstream body cannot be filtered (the caller adds the URL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadBody(pub String);
+
+impl From<String> for BadBody {
+    fn from(reason: String) -> Self {
+        BadBody(reason)
+    }
 }
 
 fn not_array(what: &str, e: &serde_json::Error) -> String {

@@ -17,6 +17,7 @@ pub mod server;
 pub mod upstream;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 pub use config::ProxyConfig;
@@ -25,6 +26,56 @@ use allow::AllowList;
 use cache::{Cache, Fetched, Got, Parsed};
 use metrics::Metrics;
 use upstream::Upstream;
+
+/// What went wrong in the proxy; every variant names the file, address or upstream URL at
+/// fault. Cloned into the cache, so a failed fetch answers every request that waited for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot read the config file {path}: {reason}")]
+    ConfigRead { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    ConfigSyntax { path: PathBuf, reason: String },
+    #[error("{path}: [catalog_proxy] {key} = {value:?}: {reason}")]
+    ConfigValue {
+        path: PathBuf,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    /// A request target the proxy will not forward (answered 400).
+    #[error("{reason}")]
+    Target { reason: &'static str },
+    /// The upstream could not be asked or its answer could not be used.
+    #[error("upstream {url}: {reason}")]
+    Upstream { url: String, reason: String },
+    #[error("upstream {url} answered HTTP {status}")]
+    UpstreamStatus { url: String, status: u16 },
+}
+
+impl From<crate::config::ConfigError> for ProxyError {
+    /// The shared INI reader's errors, in the proxy's terms.
+    fn from(e: crate::config::ConfigError) -> Self {
+        use crate::config::ConfigError;
+        match e {
+            ConfigError::Read { path, reason } => ProxyError::ConfigRead { path, reason },
+            ConfigError::Syntax { path, reason } => ProxyError::ConfigSyntax { path, reason },
+            ConfigError::Value {
+                path,
+                key,
+                value,
+                reason,
+                ..
+            } => ProxyError::ConfigValue {
+                path,
+                key,
+                value,
+                reason,
+            },
+        }
+    }
+}
 
 /// How an `/api/` answer is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +97,7 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: ProxyConfig) -> Result<Arc<Self>, String> {
+    pub fn new(config: ProxyConfig) -> Result<Arc<Self>, ProxyError> {
         let upstream = Upstream::new(&config.upstream, config.upstream_timeout)?;
         let allow = Arc::new(AllowList::new(config.allow.clone(), config.allow_file.clone()));
         Ok(Arc::new(Proxy {
@@ -79,7 +130,7 @@ impl Proxy {
                         Err(e) => {
                             Metrics::add(&me.metrics.upstream_errors, 1);
                             tracing::warn!("{e}");
-                            *last = Some(e.clone());
+                            *last = Some(e.to_string());
                         }
                     }
                     result
@@ -93,11 +144,14 @@ impl Proxy {
         got
     }
 
-    async fn fetch(&self, url: reqwest::Url, shape: Shape) -> Result<Fetched, String> {
+    async fn fetch(&self, url: reqwest::Url, shape: Shape) -> Result<Fetched, ProxyError> {
         let shown = url.to_string();
         let answer = self.upstream.get(url).await?;
         if answer.status >= 500 {
-            return Err(format!("upstream {shown} answered HTTP {}", answer.status));
+            return Err(ProxyError::UpstreamStatus {
+                url: shown,
+                status: answer.status,
+            });
         }
         if answer.status != 200 || shape == Shape::Raw {
             return Ok(Fetched::new(answer, Parsed::Raw));
@@ -110,8 +164,14 @@ impl Proxy {
             Shape::Raw => Ok(Parsed::Raw),
         })
         .await
-        .map_err(|e| format!("parsing stopped ({e})"))?
-        .map_err(|e| format!("upstream {shown}: {e}"))?;
+        .map_err(|e| ProxyError::Upstream {
+            url: shown.clone(),
+            reason: format!("parsing stopped ({e})"),
+        })?
+        .map_err(|e| ProxyError::Upstream {
+            url: shown,
+            reason: e.to_string(),
+        })?;
         Ok(Fetched::new(answer, parsed))
     }
 
@@ -163,14 +223,14 @@ impl Drop for Running {
 }
 
 /// Binds `config.listen` and serves in the current runtime.
-pub async fn start(config: ProxyConfig) -> Result<Running, String> {
+pub async fn start(config: ProxyConfig) -> Result<Running, ProxyError> {
     let listen = config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let cannot = |e: std::io::Error| ProxyError::Listen {
+        addr: listen,
+        reason: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot)?;
+    let addr = listener.local_addr().map_err(cannot)?;
     let proxy = Proxy::new(config)?;
     let reloader = allow::spawn_reloader(proxy.allow.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -143,13 +143,13 @@ async fn api(proxy: &Arc<Proxy>, shape: Shape, uri: &hyper::Uri, headers: &Heade
     } else {
         match proxy.upstream.url_for(pq) {
             Ok(u) => Some(u),
-            Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e)),
+            Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e.to_string())),
         }
     };
     let (fetched, stale) = match proxy.lookup(pq, url, shape).await {
         Got::Fresh { fetched, .. } => (fetched, false),
         Got::Stale { fetched, .. } => (fetched, true),
-        Got::Failed(why) => return (kind, error(StatusCode::BAD_GATEWAY, &why)),
+        Got::Failed(why) => return (kind, error(StatusCode::BAD_GATEWAY, &why.to_string())),
     };
     if fetched.answer.status != 200 {
         return (kind, passthrough(&fetched));
@@ -168,19 +168,19 @@ async fn api(proxy: &Arc<Proxy>, shape: Shape, uri: &hyper::Uri, headers: &Heade
             let pq = packages_query(pq);
             let url = match proxy.upstream.url_for(&pq) {
                 Ok(u) => u,
-                Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e)),
+                Err(e) => return (kind, error(StatusCode::BAD_REQUEST, &e.to_string())),
             };
             let (pk, pk_stale) = match proxy.lookup(&pq, Some(url), Shape::Packages).await {
                 Got::Fresh { fetched, .. } => (fetched, false),
                 Got::Stale { fetched, .. } => (fetched, true),
-                Got::Failed(why) => return (kind, error(StatusCode::BAD_GATEWAY, &why)),
+                Got::Failed(why) => return (kind, error(StatusCode::BAD_GATEWAY, &why.to_string())),
             };
             let Parsed::Packages(p) = &pk.parsed else {
                 let why = format!(
                     "the packages list for this categories request ({pq}) answered HTTP {}",
                     pk.answer.status
                 );
-                return (kind, error(StatusCode::BAD_GATEWAY, &why));
+                return (kind, error(StatusCode::BAD_GATEWAY, &why.to_string()));
             };
             let r = fetched.rendered((allow.generation, pk.id), || {
                 let shown = p.shown_codes(&allow);

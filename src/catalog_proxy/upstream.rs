@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::ProxyError;
+
 /// Largest upstream body, counted after decompression.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,14 +29,18 @@ pub struct Upstream {
 
 impl Upstream {
     /// `base` is the checked `upstream` setting (scheme://host[:port], no trailing slash).
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
-        let url = reqwest::Url::parse(base).map_err(|e| format!("upstream {base} is not a valid URL: {e}"))?;
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, ProxyError> {
+        let bad = |reason: String| ProxyError::Upstream {
+            url: base.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(base).map_err(|e| bad(format!("not a valid URL: {e}")))?;
         let client = reqwest::Client::builder()
             .user_agent(format!("plesk-reseller-agent-catalog-proxy/{}", crate::VERSION))
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+            .map_err(|e| bad(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Upstream {
             base: base.trim_end_matches('/').to_string(),
             host: url.host_str().unwrap_or_default().to_string(),
@@ -44,30 +50,34 @@ impl Upstream {
     }
 
     /// The upstream URL for an origin-form `path_and_query`, or why it cannot be sent unchanged.
-    pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, String> {
+    pub fn url_for(&self, path_and_query: &str) -> Result<reqwest::Url, ProxyError> {
         let full = format!("{}{}", self.base, path_and_query);
-        let url = reqwest::Url::parse(&full).map_err(|_| "the request target is not a valid URL path".to_string())?;
+        let url = reqwest::Url::parse(&full).map_err(|_| ProxyError::Target {
+            reason: "the request target is not a valid URL path",
+        })?;
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
         };
         // The URL parser normalises some bytes; the contract forwards byte for byte or not at all.
         if url.host_str() != Some(self.host.as_str()) || url.path() != path || url.query() != query {
-            return Err("the request target cannot be forwarded unchanged".into());
+            return Err(ProxyError::Target {
+                reason: "the request target cannot be forwarded unchanged",
+            });
         }
         Ok(url)
     }
 
     /// One GET; `Err` is a sentence naming the upstream URL.
-    pub async fn get(&self, url: reqwest::Url) -> Result<Answer, String> {
+    pub async fn get(&self, url: reqwest::Url) -> Result<Answer, ProxyError> {
         let shown = url.to_string();
         match tokio::time::timeout(self.timeout, self.exchange(url)).await {
             Ok(Ok(a)) => Ok(a),
-            Ok(Err(reason)) => Err(format!("upstream {shown}: {reason}")),
-            Err(_) => Err(format!(
-                "upstream {shown}: no complete answer within {} s",
-                self.timeout.as_secs_f64()
-            )),
+            Ok(Err(reason)) => Err(ProxyError::Upstream { url: shown, reason }),
+            Err(_) => Err(ProxyError::Upstream {
+                url: shown,
+                reason: format!("no complete answer within {} s", self.timeout.as_secs_f64()),
+            }),
         }
     }
 

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use super::{fail, EXIT_OK};
+use super::Outcome;
 use crate::catalog_proxy;
-use crate::daemon::systemd;
+use crate::systemd;
 
-pub fn run(config_path: &Path) -> i32 {
+pub fn run(config_path: &Path) -> Outcome {
     let cfg = match catalog_proxy::config::load(config_path) {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => return Outcome::fail(e),
     };
     for w in &cfg.warnings {
         tracing::warn!("{w}");
@@ -18,17 +18,17 @@ pub fn run(config_path: &Path) -> i32 {
     // large bodies run on the blocking pool.
     let rt = match super::runtime() {
         Ok(r) => r,
-        Err(e) => return fail(e),
+        Err(e) => return Outcome::fail(e),
     };
     rt.block_on(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(t), Ok(i)) => (t, i),
-            (Err(e), _) | (_, Err(e)) => return fail(format!("cannot install signal handlers: {e}")),
+            (Err(e), _) | (_, Err(e)) => return Outcome::fail(format!("cannot install signal handlers: {e}")),
         };
         let running = match catalog_proxy::start(cfg).await {
             Ok(r) => r,
-            Err(e) => return fail(e),
+            Err(e) => return Outcome::fail(e),
         };
         tracing::info!(
             listen = %running.addr,
@@ -43,6 +43,6 @@ pub fn run(config_path: &Path) -> i32 {
         }
         systemd::stopping();
         running.stop().await;
-        EXIT_OK
+        Outcome::Success
     })
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use nix::unistd::{access, AccessFlags};
 
-use super::{runtime, EXIT_FAILED, EXIT_OK};
+use super::{runtime, Outcome};
 use crate::central::PollRequest;
 use crate::config::{self, CentralUrl, HostFacts};
 
@@ -22,7 +22,7 @@ impl Report {
     }
 }
 
-pub fn run(config_path: &Path) -> i32 {
+pub fn run(config_path: &Path) -> Outcome {
     let mut r = Report { failed: false };
     let cfg = match config::load(config_path, &HostFacts::real()) {
         Ok(c) => {
@@ -31,7 +31,7 @@ pub fn run(config_path: &Path) -> i32 {
         }
         Err(e) => {
             r.line(false, "config", e);
-            return EXIT_FAILED;
+            return Outcome::Failure(Vec::new());
         }
     };
     for w in &cfg.warnings {
@@ -151,10 +151,11 @@ pub fn run(config_path: &Path) -> i32 {
             }
         },
     }
+    // Every check already printed its line on stdout.
     if r.failed {
-        EXIT_FAILED
+        Outcome::Failure(Vec::new())
     } else {
-        EXIT_OK
+        Outcome::Success
     }
 }
 

@@ -1,6 +1,6 @@
-//! The command line (contract section 2): one file per command. [`run`] parses the
-//! arguments, sets up logging, runs the command and turns any error into one sentence on
-//! stderr and an exit status.
+//! The command line (contract section 2): one file per command, each returning an
+//! [`Outcome`]. [`run`] parses the arguments, sets up logging, runs the command and maps its
+//! outcome to stderr sentences and an exit status, here and nowhere else.
 
 mod catalog_proxy;
 mod check;
@@ -22,6 +22,48 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the daemon is not running.
 pub const EXIT_NOT_RUNNING: i32 = 3;
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, or healthy: exit 0.
+    Success,
+    /// Failed, or degraded: exit 1. Each sentence goes to stderr (none when the command's
+    /// own output already says what failed).
+    Failure(Vec<String>),
+    /// No daemon answers: exit 3, with a sentence for stderr when the output has none.
+    NotRunning(Option<String>),
+}
+
+impl Outcome {
+    /// One sentence of failure.
+    pub fn fail(msg: impl std::fmt::Display) -> Self {
+        Outcome::Failure(vec![msg.to_string()])
+    }
+
+    /// The one mapping from outcomes to exit statuses.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Success => EXIT_OK,
+            Outcome::Failure(_) => EXIT_FAILED,
+            Outcome::NotRunning(_) => EXIT_NOT_RUNNING,
+        }
+    }
+
+    /// Prints the sentences on stderr and returns the exit status.
+    fn finish(self) -> i32 {
+        let code = self.exit_code();
+        let lines = match self {
+            Outcome::Success | Outcome::NotRunning(None) => Vec::new(),
+            Outcome::Failure(lines) => lines,
+            Outcome::NotRunning(Some(line)) => vec![line],
+        };
+        for line in lines {
+            eprintln!("plesk-reseller-agent: {line}");
+        }
+        code
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,14 +112,15 @@ pub fn run() -> i32 {
     let config_path = config::resolve_path(cli.config.as_deref());
     let quiet = matches!(cli.command, Command::Status { .. } | Command::Check | Command::PollNow);
     crate::logging::init(if quiet { LevelFilter::WARN } else { LevelFilter::INFO });
-    match cli.command {
+    let outcome = match cli.command {
         Command::Sync => sync::run(&config_path),
         Command::Check => check::run(&config_path),
         Command::Status { json } => status::run(&config_path, json),
         Command::PollNow => poll_now::run(&config_path),
         Command::Run => run::run(&config_path),
         Command::CatalogProxy => catalog_proxy::run(&config_path),
-    }
+    };
+    outcome.finish()
 }
 
 /// How long a command waits for the daemon to answer a quick request.
@@ -92,16 +135,10 @@ pub(crate) fn load_config(path: &std::path::Path) -> Result<Config, String> {
     Ok(cfg)
 }
 
-/// Prints one sentence on stderr and returns [`EXIT_FAILED`].
-pub(crate) fn fail(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("plesk-reseller-agent: {msg}");
-    EXIT_FAILED
-}
-
-/// The config and a runtime, or the exit status after saying in one sentence why not.
-pub(crate) fn config_and_runtime(path: &std::path::Path) -> Result<(Config, tokio::runtime::Runtime), i32> {
-    let cfg = load_config(path).map_err(fail)?;
-    let rt = runtime().map_err(fail)?;
+/// The config and a runtime, or the failure saying in one sentence why not.
+pub(crate) fn config_and_runtime(path: &std::path::Path) -> Result<(Config, tokio::runtime::Runtime), Outcome> {
+    let cfg = load_config(path).map_err(Outcome::fail)?;
+    let rt = runtime().map_err(Outcome::fail)?;
     Ok((cfg, rt))
 }
 
@@ -111,4 +148,17 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_map_to_the_contracts_exit_statuses() {
+        assert_eq!(Outcome::Success.exit_code(), 0);
+        assert_eq!(Outcome::fail("x").exit_code(), 1);
+        assert_eq!(Outcome::Failure(Vec::new()).exit_code(), 1);
+        assert_eq!(Outcome::NotRunning(None).exit_code(), 3);
+    }
 }

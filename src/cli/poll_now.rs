@@ -2,28 +2,26 @@
 
 use std::path::Path;
 
-use super::{config_and_runtime, fail, EXIT_NOT_RUNNING, EXIT_OK};
-use crate::daemon::control::{self, ControlError, ControlRequest};
+use super::{config_and_runtime, Outcome};
+use crate::daemon::control::{self, ControlError, ControlRequest, Reply};
 
-pub fn run(config_path: &Path) -> i32 {
+pub fn run(config_path: &Path) -> Outcome {
     let (cfg, rt) = match config_and_runtime(config_path) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(outcome) => return outcome,
     };
-    match rt.block_on(control::request(
+    match rt.block_on(control::ask(
         &cfg.agent.socket,
-        &ControlRequest::PollNow,
+        ControlRequest::PollNow,
         super::CONTROL_TIMEOUT,
     )) {
-        Ok(r) if r.ok => EXIT_OK,
-        Ok(r) => fail(r.error.unwrap_or_else(|| "the daemon refused the request".into())),
-        Err(ControlError::NotRunning { .. }) => {
-            eprintln!(
-                "plesk-reseller-agent: the daemon is not running (no answer on {}); start it with: systemctl start plesk-reseller-agent",
-                cfg.agent.socket.display()
-            );
-            EXIT_NOT_RUNNING
-        }
-        Err(e) => fail(e),
+        Ok(Reply::PollNow) => Outcome::Success,
+        Ok(Reply::Refused(why)) => Outcome::fail(why),
+        Ok(other) => Outcome::fail(format!("the daemon answered {other:?} to poll-now")),
+        Err(ControlError::NotRunning { .. }) => Outcome::NotRunning(Some(format!(
+            "the daemon is not running (no answer on {}); start it with: systemctl start plesk-reseller-agent",
+            cfg.agent.socket.display()
+        ))),
+        Err(e) => Outcome::fail(e),
     }
 }

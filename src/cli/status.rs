@@ -2,34 +2,32 @@
 
 use std::path::Path;
 
-use super::{fail, load_config, EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK};
-use crate::daemon::control::{self, ControlError, ControlRequest};
+use super::{load_config, Outcome};
+use crate::daemon::control::{self, ControlError, ControlRequest, Reply};
 use crate::status::{self, Status};
 
-pub fn run(config_path: &Path, json: bool) -> i32 {
+pub fn run(config_path: &Path, json: bool) -> Outcome {
     let cfg = match load_config(config_path) {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => return Outcome::fail(e),
     };
-    let asked = super::runtime().map(|rt| {
-        rt.block_on(control::request(
-            &cfg.agent.socket,
-            &ControlRequest::Status,
-            super::CONTROL_TIMEOUT,
-        ))
-    });
-    match asked {
-        Ok(Ok(r)) if r.ok => match serde_json::from_value::<Status>(r.body) {
-            Ok(s) => {
-                print(&s, json);
-                return exit_for(&s);
-            }
-            Err(e) => return fail(format!("the daemon's status could not be read: {e}")),
-        },
-        Ok(Ok(r)) => return fail(r.error.unwrap_or_else(|| "the daemon refused the request".into())),
-        Ok(Err(ControlError::NotRunning { .. })) => {}
-        Ok(Err(e)) => return fail(e),
-        Err(e) => return fail(e),
+    let rt = match super::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return Outcome::fail(e),
+    };
+    match rt.block_on(control::ask(
+        &cfg.agent.socket,
+        ControlRequest::Status,
+        super::CONTROL_TIMEOUT,
+    )) {
+        Ok(Reply::Status(s)) => {
+            print(&s, json);
+            return outcome_for(&s);
+        }
+        Ok(Reply::Refused(why)) => return Outcome::fail(why),
+        Ok(other) => return Outcome::fail(format!("the daemon answered {other:?} to a status request")),
+        Err(ControlError::NotRunning { .. }) => {}
+        Err(e) => return Outcome::fail(e),
     }
     // No daemon: the last persisted state.
     match status::load_persisted(&cfg.agent.state_dir) {
@@ -52,7 +50,7 @@ pub fn run(config_path: &Path, json: bool) -> i32 {
             }
         }
     }
-    EXIT_NOT_RUNNING
+    Outcome::NotRunning(None)
 }
 
 pub(crate) fn print(s: &Status, json: bool) {
@@ -63,10 +61,11 @@ pub(crate) fn print(s: &Status, json: bool) {
     }
 }
 
-pub(crate) fn exit_for(s: &Status) -> i32 {
+/// Healthy or degraded; the printed status already says why.
+pub(crate) fn outcome_for(s: &Status) -> Outcome {
     if s.health.is_ok() {
-        EXIT_OK
+        Outcome::Success
     } else {
-        EXIT_FAILED
+        Outcome::Failure(Vec::new())
     }
 }

@@ -65,6 +65,60 @@ impl ControlResponse {
     }
 }
 
+/// The daemon's answer to a request, typed on both ends; [`ControlResponse`] is its line
+/// on the wire (`{"ok":…,"body":…,"error":…}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Status(Box<crate::status::Status>),
+    /// The poll was started (or one more was queued behind the one under way).
+    PollNow,
+    Sync(SyncReply),
+    /// The daemon could not do it; the sentence says why.
+    Refused(String),
+}
+
+/// The body of a `sync` reply: the pass's failures (none: it succeeded) and jobs run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReply {
+    pub failures: Vec<String>,
+    pub jobs_run: usize,
+}
+
+impl From<Reply> for ControlResponse {
+    fn from(reply: Reply) -> Self {
+        match reply {
+            Reply::Status(s) => ControlResponse::ok(serde_json::to_value(*s).unwrap_or_default()),
+            Reply::PollNow => ControlResponse::ok(serde_json::json!({"accepted": true})),
+            Reply::Sync(r) => ControlResponse {
+                ok: r.failures.is_empty(),
+                body: serde_json::to_value(&r).unwrap_or_default(),
+                error: None,
+            },
+            Reply::Refused(why) => ControlResponse::error(why),
+        }
+    }
+}
+
+impl ControlResponse {
+    /// The typed reply to `req`, or why this line is not one.
+    pub fn into_reply(self, req: ControlRequest) -> Result<Reply, String> {
+        if !self.ok && self.body.is_null() {
+            return Ok(Reply::Refused(
+                self.error.unwrap_or_else(|| "the daemon refused the request".into()),
+            ));
+        }
+        Ok(match req {
+            ControlRequest::Status => Reply::Status(Box::new(
+                serde_json::from_value(self.body).map_err(|e| format!("not a status: {e}"))?,
+            )),
+            ControlRequest::PollNow => Reply::PollNow,
+            ControlRequest::Sync => {
+                Reply::Sync(serde_json::from_value(self.body).map_err(|e| format!("not a sync reply: {e}"))?)
+            }
+        })
+    }
+}
+
 /// What the daemon does with a request; no timeout is put on it (a `sync` lasts as long
 /// as its jobs).
 pub type Handler = Arc<dyn Fn(ControlRequest) -> BoxFuture<'static, ControlResponse> + Send + Sync>;
@@ -311,6 +365,15 @@ async fn respond(stream: &mut UnixStream, response: &ControlResponse) {
 }
 
 /// Sends `req` to the daemon on `path` and waits up to `timeout` for the answer.
+/// Sends `req` and returns the daemon's typed reply.
+pub async fn ask(path: &Path, req: ControlRequest, timeout: Duration) -> Result<Reply, ControlError> {
+    let response = request(path, &req, timeout).await?;
+    response.into_reply(req).map_err(|reason| ControlError::BadResponse {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
 pub async fn request(path: &Path, req: &ControlRequest, timeout: Duration) -> Result<ControlResponse, ControlError> {
     match tokio::time::timeout(timeout, exchange(path, req)).await {
         Ok(result) => result,
@@ -364,6 +427,33 @@ async fn exchange(path: &Path, req: &ControlRequest) -> Result<ControlResponse, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The line the daemon writes is read back as the reply it meant, failures included.
+    #[test]
+    fn replies_survive_the_wire() {
+        let wire = |r: Reply| -> ControlResponse {
+            let line = serde_json::to_string(&ControlResponse::from(r)).unwrap();
+            serde_json::from_str(&line).unwrap()
+        };
+        let failed = Reply::Sync(SyncReply {
+            failures: vec!["cannot reach https://store".into()],
+            jobs_run: 2,
+        });
+        let line = wire(failed.clone());
+        assert!(!line.ok, "a pass with failures is not ok");
+        assert_eq!(line.into_reply(ControlRequest::Sync), Ok(failed));
+        let clean = Reply::Sync(SyncReply::default());
+        assert!(wire(clean.clone()).ok);
+        assert_eq!(wire(clean.clone()).into_reply(ControlRequest::Sync), Ok(clean));
+        assert_eq!(
+            wire(Reply::PollNow).into_reply(ControlRequest::PollNow),
+            Ok(Reply::PollNow)
+        );
+        let refused = Reply::Refused("the daemon is stopping".into());
+        assert_eq!(wire(refused.clone()).into_reply(ControlRequest::Sync), Ok(refused));
+        let not_a_status = ControlResponse::ok(serde_json::json!({"accepted": true}));
+        assert!(not_a_status.into_reply(ControlRequest::Status).is_err());
+    }
 
     #[test]
     fn requests_use_kebab_case_cmd_tags() {

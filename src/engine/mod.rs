@@ -59,36 +59,78 @@ impl Deps {
     }
 }
 
-/// The state of the connection to the store, as `status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The connection to the store, each state carrying what it knows (the shape of
+/// zincati's `UpdateAgentState`): counters live in the state they belong to, so a healthy
+/// connection cannot have a failure count nor a failing one lose its error.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnState {
     /// No poll yet, or no store configured.
     Idle,
-    Healthy,
+    /// The last poll, at `last_poll_at`, was answered.
+    Healthy { last_poll_at: SystemTime },
+    /// `failures` polls in a row failed, the last at `last_poll_at` with `last_error`.
+    Failing {
+        kind: PollFailure,
+        failures: u32,
+        last_error: String,
+        last_poll_at: SystemTime,
+    },
+}
+
+/// How the last poll failed, for `status`' `central.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollFailure {
+    /// Network, status or body: retried with backoff.
     BackingOff,
+    /// 401/403 or an unusable token file.
     AuthFailing,
+    /// 404: the store does not know this host.
     UnknownHost,
 }
 
 impl ConnState {
-    pub fn as_str(self) -> &'static str {
+    /// `central.state` in `status`.
+    pub fn as_str(&self) -> &'static str {
         match self {
             ConnState::Idle => "idle",
-            ConnState::Healthy => "healthy",
-            ConnState::BackingOff => "backing_off",
-            ConnState::AuthFailing => "auth_failing",
-            ConnState::UnknownHost => "unknown_host",
+            ConnState::Healthy { .. } => "healthy",
+            ConnState::Failing { kind, .. } => match kind {
+                PollFailure::BackingOff => "backing_off",
+                PollFailure::AuthFailing => "auth_failing",
+                PollFailure::UnknownHost => "unknown_host",
+            },
         }
     }
-}
 
-#[derive(Debug, Clone)]
-pub struct PollState {
-    pub conn: ConnState,
-    pub last_poll_at: Option<SystemTime>,
-    pub last_ok: Option<bool>,
-    pub consecutive_failures: u32,
-    pub last_error: Option<String>,
+    pub fn consecutive_failures(&self) -> u32 {
+        match self {
+            ConnState::Failing { failures, .. } => *failures,
+            _ => 0,
+        }
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        match self {
+            ConnState::Failing { last_error, .. } => Some(last_error),
+            _ => None,
+        }
+    }
+
+    pub fn last_poll_at(&self) -> Option<SystemTime> {
+        match self {
+            ConnState::Idle => None,
+            ConnState::Healthy { last_poll_at } | ConnState::Failing { last_poll_at, .. } => Some(*last_poll_at),
+        }
+    }
+
+    /// Whether the last poll was answered; None before the first.
+    pub fn last_ok(&self) -> Option<bool> {
+        match self {
+            ConnState::Idle => None,
+            ConnState::Healthy { .. } => Some(true),
+            ConnState::Failing { .. } => Some(false),
+        }
+    }
 }
 
 /// What one pass achieved; `failures` is empty when all went well.
@@ -118,6 +160,71 @@ pub fn transport_for(cfg: &Config) -> Result<Option<Arc<dyn Transport>>, Central
     })
 }
 
+/// The engine's own part of `status`, taken while the engine is free. The daemon keeps the
+/// last one for while a job holds the engine; [`EngineView::status`] is the one place a
+/// status is built, from it, the live panel.ini keeper and what the daemon knows.
+#[derive(Debug, Clone)]
+pub struct EngineView {
+    central: status::Central,
+    push_listen: Option<String>,
+    plesk: status::Plesk,
+    undelivered_results: u64,
+    recent: Vec<status::RecentJob>,
+    /// Listed before panel.ini's problems; `job_problems` after them.
+    poll_problem: Option<String>,
+    job_problems: Vec<String>,
+}
+
+/// What only the running daemon knows, for `status`.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonFacts {
+    /// None: no daemon runs (`sync`).
+    pub daemon: Option<status::Daemon>,
+    pub push_accepted: u64,
+    pub push_rejected: u64,
+    /// The daemon's own problems (a push listener that could not start).
+    pub problems: Vec<String>,
+}
+
+impl EngineView {
+    /// One sentence per reason the agent is degraded (contract section 8), in the order
+    /// poll, panel.ini, jobs, then `extra`.
+    pub fn problems(&self, panel: &PanelKeeper, extra: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = self.poll_problem.iter().cloned().collect();
+        v.extend(panel.problems());
+        v.extend(self.job_problems.iter().cloned());
+        v.extend(extra.iter().cloned());
+        v
+    }
+
+    pub fn status(&self, panel: &PanelKeeper, running: Option<String>, facts: &DaemonFacts) -> status::Status {
+        status::Status {
+            schema_version: status::SCHEMA_VERSION,
+            daemon: facts.daemon.clone().unwrap_or_else(|| status::Daemon {
+                running: false,
+                pid: None,
+                version: crate::VERSION.to_string(),
+                started_at: None,
+                uptime_s: None,
+            }),
+            health: status::Health::from_problems(self.problems(panel, &facts.problems)),
+            central: self.central.clone(),
+            push: status::Push {
+                listen: self.push_listen.clone(),
+                accepted: facts.push_accepted,
+                rejected: facts.push_rejected,
+            },
+            panel_ini: panel.status(),
+            plesk: self.plesk.clone(),
+            jobs: status::Jobs {
+                running,
+                undelivered_results: self.undelivered_results,
+                recent: self.recent.clone(),
+            },
+        }
+    }
+}
+
 pub struct Engine {
     cfg: Config,
     clock: Arc<dyn Clock>,
@@ -130,8 +237,7 @@ pub struct Engine {
     /// Whether the instructions in force arrived fresh (a 200, or the first pass after
     /// start): only then is a stored result re-sent for a job the store still lists.
     fresh: bool,
-    pub poll: PollState,
-    instructions_error: Option<String>,
+    pub conn: ConnState,
     unanswerable: Vec<String>,
     delivery_error: Option<String>,
     /// Consecutive failed deliveries, and when the next attempt may go (backoff).
@@ -186,14 +292,7 @@ impl Engine {
             panel: Arc::new(Mutex::new(panel)),
             persisted,
             fresh: true,
-            poll: PollState {
-                conn: ConnState::Idle,
-                last_poll_at: None,
-                last_ok: None,
-                consecutive_failures: 0,
-                last_error: None,
-            },
-            instructions_error: None,
+            conn: ConnState::Idle,
             unanswerable: Vec::new(),
             delivery_error: None,
             key_number: None,
@@ -259,14 +358,22 @@ impl Engine {
         }
     }
 
-    /// One full pass: jobs interrupted earlier, poll, then the rest (see [`Engine::after_poll`]).
+    /// One full pass, polling here (`sync`); see [`Engine::complete_pass`].
     pub async fn pass(&mut self, wait: Option<Duration>) -> PassOutcome {
-        let mut out = PassOutcome::default();
-        self.resume_interrupted(&mut out).await;
         let polled = match self.transport.clone() {
             Some(t) => Some(t.poll(self.poll_request(wait)).await),
             None => None,
         };
+        self.complete_pass(polled).await
+    }
+
+    /// Everything of a pass after its poll, in the one order there is: jobs a crash
+    /// interrupted, the poll's outcome, panel.ini, the listed jobs, deliveries, the report,
+    /// pruning. The daemon polls outside the engine's lock (a wake may drop a held poll)
+    /// and hands the outcome here; `None` is a pass without a store.
+    pub async fn complete_pass(&mut self, polled: Option<Result<PollOutcome, CentralError>>) -> PassOutcome {
+        let mut out = PassOutcome::default();
+        self.resume_interrupted(&mut out).await;
         self.after_poll(polled, &mut out).await;
         out
     }
@@ -285,7 +392,7 @@ impl Engine {
     }
 
     /// Runs jobs a crash or kill interrupted: again, or `failed` after [`MAX_ATTEMPTS`].
-    pub async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
+    async fn resume_interrupted(&mut self, out: &mut PassOutcome) {
         for rec in self.journal.interrupted() {
             if self.stop.load(Ordering::SeqCst) {
                 break;
@@ -322,7 +429,7 @@ impl Engine {
 
     /// Everything after the poll: take its outcome, reconcile panel.ini, run the listed jobs,
     /// deliver results, report, prune.
-    pub async fn after_poll(&mut self, polled: Option<Result<PollOutcome, CentralError>>, out: &mut PassOutcome) {
+    async fn after_poll(&mut self, polled: Option<Result<PollOutcome, CentralError>>, out: &mut PassOutcome) {
         if let Some(polled) = polled {
             self.take_poll(polled, out);
         }
@@ -342,11 +449,9 @@ impl Engine {
 
     fn take_poll(&mut self, polled: Result<PollOutcome, CentralError>, out: &mut PassOutcome) {
         let now = self.clock.now();
-        self.poll.last_poll_at = Some(now);
         match polled {
             Ok(PollOutcome::Instructions { instructions, etag }) => {
-                self.poll_ok();
-                self.instructions_error = None;
+                self.poll_ok(now);
                 self.panel.lock().unwrap().set_central(instructions.panel_ini.clone());
                 let unchanged = self.persisted.instructions == instructions && self.persisted.etag == etag;
                 self.persisted.instructions = instructions;
@@ -361,39 +466,36 @@ impl Engine {
                     out.failures.push(e.to_string());
                 }
             }
-            Ok(PollOutcome::NotModified) => self.poll_ok(),
+            Ok(PollOutcome::NotModified) => self.poll_ok(now),
             Err(e) => {
                 let msg = e.to_string();
-                self.poll.consecutive_failures += 1;
-                self.poll.last_ok = Some(false);
-                self.poll.conn = match &e {
-                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => ConnState::AuthFailing,
-                    CentralError::UnknownHost { .. } => ConnState::UnknownHost,
-                    _ => ConnState::BackingOff,
+                let kind = match &e {
+                    CentralError::Unauthorized { .. } | CentralError::Token { .. } => PollFailure::AuthFailing,
+                    CentralError::UnknownHost { .. } => PollFailure::UnknownHost,
+                    _ => PollFailure::BackingOff,
                 };
-                if matches!(e, CentralError::BadInstructions { .. } | CentralError::TooLarge { .. }) {
-                    self.instructions_error = Some(msg.clone());
+                let failures = self.conn.consecutive_failures() + 1;
+                // A store that stays down with the same error is logged once.
+                if self.conn.last_error() != Some(msg.as_str()) || failures == 1 {
+                    tracing::error!(failures, "{msg}");
                 }
-                if self.poll.last_error.as_deref() != Some(msg.as_str()) || self.poll.consecutive_failures == 1 {
-                    tracing::error!(failures = self.poll.consecutive_failures, "{msg}");
-                }
-                self.poll.last_error = Some(msg.clone());
+                self.conn = ConnState::Failing {
+                    kind,
+                    failures,
+                    last_error: msg.clone(),
+                    last_poll_at: now,
+                };
                 out.failures.push(msg);
             }
         }
     }
 
-    fn poll_ok(&mut self) {
-        if self.poll.consecutive_failures > 0 {
-            tracing::info!(
-                after_failures = self.poll.consecutive_failures,
-                "the store answers again"
-            );
+    fn poll_ok(&mut self, now: SystemTime) {
+        let failures = self.conn.consecutive_failures();
+        if failures > 0 {
+            tracing::info!(after_failures = failures, "the store answers again");
         }
-        self.poll.conn = ConnState::Healthy;
-        self.poll.last_ok = Some(true);
-        self.poll.consecutive_failures = 0;
-        self.poll.last_error = None;
+        self.conn = ConnState::Healthy { last_poll_at: now };
     }
 
     async fn run_listed_jobs(&mut self, out: &mut PassOutcome) {
@@ -592,14 +694,11 @@ impl Engine {
     }
 
     fn problems_with(&self, p: &PanelKeeper) -> Vec<String> {
-        let mut v = Vec::new();
-        if self.poll.last_ok == Some(false) {
-            if let Some(e) = &self.poll.last_error {
-                v.push(format!("the last poll failed: {e}"));
-            }
-        }
-        v.extend(p.problems());
-        v.extend(self.unanswerable.iter().cloned());
+        self.view().problems(p, &[])
+    }
+
+    /// The engine's own part of `status`, for [`EngineView::status`].
+    pub fn view(&self) -> EngineView {
         let now = unix_secs(self.clock.now());
         let late = self
             .journal
@@ -607,68 +706,52 @@ impl Engine {
             .into_iter()
             .filter(|(_, _, t)| now.saturating_sub(*t) > DELIVERY_WARN_AFTER.as_secs())
             .count();
+        let mut job_problems = self.unanswerable.clone();
         if late > 0 {
-            v.push(format!(
+            job_problems.push(format!(
                 "{late} job result(s) have waited more than 10 minutes for delivery{}",
                 self.delivery_error
                     .as_ref()
                     .map_or(String::new(), |e| format!(" ({e})"))
             ));
         }
-        v
-    }
-
-    /// The engine's part of `status` (the daemon fills in `daemon` and `push`).
-    pub fn status(&self) -> status::Status {
-        let p = self.panel.lock().unwrap();
-        let problems = self.problems_with(&p);
-        let recent = self
-            .journal
-            .recent(20)
-            .into_iter()
-            .map(|r| status::RecentJob {
-                id: r.id.clone(),
-                job_type: r.job_type.clone(),
-                status: r.result.as_ref().map_or("unknown", |x| x.status.as_str()).to_string(),
-                finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
-                attempts: r.attempts,
-            })
-            .collect();
-        status::Status {
-            schema_version: status::SCHEMA_VERSION,
-            daemon: status::Daemon {
-                running: false,
-                pid: None,
-                version: crate::VERSION.to_string(),
-                started_at: None,
-                uptime_s: None,
-            },
-            health: status::Health::from_problems(problems),
+        EngineView {
             central: status::Central {
                 url: self.transport.as_ref().map(|t| t.url().to_string()),
                 transport: self.transport.as_ref().map_or("none", |t| t.kind()).to_string(),
-                last_poll_at: self.poll.last_poll_at.map(rfc3339),
-                last_poll_ok: self.poll.last_ok,
-                consecutive_failures: self.poll.consecutive_failures,
-                last_error: self.poll.last_error.clone(),
-                state: self.poll.conn.as_str().to_string(),
+                last_poll_at: self.conn.last_poll_at().map(rfc3339),
+                last_poll_ok: self.conn.last_ok(),
+                consecutive_failures: self.conn.consecutive_failures(),
+                last_error: self.conn.last_error().map(str::to_string),
+                state: self.conn.as_str().to_string(),
             },
-            push: status::Push {
-                listen: self.cfg.push.listen.map(|a| a.to_string()),
-                accepted: 0,
-                rejected: 0,
-            },
-            panel_ini: p.status(),
+            push_listen: self.cfg.push.listen.map(|a| a.to_string()),
             plesk: status::Plesk {
                 key_number: self.key_number.clone(),
                 version: self.plesk_version.clone(),
             },
-            jobs: status::Jobs {
-                running: self.running.lock().unwrap().clone(),
-                undelivered_results: self.journal.undelivered().len() as u64,
-                recent,
-            },
+            undelivered_results: self.journal.undelivered().len() as u64,
+            recent: self
+                .journal
+                .recent(20)
+                .into_iter()
+                .map(|r| status::RecentJob {
+                    id: r.id.clone(),
+                    job_type: r.job_type.clone(),
+                    status: r.result.as_ref().map_or("unknown", |x| x.status.as_str()).to_string(),
+                    finished_at: r.result.as_ref().map(|x| x.finished_at.clone()),
+                    attempts: r.attempts,
+                })
+                .collect(),
+            poll_problem: self.conn.last_error().map(|e| format!("the last poll failed: {e}")),
+            job_problems,
         }
+    }
+
+    /// The status with what the daemon adds (`DaemonFacts::default()` when none runs).
+    pub fn status(&self, facts: &DaemonFacts) -> status::Status {
+        let running = self.running.lock().unwrap().clone();
+        self.view().status(&self.panel.lock().unwrap(), running, facts)
     }
 
     /// The instructions in force (persisted across restarts).

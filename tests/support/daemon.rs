@@ -188,12 +188,6 @@ pub fn agent_with(config: &Path, args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Replaces `key = …` in `[section]` of the sandbox config (appending it when missing).
 pub fn set_config(sb: &Sandbox, section: &str, key: &str, value: &str) {
     let old = fs::read_to_string(&sb.config).unwrap();
@@ -239,52 +233,4 @@ pub fn eventually(timeout: Duration, pred: impl Fn() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (contract 5.4).
-pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Sends one HTTP/1.1 request to the push listener and returns the response's status code.
-/// A write the server cut short (it answered before reading the whole body) is not an error.
-pub fn http(port: u16, method: &str, path: &str, signature: Option<&str>, body: &[u8]) -> u16 {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: agent\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if let Some(sig) = signature {
-        req.push_str(&format!("X-Signature: {sig}\r\n"));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    let _ = s.write_all(&bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    let resp = String::from_utf8_lossy(&out);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status line in {resp:?}"))
 }

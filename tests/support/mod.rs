@@ -1,3 +1,4 @@
 pub mod daemon;
+pub mod net;
 pub mod sandbox;
 pub mod store;

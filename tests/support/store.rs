@@ -91,6 +91,11 @@ struct State {
     reports: Vec<serde_json::Value>,
     poll_count: usize,
     held: usize,
+    /// The connections of the polls being held, by hold number, to see which the client closed.
+    holding: Vec<(u64, Arc<std::net::TcpStream>)>,
+    hold_counter: u64,
+    /// The most polls the client had open at once, counted at each poll's arrival.
+    max_open_polls: usize,
 }
 
 struct Shared {
@@ -137,6 +142,9 @@ impl FakeStore {
                 reports: Vec::new(),
                 poll_count: 0,
                 held: 0,
+                holding: Vec::new(),
+                hold_counter: 0,
+                max_open_polls: 0,
             }),
             changed,
         });
@@ -258,9 +266,16 @@ impl FakeStore {
         self.shared.lock().poll_count
     }
 
-    /// Polls being held open right now.
+    /// Polls being held open right now. A poll whose client closed the connection stops
+    /// being held at once.
     pub fn held_polls(&self) -> usize {
         self.shared.lock().held
+    }
+
+    /// The most polls the client had open at once (a poll arriving while another is held and
+    /// its connection still open counts two).
+    pub fn max_open_polls(&self) -> usize {
+        self.shared.lock().max_open_polls
     }
 
     /// Forgets recorded requests, results and reports (not the configuration).
@@ -308,11 +323,17 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdow
                 Err(_) => continue,
             },
         };
+        // A second handle on the socket, to see a client close it while its poll is held
+        // (hyper reads nothing from a connection while its request is being answered).
+        let Ok((stream, peer)) = split_off_peer(stream) else {
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(shared, req).await) }
+                let peer = peer.clone();
+                async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
             });
             // Keep-alive is hyper's default; errors from clients going away are expected.
             let _ = hyper::server::conn::http1::Builder::new()
@@ -322,7 +343,35 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdow
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<StoreBody> {
+/// The stream for hyper and a duplicate of its socket (non-blocking) for [`client_closed`].
+fn split_off_peer(stream: tokio::net::TcpStream) -> std::io::Result<(tokio::net::TcpStream, Arc<std::net::TcpStream>)> {
+    let std = stream.into_std()?;
+    let peer = std.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(std)?, Arc::new(peer)))
+}
+
+/// True when the client has closed (or reset) its side of the connection.
+fn client_closed(peer: &std::net::TcpStream) -> bool {
+    match peer.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Completes when the client closes the connection; never, if it sends more data instead.
+async fn closed_by_client(peer: &std::net::TcpStream) {
+    let Ok(dup) = peer.try_clone().and_then(tokio::net::TcpStream::from_std) else {
+        return std::future::pending().await;
+    };
+    match dup.peek(&mut [0u8; 1]).await {
+        Ok(0) | Err(_) => {}
+        // A pipelined request, not a close.
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+async fn handle(shared: Arc<Shared>, peer: Arc<std::net::TcpStream>, req: Request<Incoming>) -> Response<StoreBody> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let rec = Recorded {
@@ -345,7 +394,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<StoreBo
     // Decided under the lock; a poll is answered (and maybe held) after it is released.
     match answer_now(&shared, &rec) {
         Some(response) => response,
-        None => poll(&shared, &rec).await,
+        None => poll(&shared, &peer, &rec).await,
     }
 }
 
@@ -384,12 +433,14 @@ fn answer_now(shared: &Shared, rec: &Recorded) -> Option<Response<StoreBody>> {
     })
 }
 
-async fn poll(shared: &Shared, rec: &Recorded) -> Response<StoreBody> {
+async fn poll(shared: &Shared, peer: &Arc<std::net::TcpStream>, rec: &Recorded) -> Response<StoreBody> {
     // Subscribed before the state is read, so a change in between is not missed.
     let mut changed = shared.changed.subscribe();
     let inm = rec.header("if-none-match").map(str::to_string);
     let hold = {
-        let st = shared.lock();
+        let mut st = shared.lock();
+        let open = st.holding.iter().filter(|(_, p)| !client_closed(p)).count() + 1;
+        st.max_open_polls = st.max_open_polls.max(open);
         let wait = rec.wait().unwrap_or(0);
         match &st.answer {
             PollAnswer::Json { etag, .. } if wait > 0 && st.honour_wait && inm.as_deref() == Some(etag) => {
@@ -399,8 +450,12 @@ async fn poll(shared: &Shared, rec: &Recorded) -> Response<StoreBody> {
         }
     };
     if let Some(wait) = hold {
-        let _held = HeldGuard::new(shared);
-        let _ = tokio::time::timeout(wait, changed.changed()).await;
+        let _held = HeldGuard::new(shared, peer.clone());
+        tokio::select! {
+            _ = tokio::time::timeout(wait, changed.changed()) => {}
+            // Nobody to answer: stop holding (hyper then drops the connection).
+            _ = closed_by_client(peer) => return text(499, "client closed the poll"),
+        }
     }
     let st = shared.lock();
     match &st.answer {
@@ -421,18 +476,24 @@ async fn poll(shared: &Shared, rec: &Recorded) -> Response<StoreBody> {
 }
 
 /// Counts a held poll for [`FakeStore::held_polls`], also when the client goes away.
-struct HeldGuard<'a>(&'a Shared);
+struct HeldGuard<'a>(&'a Shared, u64);
 
 impl<'a> HeldGuard<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        shared.lock().held += 1;
-        HeldGuard(shared)
+    fn new(shared: &'a Shared, peer: Arc<std::net::TcpStream>) -> Self {
+        let mut st = shared.lock();
+        st.held += 1;
+        st.hold_counter += 1;
+        let id = st.hold_counter;
+        st.holding.push((id, peer));
+        HeldGuard(shared, id)
     }
 }
 
 impl Drop for HeldGuard<'_> {
     fn drop(&mut self) {
-        self.0.lock().held -= 1;
+        let mut st = self.0.lock();
+        st.held -= 1;
+        st.holding.retain(|(id, _)| *id != self.1);
     }
 }
 

@@ -1,5 +1,6 @@
-//! systemd integration: READY, STATUS, STOPPING and watchdog pings, all from the daemon's
-//! own process (sd-notify sends nothing when `NOTIFY_SOCKET` is unset).
+//! systemd integration for the agent and the catalog proxy: READY, STATUS, STOPPING and
+//! watchdog pings, all from the service's own process (sd-notify sends nothing when
+//! `NOTIFY_SOCKET` is unset).
 
 use std::time::Duration;
 

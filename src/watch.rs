@@ -1,4 +1,4 @@
-//! Watches files (panel.ini, the spool's instructions.json) for changes.
+//! Watches files (panel.ini, the spool's instructions.json, the proxy's allow file) for changes.
 //!
 //! Editors and configuration tools replace a file by writing a temporary file and renaming
 //! it over the original; an inotify watch on the file itself dies with the old inode. So we
