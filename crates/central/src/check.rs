@@ -121,7 +121,7 @@ fn ka(config: &Config) -> Option<Line> {
             name,
             ok: true,
             detail: format!(
-                "[ka] password_file {} is present and root-only (KA is not called by this version)",
+                "[ka] password_file {} is present and root-only",
                 p.display()
             ),
         },

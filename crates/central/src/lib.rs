@@ -12,6 +12,7 @@ pub mod cli_text;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod ka;
 pub mod logging;
 pub mod metrics;
 pub mod push;
