@@ -15,6 +15,7 @@ pub mod db;
 pub mod ka;
 pub mod logging;
 pub mod metrics;
+pub mod orders;
 pub mod push;
 pub mod server;
 pub mod store;
