@@ -32,6 +32,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/hosts/{host}/report", put(report))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/buy", get(crate::buy::buy))
         .with_state(app)
 }
 

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod buy;
 pub mod check;
 pub mod cli;
 pub mod cli_text;

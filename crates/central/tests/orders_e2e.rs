@@ -182,3 +182,29 @@ fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once() {
         vec![format!("bin license -i {}", ka.ka.keys()[0].activation_code)]
     );
 }
+
+#[test]
+fn buy_now_redirects_to_the_store_for_what_is_sold_and_explains_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, _agent) = fleet(dir.path(), &ka.ka);
+    let get = |q: &str| support::http::request(&central.addr, "GET", &format!("/buy?{q}"), None, &[], b"");
+
+    let r = get("extension-id=seo-toolkit&kn=plsk123456780001&token=t%20x&product-id=9");
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("https://shop.example.com/cart?ext=seo-toolkit&kn=PLSK.12345678.0001&host=web-1")
+    );
+    for q in [
+        "extension-id=%3Cscript%3E&kn=plsk123456780001",
+        "extension-id=seo-toolkit&kn=PLSK.99999999.0001",
+    ] {
+        let r = get(q);
+        assert_eq!(r.status, 404, "{q}");
+        assert!(r.body.contains("not sold by this store"), "{}", r.body);
+        assert!(!r.body.contains("<script>"), "{}", r.body);
+    }
+    assert_eq!(get("kn=1").status, 400);
+    assert!(ka.ka.calls().is_empty(), "Buy Now bought something");
+}
