@@ -269,6 +269,10 @@ async fn metrics(State(app): State<App>) -> Response {
     if let Some(orders) = &app.orders {
         text.push_str(&orders.render_metrics().await);
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
         .into_response()
 }

@@ -34,7 +34,9 @@ pub fn parse(query: &str) -> Result<BuyParams, String> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let v = decode(v).ok_or_else(|| format!("the parameter {k} is not valid percent-encoded UTF-8"))?;
         if v.len() > MAX_VALUE || v.chars().any(char::is_control) {
-            return Err(format!("the parameter {k} is longer than {MAX_VALUE} bytes or holds control characters"));
+            return Err(format!(
+                "the parameter {k} is longer than {MAX_VALUE} bytes or holds control characters"
+            ));
         }
         match k {
             "extension-id" => p.extension_id = v,
@@ -131,7 +133,11 @@ pub async fn buy(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
         Err(StoreError::NoKeyNumber(_)) => return not_sold(),
         Err(e) => {
             tracing::error!("{e}");
-            return page(StatusCode::SERVICE_UNAVAILABLE, "Try again later", "The store cannot be reached just now.");
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again later",
+                "The store cannot be reached just now.",
+            );
         }
     };
     let Some(template) = &app.config.buy_redirect else {
@@ -160,7 +166,10 @@ mod tests {
             "PLSK.12345678.0001",
             "web 1",
         );
-        assert_eq!(url, "https://shop/cart?e=seo%20tool&kn=PLSK.12345678.0001&t=a%2Bb&p=7&h=web%201");
+        assert_eq!(
+            url,
+            "https://shop/cart?e=seo%20tool&kn=PLSK.12345678.0001&t=a%2Bb&p=7&h=web%201"
+        );
         assert!(parse("kn=1").unwrap_err().contains("extension-id"));
         assert!(parse("extension-id=%ZZ").unwrap_err().contains("extension-id"));
         assert!(parse(&format!("extension-id={}", "a".repeat(600))).is_err());

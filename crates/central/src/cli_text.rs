@@ -148,7 +148,10 @@ pub fn order_or_list(v: &Value) -> String {
             out.push_str(&format!("  {k}: {x}\n"));
         }
     }
-    out.push_str(&format!("  ka_attempts: {}\n", v.get("ka_attempts").unwrap_or(&Value::Null)));
+    out.push_str(&format!(
+        "  ka_attempts: {}\n",
+        v.get("ka_attempts").unwrap_or(&Value::Null)
+    ));
     if let Some(e) = v.get("error").and_then(Value::as_str) {
         out.push_str(&format!("  error (as KA or the agent gave it): {e}\n"));
     }

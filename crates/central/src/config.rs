@@ -109,7 +109,15 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("fleet", &["buy_url", "catalog_url"]),
     (
         "ka",
-        &["url", "username", "password_file", "owner_id", "plesk_item", "parent_form", "timeout"],
+        &[
+            "url",
+            "username",
+            "password_file",
+            "owner_id",
+            "plesk_item",
+            "parent_form",
+            "timeout",
+        ],
     ),
     ("store", &["buy_redirect"]),
 ];

@@ -375,7 +375,9 @@ fn parse_key(method: &'static str, url: &str, text: &str) -> Result<Key, KaError
     let wire: KeyWire =
         serde_json::from_value(raw.clone()).map_err(|e| answer(format!("not a license key structure: {e}")))?;
     let ids = wire.key_identifiers;
-    let key_number = ids.key_number.ok_or_else(|| answer("keyIdentifiers.keyNumber is missing".into()))?;
+    let key_number = ids
+        .key_number
+        .ok_or_else(|| answer("keyIdentifiers.keyNumber is missing".into()))?;
     let activation_code = ids
         .activation_code
         .ok_or_else(|| answer("keyIdentifiers.activationCode is missing".into()))?;

@@ -307,7 +307,10 @@ impl Orders {
     pub async fn resume(self: &Arc<Self>) {
         match self.list(None).await {
             Ok(all) => {
-                for o in all.iter().filter(|o| ["pending", "licensed", "queued"].contains(&o.state.as_str())) {
+                for o in all
+                    .iter()
+                    .filter(|o| ["pending", "licensed", "queued"].contains(&o.state.as_str()))
+                {
                     self.drive(&o.id);
                 }
             }
@@ -426,7 +429,12 @@ impl Orders {
         let found = ka.find_by_nickname(&o.id).await?;
         let Some(first) = found.first() else { return Ok(None) };
         if found.len() > 1 {
-            tracing::warn!("order {}: KA has {} keys with this nickname; using {}", o.id, found.len(), first.key_id);
+            tracing::warn!(
+                "order {}: KA has {} keys with this nickname; using {}",
+                o.id,
+                found.len(),
+                first.key_id
+            );
         }
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         ka.get_key(&first.key_id.to_string()).await.map(Some)
@@ -464,13 +472,15 @@ impl Orders {
             ("retrieve_keys", None)
         };
         let (job, _) = self.store.add_job(&o.host, kind, code, Some(&o.id)).await?;
-        sqlx::query("UPDATE orders SET state = 'queued', job_id = $1, updated_at = $2 WHERE id = $3 AND state = 'licensed'")
-            .bind(&job.id)
-            .bind(self.store.now())
-            .bind(&o.id)
-            .execute(&self.store.db.pool)
-            .await
-            .map_err(|e| self.db_err(&o.id, e))?;
+        sqlx::query(
+            "UPDATE orders SET state = 'queued', job_id = $1, updated_at = $2 WHERE id = $3 AND state = 'licensed'",
+        )
+        .bind(&job.id)
+        .bind(self.store.now())
+        .bind(&o.id)
+        .execute(&self.store.db.pool)
+        .await
+        .map_err(|e| self.db_err(&o.id, e))?;
         Ok(true)
     }
 
@@ -482,7 +492,11 @@ impl Orders {
         let (state, error) = if job.state == "succeeded" {
             ("done", None)
         } else {
-            let why = job.result.as_ref().map(|r| r.to_string()).unwrap_or_else(|| format!("the job was {}", job.state));
+            let why = job
+                .result
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| format!("the job was {}", job.state));
             ("failed", Some(why))
         };
         let r = sqlx::query(

@@ -1,8 +1,8 @@
 //! The KA Partner API v3 client against the fake KA on loopback.
 
 mod support;
-use std::time::Duration;
 use plesk_reseller_central::ka::*;
+use std::time::Duration;
 use support::fake_ka::{self, FakeKa};
 
 fn client(ka: &FakeKa, form: ParentForm, timeout: Duration) -> KaClient {
@@ -22,7 +22,11 @@ async fn creates_a_main_key_and_reads_its_code() {
     let ka = FakeKa::start(&["PLESK-12-WEB-HOST-1M"]).await;
     let c = client(&ka, ParentForm::KeyId, Duration::from_secs(5));
     let key = c
-        .create_key(&NewKey { items: vec!["PLESK-12-WEB-HOST-1M".into()], parent_key_number: None, nickname: "ord-1".into() })
+        .create_key(&NewKey {
+            items: vec!["PLESK-12-WEB-HOST-1M".into()],
+            parent_key_number: None,
+            nickname: "ord-1".into(),
+        })
         .await
         .unwrap();
     assert_eq!(ka.keys().len(), 1);
@@ -31,7 +35,13 @@ async fn creates_a_main_key_and_reads_its_code() {
     let again = c.get_key(&key.key_id.to_string()).await.unwrap();
     assert_eq!(again.key_number, key.key_number);
     let found = c.find_by_nickname("ord-1").await.unwrap();
-    assert_eq!(found, vec![ShortKey { key_id: key.key_id, parent_key_id: None }]);
+    assert_eq!(
+        found,
+        vec![ShortKey {
+            key_id: key.key_id,
+            parent_key_id: None
+        }]
+    );
     assert!(c.find_by_nickname("ord-2").await.unwrap().is_empty());
     let call = &ka.calls()[0];
     assert_eq!(call.method, "POST");
@@ -47,14 +57,28 @@ async fn attaches_an_extension_key_by_key_id_or_key_number() {
     for form in [ParentForm::KeyId, ParentForm::KeyNumber] {
         let c = client(&ka, form, Duration::from_secs(5));
         let key = c
-            .create_key(&NewKey { items: vec!["ADD-EXT-1M".into()], parent_key_number: Some("PLSK.12345678.0001".into()), nickname: format!("{form:?}") })
+            .create_key(&NewKey {
+                items: vec!["ADD-EXT-1M".into()],
+                parent_key_number: Some("PLSK.12345678.0001".into()),
+                nickname: format!("{form:?}"),
+            })
             .await
             .unwrap();
         assert_eq!(key.parent_key_id, Some(12345678));
     }
-    let bodies: Vec<serde_json::Value> = ka.calls().iter().map(|c| serde_json::from_str(&c.body).unwrap()).collect();
-    assert_eq!(bodies[0]["parentKeyIdentifiers"], serde_json::json!({"keyId": 12345678}));
-    assert_eq!(bodies[1]["parentKeyIdentifiers"], serde_json::json!({"keyNumber": "PLSK.12345678.0001"}));
+    let bodies: Vec<serde_json::Value> = ka
+        .calls()
+        .iter()
+        .map(|c| serde_json::from_str(&c.body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies[0]["parentKeyIdentifiers"],
+        serde_json::json!({"keyId": 12345678})
+    );
+    assert_eq!(
+        bodies[1]["parentKeyIdentifiers"],
+        serde_json::json!({"keyNumber": "PLSK.12345678.0001"})
+    );
 }
 
 #[tokio::test]
@@ -62,7 +86,11 @@ async fn ka_errors_are_kept_verbatim_and_classified() {
     let ka = FakeKa::start(&["ADD-EXT-1M"]).await;
     let c = client(&ka, ParentForm::KeyId, Duration::from_secs(5));
     let e = c
-        .create_key(&NewKey { items: vec!["NOT-SOLD".into()], parent_key_number: None, nickname: "x".into() })
+        .create_key(&NewKey {
+            items: vec!["NOT-SOLD".into()],
+            parent_key_number: None,
+            nickname: "x".into(),
+        })
         .await
         .unwrap_err();
     assert!(!e.is_transient(), "{e}");
@@ -72,14 +100,25 @@ async fn ka_errors_are_kept_verbatim_and_classified() {
     let e = c.get_key("1").await.unwrap_err();
     assert!(e.is_transient(), "{e}");
     let mut bad = client(&ka, ParentForm::KeyId, Duration::from_secs(5));
-    bad = KaClient::new(KaSettings { password: "wrong".into(), ..settings_of(&ka) }).unwrap_or(bad);
+    bad = KaClient::new(KaSettings {
+        password: "wrong".into(),
+        ..settings_of(&ka)
+    })
+    .unwrap_or(bad);
     let e = bad.get_key("1").await.unwrap_err();
     assert!(matches!(e, KaError::Api { status: 401, .. }), "{e}");
     assert!(!e.to_string().contains(fake_ka::PASSWORD));
 }
 
 fn settings_of(ka: &FakeKa) -> KaSettings {
-    KaSettings { base_url: ka.base_url(), username: fake_ka::USER.into(), password: fake_ka::PASSWORD.into(), owner_id: Some(fake_ka::OWNER.into()), parent_form: ParentForm::KeyId, timeout: Duration::from_secs(5) }
+    KaSettings {
+        base_url: ka.base_url(),
+        username: fake_ka::USER.into(),
+        password: fake_ka::PASSWORD.into(),
+        owner_id: Some(fake_ka::OWNER.into()),
+        parent_form: ParentForm::KeyId,
+        timeout: Duration::from_secs(5),
+    }
 }
 
 #[tokio::test]
@@ -88,7 +127,11 @@ async fn a_lost_answer_is_a_transient_error_and_the_key_is_found_by_nickname() {
     ka.answer_creates_after(Some(Duration::from_secs(3)));
     let c = client(&ka, ParentForm::KeyId, Duration::from_millis(300));
     let e = c
-        .create_key(&NewKey { items: vec!["PLESK-12-WEB-HOST-1M".into()], parent_key_number: None, nickname: "ord-9".into() })
+        .create_key(&NewKey {
+            items: vec!["PLESK-12-WEB-HOST-1M".into()],
+            parent_key_number: None,
+            nickname: "ord-9".into(),
+        })
         .await
         .unwrap_err();
     assert!(e.is_transient(), "{e}");

@@ -105,10 +105,22 @@ fn a_plesk_order_installs_the_code_ka_returned_and_a_repeat_buys_nothing() {
     assert_eq!(creates(&ka.ka), 1);
     assert_eq!(central.json(&["jobs", "list"]).as_array().unwrap().len(), 1);
     // The same id with other parameters is refused, naming the order.
-    let out = central.cli(&["orders", "add", "--order-id", "ord-1", "--key-number", KN, "--extension", "seo-toolkit"]);
+    let out = central.cli(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-1",
+        "--key-number",
+        KN,
+        "--extension",
+        "seo-toolkit",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("order ord-1 exists already with other parameters"), "{err}");
+    assert!(
+        err.contains("order ord-1 exists already with other parameters"),
+        "{err}"
+    );
     // The code KA gave leaves the database once the job has ended.
     let code = keys[0].activation_code.clone();
     wait_for(10, "the code erased from the database files", || {
@@ -126,7 +138,16 @@ fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
     let (central, agent) = fleet(dir.path(), &ka.ka);
 
     // Not in [sell]: refused before any KA call.
-    let out = central.cli(&["orders", "add", "--order-id", "ord-x", "--key-number", KN, "--extension", "other-ext"]);
+    let out = central.cli(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-x",
+        "--key-number",
+        KN,
+        "--extension",
+        "other-ext",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"other-ext\" is not in the [sell] list"), "{err}");
@@ -134,7 +155,16 @@ fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
 
     // KA down once (503): the order stays pending with the error shown, then succeeds.
     ka.ka.fail_next(&[503]);
-    central.json(&["orders", "add", "--order-id", "ord-2", "--key-number", "plsk123456780001", "--extension", "seo-toolkit"]);
+    central.json(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-2",
+        "--key-number",
+        "plsk123456780001",
+        "--extension",
+        "seo-toolkit",
+    ]);
     let done = wait_order(&central, "ord-2", "done");
     assert_eq!(done["ka_attempts"], 2, "{done}");
     assert_eq!(done["host"], "web-1");
@@ -145,13 +175,28 @@ fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
     assert_eq!(agent.license_calls(), vec!["bin license --retrieve".to_string()]);
 
     // KA's final word (an item it does not know) fails the order with KA's body verbatim.
-    central.json(&["orders", "add", "--order-id", "ord-3", "--key-number", KN, "--extension", "not-at-ka"]);
+    central.json(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-3",
+        "--key-number",
+        KN,
+        "--extension",
+        "not-at-ka",
+    ]);
     let failed = wait_order(&central, "ord-3", "failed");
     let error = failed["error"].as_str().unwrap();
-    assert!(error.contains("\"type\":\"233\"") && error.contains("ADD-UNKNOWN-1M"), "{error}");
+    assert!(
+        error.contains("\"type\":\"233\"") && error.contains("ADD-UNKNOWN-1M"),
+        "{error}"
+    );
     assert!(failed["job_id"].is_null());
     let shown = String::from_utf8_lossy(&central.cli(&["orders", "show", "ord-3"]).stdout).into_owned();
-    assert!(shown.contains("order ord-3: failed") && shown.contains("Unknown item"), "{shown}");
+    assert!(
+        shown.contains("order ord-3: failed") && shown.contains("Unknown item"),
+        "{shown}"
+    );
     let metrics = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
     assert!(metrics.contains("central_orders{state=\"done\"} 1"), "{metrics}");
     assert!(metrics.contains("central_orders{state=\"failed\"} 1"), "{metrics}");
@@ -167,7 +212,9 @@ fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once() {
     // KA makes the key at once but its answer comes only after the central is gone.
     ka.ka.answer_creates_after(Some(Duration::from_secs(30)));
     central.json(&["orders", "add", "--order-id", "ord-9", "--host", "web-1", "--plesk"]);
-    wait_for(30, "KA to have made the key", || (ka.ka.keys().len() == 1).then_some(()));
+    wait_for(30, "KA to have made the key", || {
+        (ka.ka.keys().len() == 1).then_some(())
+    });
     central.kill();
     ka.ka.answer_creates_after(None);
     central.start();
@@ -193,7 +240,7 @@ fn buy_now_redirects_to_the_store_for_what_is_sold_and_explains_the_rest() {
     let r = get("extension-id=seo-toolkit&kn=plsk123456780001&token=t%20x&product-id=9");
     assert_eq!(r.status, 302, "{}", r.body);
     assert_eq!(
-        r.header("location").as_deref(),
+        r.header("location"),
         Some("https://shop.example.com/cart?ext=seo-toolkit&kn=PLSK.12345678.0001&host=web-1")
     );
     for q in [

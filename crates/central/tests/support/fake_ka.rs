@@ -5,6 +5,8 @@
 //! Knobs: fail the next calls with a status, answer slowly, and commit a create but answer it
 //! only after a delay (the "answer lost" case: kill the caller meanwhile).
 #![allow(dead_code)]
+// Handlers return a ready error Response, as in the central.
+#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -154,7 +156,11 @@ impl Drop for FakeKa {
 
 /// A code of the documented grammar, different for every key.
 fn activation_code(key_id: u64) -> String {
-    format!("A{:05}-K{:05}-KSG046-H6BK67-1GE201", key_id % 100_000, (key_id / 7) % 100_000)
+    format!(
+        "A{:05}-K{:05}-KSG046-H6BK67-1GE201",
+        key_id % 100_000,
+        (key_id / 7) % 100_000
+    )
 }
 
 fn error(status: u16, kind: &str, message: &str, details: &str) -> Response {
@@ -183,7 +189,13 @@ fn key_json(k: &FakeKey, all: &[FakeKey]) -> Value {
 }
 
 /// Records the call, checks Basic auth, applies the delay and `fail_next`; `Err` is the answer.
-async fn prologue(state: &Shared, method: &str, path: String, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+async fn prologue(
+    state: &Shared,
+    method: &str,
+    path: String,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
     let delay = {
         let mut inner = state.lock().unwrap();
         inner.calls.push(Call {
@@ -235,7 +247,10 @@ async fn create(
     if let Some(after) = after {
         tokio::time::sleep(after).await;
     }
-    let location = format!("https://api.central.plesk.com/30/keys/{}", answer["keyIdentifiers"]["keyId"]);
+    let location = format!(
+        "https://api.central.plesk.com/30/keys/{}",
+        answer["keyIdentifiers"]["keyId"]
+    );
     let with_body = matches!(q.get("return-key-state").map(String::as_str), Some("yes" | "true"));
     let mut response = if with_body {
         (StatusCode::CREATED, axum::Json(answer)).into_response()
@@ -258,7 +273,11 @@ fn create_locked(inner: &mut Inner, req: &Value) -> Result<FakeKey, Response> {
     let items: Vec<String> = req
         .get("items")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|i| i.get("item")?.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i.get("item")?.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if items.is_empty() {
         return Err(error(400, "100", "items are mandatory", ""));
@@ -275,14 +294,12 @@ fn create_locked(inner: &mut Inner, req: &Value) -> Result<FakeKey, Response> {
             });
             match found {
                 None => return Err(error(400, "220", "Parent key not found", &p.to_string())),
-                Some(k) if k.terminated => {
-                    return Err(error(
-                        400,
-                        "24204",
-                        "The license key is detected as terminated. No further actions with this license key are allowed",
-                        &format!("Key number = {}.", k.key_number),
-                    ))
-                }
+                Some(k) if k.terminated => return Err(error(
+                    400,
+                    "24204",
+                    "The license key is detected as terminated. No further actions with this license key are allowed",
+                    &format!("Key number = {}.", k.key_number),
+                )),
                 Some(k) => Some(k.key_id),
             }
         }
@@ -323,7 +340,10 @@ async fn search(
     Query(q): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let path = format!("/keys?{}", q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"));
+    let path = format!(
+        "/keys?{}",
+        q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    );
     if let Err(r) = prologue(&state, "GET", path, &headers, b"").await {
         return r;
     }
