@@ -255,3 +255,20 @@ fn buy_now_redirects_to_the_store_for_what_is_sold_and_explains_the_rest() {
     assert_eq!(get("kn=1").status, 400);
     assert!(ka.ka.calls().is_empty(), "Buy Now bought something");
 }
+
+#[test]
+fn serve_refuses_a_ka_password_file_that_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let central = Central::new(&dir.path().join("central"), &config(dir.path(), &ka.ka));
+    let pw = dir.path().join("ka.password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = central.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot use the KA password file {}", pw.display())) && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains(fake_ka::PASSWORD), "{err}");
+}
