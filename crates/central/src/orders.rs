@@ -11,7 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use sqlx::Row;
 use crate::app::App;
 use crate::config::Config;
 use crate::ka::{KaClient, KaError, KaSettings, Key, NewKey};
+use crate::metrics::Metrics;
 use crate::store::{JobRow, Store, StoreError};
 
 /// The states, in order.
@@ -123,13 +124,6 @@ pub struct NewOrder {
     pub extension: Option<String>,
 }
 
-/// KA calls and failures, for `/metrics`.
-#[derive(Default)]
-pub struct KaCounters {
-    pub calls: AtomicU64,
-    pub errors: AtomicU64,
-}
-
 /// The orders' database rows and the worker that drives them.
 pub struct Orders {
     store: Store,
@@ -137,13 +131,14 @@ pub struct Orders {
     ka: Option<KaClient>,
     /// Orders a task is driving in this process: one task per order.
     driving: Mutex<HashSet<String>>,
-    pub counters: KaCounters,
+    /// Where KA calls and errors are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Orders {
     /// Builds the KA client when `[ka]` is filled in; an unusable password file is an error
     /// at start rather than at the first order.
-    pub fn new(store: Store, config: Arc<Config>) -> Result<Arc<Orders>, KaError> {
+    pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Arc<Orders>, KaError> {
         let k = &config.ka;
         let ka = match &k.password_file {
             Some(path) if !k.username.is_empty() => Some(KaClient::new(KaSettings {
@@ -161,7 +156,7 @@ impl Orders {
             config,
             ka,
             driving: Mutex::new(HashSet::new()),
-            counters: KaCounters::default(),
+            metrics,
         }))
     }
 
@@ -395,7 +390,7 @@ impl Orders {
                 .execute(&self.store.db.pool)
                 .await
                 .map_err(|e| self.db_err(&o.id, e))?;
-                self.counters.calls.fetch_add(1, Ordering::Relaxed);
+                self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
                 let new = NewKey {
                     items: vec![o.ka_item.clone()],
                     parent_key_number: o.key_number.clone(),
@@ -425,7 +420,7 @@ impl Orders {
 
     /// The key KA already made for this order, if any.
     async fn reconcile(&self, ka: &KaClient, o: &Order) -> Result<Option<Key>, KaError> {
-        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
         let found = ka.find_by_nickname(&o.id).await?;
         let Some(first) = found.first() else { return Ok(None) };
         if found.len() > 1 {
@@ -436,14 +431,14 @@ impl Orders {
                 first.key_id
             );
         }
-        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
         ka.get_key(&first.key_id.to_string()).await.map(Some)
     }
 
     /// KA's final word fails the order with its body verbatim; a transient failure keeps it
     /// pending with the error shown, to be tried again.
     async fn ka_failed(&self, o: &Order, e: KaError) -> Result<bool, OrderError> {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.ka_errors.fetch_add(1, Ordering::Relaxed);
         let final_ = !e.is_transient();
         sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4 AND state = 'pending'")
             .bind(if final_ { "failed" } else { "pending" })
@@ -515,20 +510,14 @@ impl Orders {
         Ok(())
     }
 
-    /// Prometheus lines: orders by state, KA calls and errors.
+    /// Prometheus lines: orders by state (KA's counters are in [`Metrics`]).
     pub async fn render_metrics(&self) -> String {
         let counts = self.counts().await;
-        let mut out = String::from("# TYPE central_orders gauge\n");
+        let mut out = String::from("# HELP central_orders Orders by state.\n# TYPE central_orders gauge\n");
         for s in STATES {
             let n = counts.iter().find(|(k, _)| k == s).map(|(_, n)| *n).unwrap_or(0);
             out.push_str(&format!("central_orders{{state=\"{s}\"}} {n}\n"));
         }
-        out.push_str(&format!(
-            "# TYPE central_ka_calls_total counter\ncentral_ka_calls_total {}\n\
-             # TYPE central_ka_errors_total counter\ncentral_ka_errors_total {}\n",
-            self.counters.calls.load(Ordering::Relaxed),
-            self.counters.errors.load(Ordering::Relaxed)
-        ));
         out
     }
 }

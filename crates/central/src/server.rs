@@ -124,7 +124,7 @@ pub async fn serve(
     let store = Store::new(db.clone(), system_clock(), Some(push_tx));
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let orders = crate::orders::Orders::new(store.clone(), Arc::new(config.clone()))?;
+    let orders = crate::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),

@@ -201,6 +201,9 @@ fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
     assert!(metrics.contains("central_orders{state=\"done\"} 1"), "{metrics}");
     assert!(metrics.contains("central_orders{state=\"failed\"} 1"), "{metrics}");
     assert!(metrics.contains("central_ka_errors_total 2"), "{metrics}");
+    let calls = format!("central_ka_calls_total {}", ka.ka.calls().len());
+    assert!(metrics.contains(&calls), "{calls}: {metrics}");
+    assert_eq!(metrics.matches("# TYPE central_ka_calls_total").count(), 1, "{metrics}");
 }
 
 #[test]
