@@ -30,7 +30,8 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/jobs", get(list_jobs).post(add_job))
         .route("/admin/v1/jobs/{id}", get(show_job))
         .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
-        .with_state(app)
+        .with_state(app.clone())
+        .merge(crate::orders::router(app))
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).

@@ -32,6 +32,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/hosts/{host}/report", put(report))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/buy", get(crate::buy::buy))
         .with_state(app)
 }
 
@@ -197,7 +198,16 @@ async fn result(
         }
     };
     app.metrics.results.fetch_add(1, Ordering::Relaxed);
-    match app.store.put_result(&host, &job, parsed.status.as_str(), &value).await {
+    let stored = app.store.put_result(&host, &job, parsed.status.as_str(), &value).await;
+    if let (Ok(ResultOutcome::Stored), Some(orders)) = (&stored, &app.orders) {
+        // The order of this job ends with it (an error here is caught up at the next start).
+        if let Ok(j) = app.store.job(&job).await {
+            if let Err(e) = orders.job_ended(&j).await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+    match stored {
         Err(e) => internal(e),
         Ok(ResultOutcome::Stored) | Ok(ResultOutcome::SameAgain) => plain(StatusCode::OK, "ok"),
         Ok(ResultOutcome::Different) => plain(StatusCode::CONFLICT, "this job already has a different result"),
@@ -257,10 +267,14 @@ async fn healthz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let counts = app.store.job_counts().await.unwrap_or_default();
+    let mut text = app.metrics.render(&counts);
+    if let Some(orders) = &app.orders {
+        text.push_str(&orders.render_metrics().await);
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&counts),
+        text,
     )
         .into_response()
 }

@@ -21,6 +21,8 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// The admin token for `admin_listen`, read at start.
     pub admin_token: Option<Arc<str>>,
+    /// Orders and their worker (None only where orders are not served).
+    pub orders: Option<Arc<crate::orders::Orders>>,
 }
 
 impl App {

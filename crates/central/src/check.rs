@@ -120,10 +120,7 @@ fn ka(config: &Config) -> Option<Line> {
         Ok(_) => Line {
             name,
             ok: true,
-            detail: format!(
-                "[ka] password_file {} is present and root-only (KA is not called by this version)",
-                p.display()
-            ),
+            detail: format!("[ka] password_file {} is present and root-only", p.display()),
         },
     })
 }

@@ -47,6 +47,9 @@ pub enum Command {
     /// What the reseller sells.
     #[command(subcommand)]
     Sell(SellCmd),
+    /// Orders: a paid license bought from KA and installed on the server.
+    #[command(subcommand)]
+    Orders(OrdersCmd),
     /// Check the config, the database and the listen addresses.
     Check,
 }
@@ -126,6 +129,33 @@ pub enum JobWhat {
 }
 
 #[derive(Subcommand)]
+pub enum OrdersCmd {
+    /// Take an order (returns at once; KA and the job follow): --host H --plesk, or
+    /// --key-number KN --extension EXT-ID.
+    Add {
+        #[arg(long)]
+        order_id: String,
+        #[arg(long, requires = "plesk", conflicts_with_all = ["key_number", "extension"])]
+        host: Option<String>,
+        /// A main Plesk key for the host.
+        #[arg(long, requires = "host")]
+        plesk: bool,
+        #[arg(long, requires = "extension")]
+        key_number: Option<String>,
+        /// An extension id of the [sell] list.
+        #[arg(long, requires = "key_number")]
+        extension: Option<String>,
+    },
+    /// The orders, oldest first.
+    List {
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// One order, with KA's error if any.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
 pub enum SellCmd {
     /// Print the [sell] extension ids, one a line (the catalog proxy's allow_file).
     AllowFile,
@@ -179,6 +209,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
         }
         Command::Hosts(c) => admin_call(&config, json, hosts_request(c)).await,
         Command::Jobs(c) => admin_call(&config, json, jobs_request(c)).await,
+        Command::Orders(c) => admin_call(&config, json, orders_request(c)).await,
     }
 }
 
@@ -336,6 +367,38 @@ fn jobs_request(c: JobsCmd) -> Request {
             None,
             crate::cli_text::job,
         ),
+    }
+}
+
+fn orders_request(c: OrdersCmd) -> Request {
+    let r = |method, path: String, body| Request {
+        method,
+        path,
+        body,
+        text: crate::cli_text::order_or_list,
+    };
+    match c {
+        OrdersCmd::Add {
+            order_id,
+            host,
+            plesk,
+            key_number,
+            extension,
+        } => r(
+            Method::POST,
+            "/admin/v1/orders".into(),
+            Some(json!({"order_id": order_id, "host": host, "plesk": plesk,
+                        "key_number": key_number, "extension": extension})),
+        ),
+        OrdersCmd::List { state } => r(
+            Method::GET,
+            match state {
+                Some(s) => format!("/admin/v1/orders?state={}", seg(&s)),
+                None => "/admin/v1/orders".into(),
+            },
+            None,
+        ),
+        OrdersCmd::Show { id } => r(Method::GET, format!("/admin/v1/orders/{}", seg(&id)), None),
     }
 }
 

@@ -113,3 +113,47 @@ pub fn job_list(v: &Value) -> String {
     }
     out
 }
+
+/// One order (a line per field that is set) or a list of orders (a line each).
+pub fn order_or_list(v: &Value) -> String {
+    if let Some(list) = v.as_array() {
+        let mut out = String::from("ORDER\tSTATE\tKIND\tHOST\tEXTENSION\tKA KEY\tJOB\n");
+        for o in list {
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                s(o, "id"),
+                s(o, "state"),
+                s(o, "kind"),
+                s(o, "host"),
+                s(o, "extension_id"),
+                s(o, "ka_key_number"),
+                s(o, "job_id")
+            ));
+        }
+        return out;
+    }
+    let mut out = format!("order {}: {}\n", s(v, "id"), s(v, "state"));
+    for k in [
+        "kind",
+        "host",
+        "key_number",
+        "extension_id",
+        "ka_item",
+        "ka_key_number",
+        "job_id",
+        "created_at",
+        "updated_at",
+    ] {
+        if let Some(x) = v.get(k).and_then(Value::as_str) {
+            out.push_str(&format!("  {k}: {x}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "  ka_attempts: {}\n",
+        v.get("ka_attempts").unwrap_or(&Value::Null)
+    ));
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        out.push_str(&format!("  error (as KA or the agent gave it): {e}\n"));
+    }
+    out
+}

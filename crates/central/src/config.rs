@@ -40,7 +40,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-/// `[ka]`: only checked for now (the KA client comes with orders).
+/// `[ka]`: the KA Partner API account orders are bought with.
 #[derive(Debug, Clone, Default)]
 pub struct KaConfig {
     pub url: String,
@@ -48,6 +48,10 @@ pub struct KaConfig {
     pub password_file: Option<PathBuf>,
     pub owner_id: String,
     pub plesk_item: String,
+    /// How a parent key is named on create (the one request shape KA leaves open).
+    pub parent_form: crate::ka::ParentForm,
+    /// Seconds per KA request.
+    pub timeout: u64,
 }
 
 /// The whole file.
@@ -103,7 +107,18 @@ const KNOWN: &[(&str, &[&str])] = &[
     ),
     ("database", &["url"]),
     ("fleet", &["buy_url", "catalog_url"]),
-    ("ka", &["url", "username", "password_file", "owner_id", "plesk_item"]),
+    (
+        "ka",
+        &[
+            "url",
+            "username",
+            "password_file",
+            "owner_id",
+            "plesk_item",
+            "parent_form",
+            "timeout",
+        ],
+    ),
     ("store", &["buy_redirect"]),
 ];
 
@@ -214,7 +229,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         password_file: s.abs_path("ka", "password_file")?,
         owner_id: s.text("ka", "owner_id", ""),
         plesk_item: s.text("ka", "plesk_item", ""),
+        parent_form: match s.get("ka", "parent_form") {
+            None => crate::ka::ParentForm::default(),
+            Some(v) => crate::ka::ParentForm::parse(v)
+                .ok_or_else(|| s.bad("ka", "parent_form", "is neither key_id nor key_number"))?,
+        },
+        timeout: s.number("ka", "timeout", 30, 1, 300)?,
     };
+    if !(ka.url.starts_with("https://") || ka.url.starts_with("http://")) || !ka.url.ends_with('/') {
+        return Err(s.bad("ka", "url", "is not an http(s) URL ending in /"));
+    }
     let sell = s
         .map
         .get("sell")

@@ -6,14 +6,17 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod buy;
 pub mod check;
 pub mod cli;
 pub mod cli_text;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod ka;
 pub mod logging;
 pub mod metrics;
+pub mod orders;
 pub mod push;
 pub mod replicas;
 pub mod server;

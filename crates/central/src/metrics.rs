@@ -13,6 +13,9 @@ pub struct Metrics {
     pub wakes_sent: AtomicU64,
     pub wakes_failed: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// KA Partner API calls made by orders, and those that failed.
+    pub ka_calls: AtomicU64,
+    pub ka_errors: AtomicU64,
 }
 
 /// Decrements the held-polls gauge however the poll ends (answer, error, client gone).
@@ -88,9 +91,8 @@ impl Metrics {
         for (name, kind, help, value) in rows {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
-        // KA and orders come with a later version; the series exist so dashboards can be built now.
-        let _ = writeln!(out, "# HELP central_ka_calls_total KA Partner API calls.\n# TYPE central_ka_calls_total counter\ncentral_ka_calls_total 0");
-        let _ = writeln!(out, "# HELP central_ka_errors_total KA Partner API errors.\n# TYPE central_ka_errors_total counter\ncentral_ka_errors_total 0");
+        let _ = writeln!(out, "# HELP central_ka_calls_total KA Partner API calls.\n# TYPE central_ka_calls_total counter\ncentral_ka_calls_total {}", g(&self.ka_calls));
+        let _ = writeln!(out, "# HELP central_ka_errors_total KA Partner API errors.\n# TYPE central_ka_errors_total counter\ncentral_ka_errors_total {}", g(&self.ka_errors));
         let _ = writeln!(out, "# HELP central_jobs Jobs by state.\n# TYPE central_jobs gauge");
         for (state, n) in jobs_by_state {
             let _ = writeln!(out, "central_jobs{{state=\"{state}\"}} {n}");

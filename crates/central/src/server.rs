@@ -40,6 +40,8 @@ pub enum ServeError {
     AddressFile { path: PathBuf, reason: String },
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Ka(#[from] crate::ka::KaError),
 }
 
 /// Removes a stale socket (one that refuses connections); refuses when a server answers.
@@ -137,6 +139,7 @@ pub async fn serve(
     let store = Store::new(db.clone(), system_clock(), Some(push_tx));
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let orders = crate::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -144,7 +147,10 @@ pub async fn serve(
         seen: Arc::default(),
         shutdown: stop_rx.clone(),
         admin_token,
+        orders: Some(orders.clone()),
     };
+    // A central killed between KA's answer and the job picks the order up here.
+    orders.resume().await;
     tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
         tokio::spawn(crate::replicas::run(

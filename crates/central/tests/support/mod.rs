@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod central;
+pub mod fake_ka;
 pub mod http;
 pub mod pg;
 

@@ -1,0 +1,277 @@
+//! Orders end to end with real processes: the central binary, the real agent with the
+//! stand-in plesk, and the fake KA in this test process (on its own runtime).
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::agent::Agent;
+use support::central::Central;
+use support::fake_ka::{self, FakeKa};
+use support::wait_for;
+
+const PLESK_ITEM: &str = "PLESK-12-WEB-HOST-1M";
+const EXT_ITEM: &str = "ADD-SEO-TOOLKIT-1M";
+const KN: &str = "PLSK.12345678.0001";
+
+/// The fake KA on a runtime of its own, so the test itself stays plain threads.
+struct Ka {
+    ka: FakeKa,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn fake_ka() -> Ka {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ka = rt.block_on(FakeKa::start(&[PLESK_ITEM, EXT_ITEM]));
+    Ka { ka, _rt: rt }
+}
+
+fn config(root: &Path, ka: &FakeKa) -> String {
+    let pw = root.join("ka.password");
+    std::fs::write(&pw, format!("{}\n", fake_ka::PASSWORD)).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "[ka]\nurl = {}\nusername = {}\npassword_file = {}\nowner_id = {}\nplesk_item = {PLESK_ITEM}\ntimeout = 5\n\
+         [store]\nbuy_redirect = https://shop.example.com/cart?ext={{extension-id}}&kn={{kn}}&host={{host}}\n\
+         [sell]\nseo-toolkit = {EXT_ITEM}\nnot-at-ka = ADD-UNKNOWN-1M\n",
+        ka.base_url(),
+        fake_ka::USER,
+        pw.display(),
+        fake_ka::OWNER
+    )
+}
+
+/// A central with one host `web-1` whose agent runs and has reported key number [`KN`].
+fn fleet(dir: &Path, ka: &FakeKa) -> (Central, Agent) {
+    let mut central = Central::new(&dir.join("central"), &config(dir, ka));
+    central.start();
+    central.pin_port();
+    let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let mut agent = Agent::new(&dir.join("agent"), &central.url(), "web-1", &token, 25, "");
+    agent.set_key("PLSK123456780001");
+    agent.start();
+    wait_for(30, "the host's key number", || {
+        (central.json(&["hosts", "show", "web-1"])["key_number"] == KN).then_some(())
+    });
+    (central, agent)
+}
+
+fn wait_order(central: &Central, id: &str, state: &str) -> Value {
+    wait_for(60, &format!("order {id} {state}"), || {
+        let o = central.json(&["orders", "show", id]);
+        (o["state"] == state).then_some(o)
+    })
+}
+
+fn creates(ka: &FakeKa) -> usize {
+    ka.calls().iter().filter(|c| c.method == "POST").count()
+}
+
+#[test]
+fn a_plesk_order_installs_the_code_ka_returned_and_a_repeat_buys_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, agent) = fleet(dir.path(), &ka.ka);
+
+    let added = central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    assert_eq!(added["state"], "pending", "{added}");
+    let done = wait_order(&central, "ord-1", "done");
+    let keys = ka.ka.keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].nickname.as_deref(), Some("ord-1"));
+    assert_eq!(keys[0].items, vec![PLESK_ITEM.to_string()]);
+    assert_eq!(done["ka_key_number"], keys[0].key_number.as_str());
+    assert_eq!(
+        agent.license_calls(),
+        vec![format!("bin license -i {}", keys[0].activation_code)]
+    );
+    let job = central.json(&["jobs", "show", done["job_id"].as_str().unwrap()]);
+    assert_eq!(job["host"], "web-1");
+    assert_eq!(job["idempotency_key"], "ord-1");
+    assert_eq!(job["state"], "succeeded");
+
+    // The same order again: the same order, no second key, no second job.
+    let again = central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    assert_eq!(again["state"], "done");
+    assert_eq!(again["job_id"], done["job_id"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(creates(&ka.ka), 1);
+    assert_eq!(central.json(&["jobs", "list"]).as_array().unwrap().len(), 1);
+    // The same id with other parameters is refused, naming the order.
+    let out = central.cli(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-1",
+        "--key-number",
+        KN,
+        "--extension",
+        "seo-toolkit",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("order ord-1 exists already with other parameters"),
+        "{err}"
+    );
+    // The code KA gave leaves the database once the job has ended.
+    let code = keys[0].activation_code.clone();
+    wait_for(10, "the code erased from the database files", || {
+        (!support::files_hold(&central.db_files(), &code)).then_some(())
+    });
+    let text = String::from_utf8_lossy(&central.cli(&["orders", "list"]).stdout).into_owned();
+    assert!(text.contains("ord-1\tdone\tplesk\tweb-1"), "{text}");
+}
+
+#[test]
+fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    ka.ka.add_key(KN);
+    let (central, agent) = fleet(dir.path(), &ka.ka);
+
+    // Not in [sell]: refused before any KA call.
+    let out = central.cli(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-x",
+        "--key-number",
+        KN,
+        "--extension",
+        "other-ext",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"other-ext\" is not in the [sell] list"), "{err}");
+    assert!(ka.ka.calls().is_empty(), "{:?}", ka.ka.calls());
+
+    // KA down once (503): the order stays pending with the error shown, then succeeds.
+    ka.ka.fail_next(&[503]);
+    central.json(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-2",
+        "--key-number",
+        "plsk123456780001",
+        "--extension",
+        "seo-toolkit",
+    ]);
+    let done = wait_order(&central, "ord-2", "done");
+    assert_eq!(done["ka_attempts"], 2, "{done}");
+    assert_eq!(done["host"], "web-1");
+    let ext: Vec<_> = ka.ka.keys().into_iter().filter(|k| k.parent.is_some()).collect();
+    assert_eq!(ext.len(), 1);
+    assert_eq!(ext[0].parent, Some(12345678));
+    assert_eq!(ext[0].items, vec![EXT_ITEM.to_string()]);
+    assert_eq!(agent.license_calls(), vec!["bin license --retrieve".to_string()]);
+
+    // KA's final word (an item it does not know) fails the order with KA's body verbatim.
+    central.json(&[
+        "orders",
+        "add",
+        "--order-id",
+        "ord-3",
+        "--key-number",
+        KN,
+        "--extension",
+        "not-at-ka",
+    ]);
+    let failed = wait_order(&central, "ord-3", "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("\"type\":\"233\"") && error.contains("ADD-UNKNOWN-1M"),
+        "{error}"
+    );
+    assert!(failed["job_id"].is_null());
+    let shown = String::from_utf8_lossy(&central.cli(&["orders", "show", "ord-3"]).stdout).into_owned();
+    assert!(
+        shown.contains("order ord-3: failed") && shown.contains("Unknown item"),
+        "{shown}"
+    );
+    let metrics = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
+    assert!(metrics.contains("central_orders{state=\"done\"} 1"), "{metrics}");
+    assert!(metrics.contains("central_orders{state=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("central_ka_errors_total 2"), "{metrics}");
+    let calls = format!("central_ka_calls_total {}", ka.ka.calls().len());
+    assert!(metrics.contains(&calls), "{calls}: {metrics}");
+    assert_eq!(metrics.matches("# TYPE central_ka_calls_total").count(), 1, "{metrics}");
+}
+
+#[test]
+fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (mut central, agent) = fleet(dir.path(), &ka.ka);
+
+    // KA makes the key at once but its answer comes only after the central is gone.
+    ka.ka.answer_creates_after(Some(Duration::from_secs(30)));
+    central.json(&["orders", "add", "--order-id", "ord-9", "--host", "web-1", "--plesk"]);
+    wait_for(30, "KA to have made the key", || {
+        (ka.ka.keys().len() == 1).then_some(())
+    });
+    central.kill();
+    ka.ka.answer_creates_after(None);
+    central.start();
+
+    let done = wait_order(&central, "ord-9", "done");
+    assert_eq!(ka.ka.keys().len(), 1, "a second key was bought");
+    assert_eq!(creates(&ka.ka), 1, "{:?}", ka.ka.calls());
+    assert_eq!(done["ka_attempts"], 1);
+    assert_eq!(central.json(&["jobs", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        agent.license_calls(),
+        vec![format!("bin license -i {}", ka.ka.keys()[0].activation_code)]
+    );
+}
+
+#[test]
+fn buy_now_redirects_to_the_store_for_what_is_sold_and_explains_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, _agent) = fleet(dir.path(), &ka.ka);
+    let get = |q: &str| support::http::request(&central.addr, "GET", &format!("/buy?{q}"), None, &[], b"");
+
+    let r = get("extension-id=seo-toolkit&kn=plsk123456780001&token=t%20x&product-id=9");
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/cart?ext=seo-toolkit&kn=PLSK.12345678.0001&host=web-1")
+    );
+    for q in [
+        "extension-id=%3Cscript%3E&kn=plsk123456780001",
+        "extension-id=seo-toolkit&kn=PLSK.99999999.0001",
+    ] {
+        let r = get(q);
+        assert_eq!(r.status, 404, "{q}");
+        assert!(r.body.contains("not sold by this store"), "{}", r.body);
+        assert!(!r.body.contains("<script>"), "{}", r.body);
+    }
+    assert_eq!(get("kn=1").status, 400);
+    assert!(ka.ka.calls().is_empty(), "Buy Now bought something");
+}
+
+#[test]
+fn serve_refuses_a_ka_password_file_that_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let central = Central::new(&dir.path().join("central"), &config(dir.path(), &ka.ka));
+    let pw = dir.path().join("ka.password");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = central.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot use the KA password file {}", pw.display())) && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains(fake_ka::PASSWORD), "{err}");
+}

@@ -1,0 +1,358 @@
+//! A fake KA Partner API v3 server on loopback, faithful to the documented shapes
+//! (`../shared/reference/ka-partner-api.md` section 12): Basic auth, `POST keys` → 201 +
+//! `Location` (body only with `return-key-state`), `GET keys/<id|code>`, `GET keys?nickname=`,
+//! parents on create, the `{code,type,message,details}` error body, both path prefixes.
+//! Knobs: fail the next calls with a status, answer slowly, and commit a create but answer it
+//! only after a delay (the "answer lost" case: kill the caller meanwhile).
+#![allow(dead_code)]
+// Handlers return a ready error Response, as in the central.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+pub const USER: &str = "reseller-api";
+pub const PASSWORD: &str = "s3cret-ka-password";
+pub const OWNER: &str = "987654321";
+
+#[derive(Debug, Clone)]
+pub struct FakeKey {
+    pub key_id: u64,
+    pub key_number: String,
+    pub activation_code: String,
+    pub parent: Option<u64>,
+    pub nickname: Option<String>,
+    pub items: Vec<String>,
+    pub terminated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Knobs {
+    fail_next: Vec<u16>,
+    delay: Duration,
+    answer_create_after: Option<Duration>,
+}
+
+struct Inner {
+    keys: Vec<FakeKey>,
+    next_id: u64,
+    items: BTreeSet<String>,
+    calls: Vec<Call>,
+    knobs: Knobs,
+}
+
+/// The running fake; dropped = stopped.
+pub struct FakeKa {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+impl FakeKa {
+    /// Starts on 127.0.0.1:0 selling `items`; existing main keys can be added with [`add_key`].
+    pub async fn start(items: &[&str]) -> FakeKa {
+        let inner = Arc::new(Mutex::new(Inner {
+            keys: Vec::new(),
+            next_id: 12_000_001,
+            items: items.iter().map(|s| s.to_string()).collect(),
+            calls: Vec::new(),
+            knobs: Knobs::default(),
+        }));
+        let api = Router::new()
+            .route("/keys", get(search).post(create))
+            .route("/keys/{id}", get(read));
+        let app = Router::new()
+            .nest("/30", api.clone())
+            .nest("/jsonrest/business-partner/30", api)
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        FakeKa {
+            addr,
+            inner,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/30/", self.addr)
+    }
+
+    /// A main key that exists already (the customer's server), e.g. `PLSK.12345678.0001`.
+    pub fn add_key(&self, key_number: &str) {
+        let key_id = key_number[5..13].parse().unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        inner.keys.push(FakeKey {
+            key_id,
+            key_number: key_number.to_string(),
+            activation_code: activation_code(key_id),
+            parent: None,
+            nickname: None,
+            items: vec!["PLESK-12-WEB-HOST-1M".to_string()],
+            terminated: false,
+        });
+    }
+
+    pub fn keys(&self) -> Vec<FakeKey> {
+        self.inner.lock().unwrap().keys.clone()
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// The next `statuses.len()` calls answer these statuses (with an error body) and change nothing.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.inner.lock().unwrap().knobs.fail_next = statuses.iter().rev().copied().collect();
+    }
+
+    /// Every answer waits this long (a real KA takes ~200 ms).
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner.lock().unwrap().knobs.delay = delay;
+    }
+
+    /// Creates commit at once but are answered only after `after` (None: at once).
+    pub fn answer_creates_after(&self, after: Option<Duration>) {
+        self.inner.lock().unwrap().knobs.answer_create_after = after;
+    }
+}
+
+impl Drop for FakeKa {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A code of the documented grammar, different for every key.
+fn activation_code(key_id: u64) -> String {
+    format!(
+        "A{:05}-K{:05}-KSG046-H6BK67-1GE201",
+        key_id % 100_000,
+        (key_id / 7) % 100_000
+    )
+}
+
+fn error(status: u16, kind: &str, message: &str, details: &str) -> Response {
+    let body = json!({"code": status.to_string(), "type": kind, "message": message, "details": details});
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn key_json(k: &FakeKey, all: &[FakeKey]) -> Value {
+    let ids = |k: &FakeKey| {
+        json!({"keyId": k.key_id, "keyNumber": k.key_number, "activationCode": k.activation_code,
+               "activationLink": format!("https://ka.example/activate/{}", k.activation_code)})
+    };
+    let parent = k.parent.and_then(|p| all.iter().find(|x| x.key_id == p)).map(ids);
+    let children: Vec<Value> = all.iter().filter(|c| c.parent == Some(k.key_id)).map(ids).collect();
+    json!({
+        "ownerId": OWNER, "keyIdentifiers": ids(k), "parentKeyIdentifiers": parent,
+        "childKeyIdentifiers": children, "activationInfo": {"activated": false, "uid": ""},
+        "ipAddressBinding": null, "restrictIPBinding": false, "nickname": k.nickname,
+        "productConfigurationId": null,
+        "items": k.items.iter().map(|i| json!({"item": i, "externalId": null})).collect::<Vec<_>>(),
+        "creationDate": "2026-12-01T00:00:00.000Z", "lastModificationDate": "2026-12-01T00:00:00.000Z",
+        "updateDate": "2026-12-01T00:00:00.000Z", "expirationDate": "2027-01-01T00:00:00.000Z",
+        "susExpirationDate": null, "susStatus": null, "status": "ACTIVE", "terminated": k.terminated,
+        "suspended": false, "ownerSuspended": false, "autoRenew": true
+    })
+}
+
+/// Records the call, checks Basic auth, applies the delay and `fail_next`; `Err` is the answer.
+async fn prologue(
+    state: &Shared,
+    method: &str,
+    path: String,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
+    let delay = {
+        let mut inner = state.lock().unwrap();
+        inner.calls.push(Call {
+            method: method.to_string(),
+            path,
+            body: String::from_utf8_lossy(body).into_owned(),
+        });
+        inner.knobs.delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return Err(error(401, "401", "Authentication failed", ""));
+    }
+    if let Some(status) = state.lock().unwrap().knobs.fail_next.pop() {
+        return Err(error(status, "300", "Internal error", "injected by the fake"));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<Shared>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = prologue(&state, "POST", "/keys".into(), &headers, &body).await {
+        return r;
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(400, "100", "Malformed request", &e.to_string()),
+    };
+    let (answer, after) = {
+        let mut inner = state.lock().unwrap();
+        match create_locked(&mut inner, &req) {
+            Err(r) => return r,
+            Ok(key) => {
+                let all = inner.keys.clone();
+                (key_json(&key, &all), inner.knobs.answer_create_after)
+            }
+        }
+    };
+    if let Some(after) = after {
+        tokio::time::sleep(after).await;
+    }
+    let location = format!(
+        "https://api.central.plesk.com/30/keys/{}",
+        answer["keyIdentifiers"]["keyId"]
+    );
+    let with_body = matches!(q.get("return-key-state").map(String::as_str), Some("yes" | "true"));
+    let mut response = if with_body {
+        (StatusCode::CREATED, axum::Json(answer)).into_response()
+    } else {
+        StatusCode::CREATED.into_response()
+    };
+    response.headers_mut().insert("location", location.parse().unwrap());
+    response
+}
+
+fn create_locked(inner: &mut Inner, req: &Value) -> Result<FakeKey, Response> {
+    if req.get("ownerId").and_then(Value::as_str) != Some(OWNER) {
+        return Err(error(400, "201", "ownerId is mandatory for a reseller account", ""));
+    }
+    if let Some(ids) = req.get("keyIdentifiers") {
+        if ids.as_object().is_none_or(|o| !o.is_empty()) {
+            return Err(error(400, "100", "keyIdentifiers must be omitted on create", ""));
+        }
+    }
+    let items: Vec<String> = req
+        .get("items")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i.get("item")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if items.is_empty() {
+        return Err(error(400, "100", "items are mandatory", ""));
+    }
+    if let Some(unknown) = items.iter().find(|i| !inner.items.contains(*i)) {
+        return Err(error(400, "233", "Unknown item", &format!("item = {unknown}")));
+    }
+    let parent = match req.get("parentKeyIdentifiers") {
+        None | Some(Value::Null) => None,
+        Some(p) => {
+            let found = inner.keys.iter().find(|k| {
+                p.get("keyId").and_then(Value::as_u64) == Some(k.key_id)
+                    || p.get("keyNumber").and_then(Value::as_str) == Some(k.key_number.as_str())
+            });
+            match found {
+                None => return Err(error(400, "220", "Parent key not found", &p.to_string())),
+                Some(k) if k.terminated => return Err(error(
+                    400,
+                    "24204",
+                    "The license key is detected as terminated. No further actions with this license key are allowed",
+                    &format!("Key number = {}.", k.key_number),
+                )),
+                Some(k) => Some(k.key_id),
+            }
+        }
+    };
+    let key_id = inner.next_id;
+    inner.next_id += 1;
+    let prefix = if parent.is_some() { "EXT" } else { "PLSK" };
+    let key = FakeKey {
+        key_id,
+        key_number: format!("{prefix}.{key_id:08}.0000"),
+        activation_code: activation_code(key_id),
+        parent,
+        nickname: req.get("nickname").and_then(Value::as_str).map(str::to_string),
+        items,
+        terminated: false,
+    };
+    inner.keys.push(key.clone());
+    Ok(key)
+}
+
+async fn read(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = prologue(&state, "GET", format!("/keys/{id}"), &headers, b"").await {
+        return r;
+    }
+    let inner = state.lock().unwrap();
+    let found = inner
+        .keys
+        .iter()
+        .find(|k| k.key_id.to_string() == id || k.activation_code == id);
+    match found {
+        Some(k) => axum::Json(key_json(k, &inner.keys)).into_response(),
+        None => error(404, "220", "License key not found", &format!("Key = {id}.")),
+    }
+}
+
+async fn search(
+    State(state): State<Shared>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!(
+        "/keys?{}",
+        q.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    );
+    if let Err(r) = prologue(&state, "GET", path, &headers, b"").await {
+        return r;
+    }
+    let inner = state.lock().unwrap();
+    let list: Vec<Value> = inner
+        .keys
+        .iter()
+        .filter(|k| q.get("nickname").is_none_or(|n| k.nickname.as_deref() == Some(n.as_str())))
+        .map(|k| json!({"ownerId": OWNER, "keyId": k.key_id, "parentKeyId": k.parent, "isEls": false, "lastReportingOs": null}))
+        .collect();
+    axum::Json(Value::Array(list)).into_response()
+}
