@@ -55,6 +55,9 @@ esac
 
 cd "$(dirname "$0")/.."
 out=target/packages
+# zig's own cache (glibc stubs, compiler-rt) inside the build tree, not in ~/.cache: a clean
+# clone builds from nothing, and `cargo clean` clears it too.
+export ZIG_GLOBAL_CACHE_DIR="${ZIG_GLOBAL_CACHE_DIR:-${CARGO_TARGET_DIR:-$PWD/target}/zig-cache}"
 gen="$out/gen" # Cargo.toml's package metadata points its man page and completion assets here
 glibc_floor=2.17
 # Pinned so that a fresh CI machine builds with the tools this was tested with.
