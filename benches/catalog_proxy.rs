@@ -9,7 +9,9 @@
 //! Every server runs on its own thread with a current-thread runtime (as the proxy does in
 //! production); the load generator is a small raw HTTP/1.1 client on another thread.
 //! `cargo bench --bench catalog_proxy`; `CATALOG_BENCH_SECS` (default 5) and
-//! `CATALOG_BENCH_CONNS` (default 64) change the run.
+//! `CATALOG_BENCH_CONNS` (default 64) change the run. `CATALOG_BENCH_BIN` names an agent
+//! binary (e.g. the portable one the packages ship) whose `catalog-proxy` is measured instead
+//! of the in-process proxy, as its own process with the same settings.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -188,6 +190,61 @@ async fn connection(addr: SocketAddr, request: &[u8], from: Instant, until: Inst
     }
 }
 
+/// Kills the external proxy when the bench ends; its config dir goes with it.
+struct Child {
+    process: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Starts `BIN catalog-proxy` on a free loopback port with the bench's upstream and allow
+/// list; its address comes from the "serving" log line (listen=...).
+fn spawn_proxy_bin(bin: &str, upstream: SocketAddr, allow: &[String]) -> (SocketAddr, Child) {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("catalog-proxy.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[catalog_proxy]\nlisten = 127.0.0.1:0\nupstream = http://{upstream}\nallow = {}\n",
+            allow.join(",")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&ini)
+        .arg("catalog-proxy")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start CATALOG_BENCH_BIN {bin}: {e}"));
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{bin} catalog-proxy exited before serving"))
+            .unwrap();
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Keep draining its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    println!("proxy under test: {bin} catalog-proxy (pid {})", child.id());
+    (
+        addr,
+        Child {
+            process: child,
+            _dir: dir,
+        },
+    )
+}
+
 fn main() {
     let secs = env_num("CATALOG_BENCH_SECS", 5);
     let conns = env_num("CATALOG_BENCH_CONNS", 64);
@@ -199,20 +256,29 @@ fn main() {
         Box::pin(async { response(Bytes::from_static(PACKAGES), false) }) as HandlerFut
     }));
 
-    // The proxy under test, on its own thread like the others.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let cfg = ProxyConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: format!("http://{upstream}"),
-        allow: allow.clone(),
-        ..ProxyConfig::defaults()
+    // The proxy under test: on its own thread like the others, or another binary's.
+    let external = std::env::var("CATALOG_BENCH_BIN").ok().filter(|b| !b.is_empty());
+    let (proxy, _child) = match external {
+        Some(bin) => {
+            let (addr, child) = spawn_proxy_bin(&bin, upstream, &allow);
+            (addr, Some(child))
+        }
+        None => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let cfg = ProxyConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                upstream: format!("http://{upstream}"),
+                allow: allow.clone(),
+                ..ProxyConfig::defaults()
+            };
+            on_thread(move || async move {
+                let running = catalog_proxy::start(cfg).await.unwrap();
+                tx.send(running.addr).unwrap();
+                std::future::pending::<()>().await;
+            });
+            (rx.recv().unwrap(), None)
+        }
     };
-    on_thread(move || async move {
-        let running = catalog_proxy::start(cfg).await.unwrap();
-        tx.send(running.addr).unwrap();
-        std::future::pending::<()>().await;
-    });
-    let proxy = rx.recv().unwrap();
 
     // The exact bytes the proxy sends, for the ceiling.
     let (identity, gzipped) = {

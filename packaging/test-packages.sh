@@ -10,10 +10,19 @@
 #   - which systemctl calls each step makes (install starts, upgrade try-restarts, only a
 #     real removal stops), with a logging stand-in for systemctl;
 #   - the .rpm installed, upgraded and erased in a scratch root (rpm --root), and its
-#     scriptlets run directly for $1 = 1/2 (%post) and 0/1 (%preun, %postun).
+#     scriptlets run directly for $1 = 1/2 (%post) and 0/1 (%preun, %postun);
+#   - portability: the newest glibc symbol of every packaged binary (amd64 and arm64) is at
+#     most GLIBC_2.17, and neither the deb's Depends nor the rpm's Requires ask for more;
+#     the amd64 .deb installed into a Debian 11 root (glibc 2.31, made with debootstrap)
+#     and the packaged binary run there: --version, check, and one sync against a spool that
+#     sets buyUrl and runs a job through the stand-in plesk; the arm64 binary does the same
+#     under qemu-aarch64 with Debian 11's arm64 C library. (Debian 10 is no longer on the
+#     Debian mirror this machine reaches, so glibc 2.28 is proven by the symbol floor only.)
 #
-# Needs root on a Debian-family machine; systemd need not be PID 1. Installs rpm and systemd
-# (for rpm and systemd-analyze) with apt-get when they are missing. Leaves the package purged.
+# Needs root on a Debian-family machine; systemd need not be PID 1. Installs rpm, systemd,
+# binutils, debootstrap and qemu-user with apt-get when they are missing; the Debian 11
+# roots live in the scratch directory and are removed at the end (about 250 MB; the
+# debootstrap steps take about 1.5 minutes). Leaves the package purged.
 # Ends with a line "N passed, 0 failed".
 set -euo pipefail
 
@@ -54,6 +63,10 @@ need_apt=()
 command -v rpm >/dev/null || need_apt+=(rpm)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v man >/dev/null || need_apt+=(man-db)
+command -v objdump >/dev/null || need_apt+=(binutils)
+command -v cpio >/dev/null || need_apt+=(cpio)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing ${need_apt[*]}"
     apt-get update -qq
@@ -84,13 +97,19 @@ rm -rf target/packages
 packaging/build-packages.sh --release 1
 mkdir -p "$work/r1" "$work/r2"
 cp target/packages/*.deb target/packages/*.rpm "$work/r1/"
-packaging/build-packages.sh --release 2
+# The upgrade tests below are about amd64; release 2 needs no arm64 packages.
+packaging/build-packages.sh --release 2 --arch amd64
 cp target/packages/*.deb target/packages/*.rpm "$work/r2/"
 echo "   build took $(($(date +%s) - start)) s"
-deb1=$(echo "$work"/r1/*.deb)
-deb2=$(echo "$work"/r2/*.deb)
-rpm1=$(echo "$work"/r1/*.rpm)
-rpm2=$(echo "$work"/r2/*.rpm)
+deb1=$(echo "$work"/r1/*_amd64.deb)
+deb2=$(echo "$work"/r2/*_amd64.deb)
+rpm1=$(echo "$work"/r1/*.x86_64.rpm)
+rpm2=$(echo "$work"/r2/*.x86_64.rpm)
+deb_arm=$(echo "$work"/r1/*_arm64.deb)
+rpm_arm=$(echo "$work"/r1/*.aarch64.rpm)
+for f in "$deb1" "$deb2" "$rpm1" "$rpm2" "$deb_arm" "$rpm_arm"; do
+    [ -f "$f" ] || die "the build made no $f"
+done
 version=$(dpkg-deb -f "$deb1" Version)
 version=${version%-1}
 
@@ -183,6 +202,151 @@ check "rpm %preun is packaging/rpm/pre_uninstall.sh" [ "$(rpm_script PREUN)" = "
 check "rpm %postun is packaging/rpm/post_uninstall.sh" [ "$(rpm_script POSTUN)" = "$(cat packaging/rpm/post_uninstall.sh)" ]
 check "rpm --scripts shows the three scriptlets" \
     sh -c "[ \$(rpm -qp --scripts '$rpm1' 2>/dev/null | grep -cE '^(postinstall|preuninstall|postuninstall) scriptlet') -eq 3 ]"
+
+# ---------------------------------------------------------------- portability: glibc floor
+floor=2.17
+step "glibc floor: every packaged binary needs at most GLIBC_$floor"
+# ver_le A B: version A <= version B (dotted numbers).
+ver_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
+newest_glibc() { # newest_glibc BINARY: the highest GLIBC_x.y among its dynamic symbols
+    objdump -T "$1" | grep -o 'GLIBC_[0-9.]*[0-9]' | sed 's/GLIBC_//' | sort -uV | tail -1
+}
+extract_bin() { # extract_bin PACKAGE DIR: unpacks the package's files into DIR
+    mkdir -p "$2"
+    case "$1" in
+    *.deb) dpkg-deb -x "$1" "$2" ;;
+    # Debian 12's rpm2cpio (rpm 4.18.0) exits 1 after writing a whole archive; cpio and
+    # the checks on the unpacked binary below tell whether it was.
+    *.rpm)
+        rpm2cpio "$1" >"$2.cpio" || true
+        (cd "$2" && cpio -idm --quiet <"$2.cpio")
+        ;;
+    esac
+}
+for p in "$deb1" "$rpm1" "$deb_arm" "$rpm_arm"; do
+    name=$(basename "$p")
+    d="$work/floor/$name"
+    extract_bin "$p" "$d"
+    b="$d/usr/bin/plesk-reseller-agent"
+    case "$name" in
+    *amd64* | *x86_64*) machine='X86-64' ;;
+    *) machine='AArch64' ;;
+    esac
+    check "$name: binary is for $machine" has "Machine: +(Advanced Micro Devices )?$machine" "$(readelf -h "$b")"
+    newest=$(newest_glibc "$b")
+    echo "   $name: newest glibc symbol GLIBC_$newest"
+    check "$name: newest glibc symbol ($newest) <= $floor" ver_le "${newest:-99}" "$floor"
+    needed=$(readelf -d "$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+    check "$name: links only glibc's own libraries ($(echo $needed))" \
+        all_lines '^(libc\.so\.6|libpthread\.so\.0|libdl\.so\.2|libm\.so\.6|librt\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$' "$needed"
+done
+for p in "$deb1" "$deb_arm"; do
+    dep=$(dpkg-deb -f "$p" Depends)
+    want=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$dep")
+    check "$(basename "$p"): Depends '$dep' asks for libc6 <= $floor" \
+        sh -c "[ -n '$want' ] && [ \"\$(printf '%s\n%s\n' '$want' '$floor' | sort -V | head -1)\" = '$want' ]"
+done
+for p in "$rpm1" "$rpm_arm"; do
+    reqs=$(rpm -qpR "$p" 2>/dev/null)
+    newest=$(grep -o 'GLIBC_[0-9.]*[0-9]' <<<"$reqs" | sed 's/GLIBC_//' | sort -uV | tail -1)
+    check "$(basename "$p"): Requires name libc.so.6 (found by elfdeps)" has '^libc\.so\.6\(\)\(64bit\)$' "$reqs"
+    check "$(basename "$p"): Requires ask for at most GLIBC_$floor (GLIBC_$newest)" ver_le "${newest:-99}" "$floor"
+    check "$(basename "$p"): payload readable by EL7's rpm (not zstd)" lacks 'PayloadIsZstd' "$reqs"
+done
+
+# ---------------------------------------------------------------- portability: Debian 11
+# A minimal Debian 11 root from the mirror apt uses here. The amd64 one is complete (the
+# .deb is installed into it with its own dpkg); the arm64 one is only unpacked (first stage)
+# for its C library, which qemu-aarch64 -L hands the arm64 binary.
+mirror=$({ grep -hoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null || true; } |
+    sed -n '1s/ //gp')
+mirror=${mirror:-http://deb.debian.org/debian}
+old=$work/bullseye
+step "debootstrap Debian 11 (bullseye, amd64, minbase) from $mirror"
+t0=$(date +%s)
+debootstrap --variant=minbase bullseye "$old" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log" >&2; die "debootstrap of bullseye from $mirror failed"; }
+echo "   debootstrap took $(($(date +%s) - t0)) s"
+old_glibc=$(chroot "$old" ldd --version | head -1)
+check "the root's C library is glibc 2.31 ($old_glibc)" has ' 2\.31$' "$old_glibc"
+
+# A sandbox in the root: the stand-in plesk, a panel.ini, a spool with the store's
+# instructions (a buyUrl and one job). sandbox DIR writes it under DIR, for paths DIR.
+sandbox() { # sandbox HOST_DIR ROOT_DIR: lays it out at HOST_DIR, with paths as seen at ROOT_DIR
+    mkdir -p "$1/plesk" "$1/conf" "$1/spool"
+    cp tests/fixtures/plesk-standin "$1/plesk/plesk"
+    cp examples/sandbox/panel.ini "$1/conf/panel.ini"
+    cat >"$1/agent.ini" <<INI
+[central]
+url = file://$2/spool
+host_id = old-glibc-1
+[panel]
+ini_path = $2/conf/panel.ini
+[plesk]
+command = $2/plesk/plesk
+timeout = 30
+[agent]
+state_dir = $2/state
+socket = $2/run/agent.sock
+INI
+    cat >"$1/spool/instructions.json" <<'JSON'
+{ "panel_ini": { "buy_url": "https://shop.example.com/plesk?ref=debian11" },
+  "jobs": [ { "id": "ord-11", "type": "install_key", "activation_code": "A00000-K6QK03-KSG046-H6BK67-1GE201" } ] }
+JSON
+}
+sync_worked() { # sync_worked HOST_DIR LABEL: what one sync pass must have left
+    check "$2: sync set buyUrl in panel.ini" \
+        grep -qxF 'buyUrl = "https://shop.example.com/plesk?ref=debian11"' "$1/conf/panel.ini"
+    check "$2: the job ran through the stand-in plesk" \
+        grep -qx 'bin license -i A00000-K6QK03-KSG046-H6BK67-1GE201' "$1/plesk/calls.log"
+    check "$2: its result in the spool says succeeded" \
+        grep -q '"status": *"succeeded"' "$1/spool/results/ord-11.json"
+}
+in_root() { # in_root COMMAND...: runs it chrooted into $old, with /proc, in a private mount ns
+    unshare --mount --propagation private -- sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$old" "$@"
+}
+
+step "Debian 11 root: dpkg -i the amd64 .deb, then run the packaged binary"
+cp "$deb1" "$old/tmp/agent.deb"
+out=$(in_root dpkg -i /tmp/agent.deb 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "Debian 11: dpkg -i succeeds (Depends met by libc6 2.31)" [ "$rc" -eq 0 ]
+out=$(in_root /usr/bin/plesk-reseller-agent --version 2>&1) || true
+check "Debian 11: --version prints $version ($out)" [ "$out" = "plesk-reseller-agent $version" ]
+sandbox "$old/srv/sb" /srv/sb
+out=$(in_root /usr/bin/plesk-reseller-agent --config /srv/sb/agent.ini check 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/   /'
+check "Debian 11: check passes against the sandbox" [ "$rc" -eq 0 ]
+check "Debian 11: check reports the spool answering" has '^ok   central: file:///srv/sb/spool answers$' "$out"
+out=$(in_root /usr/bin/plesk-reseller-agent --config /srv/sb/agent.ini sync 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "Debian 11: sync exits 0" [ "$rc" -eq 0 ]
+sync_worked "$old/srv/sb" "Debian 11"
+
+step "Debian 11 arm64 C library: the arm64 binary under qemu-aarch64"
+arm=$work/bullseye-arm64
+t0=$(date +%s)
+debootstrap --foreign --arch=arm64 --variant=minbase bullseye "$arm" "$mirror" >"$work/debootstrap-arm64.log" 2>&1 ||
+    { tail -20 "$work/debootstrap-arm64.log" >&2; die "debootstrap --foreign --arch=arm64 of bullseye failed"; }
+echo "   debootstrap (first stage) took $(($(date +%s) - t0)) s"
+# The host has no arm64 libc of its own, so everything the binary loads comes from $arm.
+arm_glibc=$(qemu-aarch64 -L "$arm" "$arm/lib/aarch64-linux-gnu/libc.so.6" 2>&1 | head -1) || true
+check "the arm64 C library is glibc 2.31 ($arm_glibc)" has 'release version 2\.31' "$arm_glibc"
+armbin=$work/floor/$(basename "$deb_arm")/usr/bin/plesk-reseller-agent
+qa() { qemu-aarch64 -L "$arm" "$armbin" "$@"; }
+out=$(qa --version 2>&1) || true
+check "arm64: --version prints $version ($out)" [ "$out" = "plesk-reseller-agent $version" ]
+# The sandbox stays outside $arm: qemu looks paths up in $arm first. The stand-in plesk is
+# a script, run by the host's own bash.
+sandbox "$work/sb-arm64" "$work/sb-arm64"
+out=$(qa --config "$work/sb-arm64/agent.ini" check 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "arm64: check passes against the sandbox" [ "$rc" -eq 0 ]
+out=$(qa --config "$work/sb-arm64/agent.ini" sync 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "arm64: sync exits 0" [ "$rc" -eq 0 ]
+sync_worked "$work/sb-arm64" "arm64"
+rm -rf "$old" "$arm"
 
 # ---------------------------------------------------------------- systemctl stand-in
 # Maintainer scripts talk to systemd only when /run/systemd/system exists. To see what they
@@ -292,6 +456,31 @@ check "$proxy has no User= (DynamicUser allocates one)" sh -c "! grep -qE '^User
 security=$(systemd-analyze security --offline=true --no-pager "/lib/systemd/system/$proxy" 2>&1 | tail -1)
 echo "   $security"
 check "systemd-analyze security rates $proxy OK or better" has 'exposure level .*: [0-9.]+ (OK|SAFE)' "$security"
+
+step "systemd 239 (EL8): every unit option is known to 239 or documented as ignored there"
+# Options of the two units that systemd 239 knows (all from 235 or earlier).
+known_239=" After AmbientCapabilities CapabilityBoundingSet ConfigurationDirectory
+    ConfigurationDirectoryMode Description Documentation DynamicUser ExecReload ExecStart
+    KillMode LockPersonality MemoryDenyWriteExecute NoNewPrivileges NotifyAccess PrivateDevices
+    PrivateMounts PrivateTmp ProtectControlGroups ProtectHome ProtectKernelModules
+    ProtectKernelTunables ProtectSystem Restart RestartSec RestrictAddressFamilies
+    RestrictNamespaces RestrictRealtime RuntimeDirectory RuntimeDirectoryMode StartLimitBurst
+    StartLimitIntervalSec StateDirectory StateDirectoryMode SystemCallArchitectures
+    SystemCallErrorNumber SystemCallFilter TimeoutStopSec Type UMask WantedBy Wants WatchdogSec "
+# Newer ones, which 239 ignores with a warning; each unit's comment must name those it sets.
+newer_239=" ProtectHostname ProtectKernelLogs ProtectClock ProtectProc ProcSubset "
+for u in "$unit" "$proxy"; do
+    for opt in $(grep -oE '^[A-Za-z]+=' "systemd/$u" | tr -d = | sort -u); do
+        case "$known_239" in *[[:space:]]$opt[[:space:]]*) continue ;; esac
+        case "$newer_239" in
+        *" $opt "*)
+            check "$u: $opt= (newer than 239) is named in its systemd 239 comment" \
+                grep -qE "^#.*\\b$opt=" "systemd/$u"
+            ;;
+        *) fail "$u: $opt= is in neither list of systemd 239 options here: look it up and add it" ;;
+        esac
+    done
+done
 
 step "catalog proxy: packaged config, as an unprivileged user, as the unit runs it"
 check "nobody can read catalog-proxy.ini" sh -c \
