@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the .deb and the .rpm of plesk-reseller-agent into target/packages/, for amd64 and
-# arm64, with binaries that run on glibc 2.17 and newer.
+# Builds the .deb and the .rpm of plesk-reseller-agent and of plesk-reseller-central into
+# target/packages/, for amd64 and arm64, with binaries that run on glibc 2.17 and newer.
 #
 #   packaging/build-packages.sh [--release N] [--arch amd64|arm64|all]
 #
@@ -110,7 +110,7 @@ install_tools() {
 portable_build() {
     local bin=$1 triple=$2
     echo "== building $bin for $triple (glibc $glibc_floor)"
-    cargo zigbuild --locked --release --target "$triple.$glibc_floor" --bin "$bin"
+    cargo zigbuild --locked --release --target "$triple.$glibc_floor" -p "$bin" --bin "$bin"
 }
 
 # package BIN TRIPLE [DIR]: the .deb and the .rpm of the cargo package BIN whose Cargo.toml is
@@ -152,6 +152,9 @@ rm -f "$out"/*.deb "$out"/*.rpm
 for triple in "${triples[@]}"; do
     portable_build plesk-reseller-agent "$triple"
     package plesk-reseller-agent "$triple"
+    # The store's server: its own package (never installed on Plesk servers), same floor.
+    portable_build plesk-reseller-central "$triple"
+    package plesk-reseller-central "$triple" crates/central
 done
 
 echo "== packages"

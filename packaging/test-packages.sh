@@ -101,13 +101,18 @@ cp target/packages/*.deb target/packages/*.rpm "$work/r1/"
 packaging/build-packages.sh --release 2 --arch amd64
 cp target/packages/*.deb target/packages/*.rpm "$work/r2/"
 echo "   build took $(($(date +%s) - start)) s"
-deb1=$(echo "$work"/r1/*_amd64.deb)
-deb2=$(echo "$work"/r2/*_amd64.deb)
-rpm1=$(echo "$work"/r1/*.x86_64.rpm)
-rpm2=$(echo "$work"/r2/*.x86_64.rpm)
-deb_arm=$(echo "$work"/r1/*_arm64.deb)
-rpm_arm=$(echo "$work"/r1/*.aarch64.rpm)
-for f in "$deb1" "$deb2" "$rpm1" "$rpm2" "$deb_arm" "$rpm_arm"; do
+deb1=$(echo "$work"/r1/plesk-reseller-agent_*_amd64.deb)
+deb2=$(echo "$work"/r2/plesk-reseller-agent_*_amd64.deb)
+rpm1=$(echo "$work"/r1/plesk-reseller-agent-[0-9]*.x86_64.rpm)
+rpm2=$(echo "$work"/r2/plesk-reseller-agent-[0-9]*.x86_64.rpm)
+deb_arm=$(echo "$work"/r1/plesk-reseller-agent_*_arm64.deb)
+rpm_arm=$(echo "$work"/r1/plesk-reseller-agent-[0-9]*.aarch64.rpm)
+# The central's packages (checked in their own section below).
+cdeb=$(echo "$work"/r1/plesk-reseller-central_*_amd64.deb)
+crpm=$(echo "$work"/r1/plesk-reseller-central-[0-9]*.x86_64.rpm)
+cdeb_arm=$(echo "$work"/r1/plesk-reseller-central_*_arm64.deb)
+crpm_arm=$(echo "$work"/r1/plesk-reseller-central-[0-9]*.aarch64.rpm)
+for f in "$deb1" "$deb2" "$rpm1" "$rpm2" "$deb_arm" "$rpm_arm" "$cdeb" "$crpm" "$cdeb_arm" "$crpm_arm"; do
     [ -f "$f" ] || die "the build made no $f"
 done
 version=$(dpkg-deb -f "$deb1" Version)
@@ -223,11 +228,14 @@ extract_bin() { # extract_bin PACKAGE DIR: unpacks the package's files into DIR
         ;;
     esac
 }
-for p in "$deb1" "$rpm1" "$deb_arm" "$rpm_arm"; do
+for p in "$deb1" "$rpm1" "$deb_arm" "$rpm_arm" "$cdeb" "$crpm" "$cdeb_arm" "$crpm_arm"; do
     name=$(basename "$p")
     d="$work/floor/$name"
     extract_bin "$p" "$d"
-    b="$d/usr/bin/plesk-reseller-agent"
+    case "$name" in
+    plesk-reseller-central*) b="$d/usr/bin/plesk-reseller-central" ;;
+    *) b="$d/usr/bin/plesk-reseller-agent" ;;
+    esac
     case "$name" in
     *amd64* | *x86_64*) machine='X86-64' ;;
     *) machine='AArch64' ;;
@@ -240,13 +248,13 @@ for p in "$deb1" "$rpm1" "$deb_arm" "$rpm_arm"; do
     check "$name: links only glibc's own libraries ($(echo $needed))" \
         all_lines '^(libc\.so\.6|libpthread\.so\.0|libdl\.so\.2|libm\.so\.6|librt\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$' "$needed"
 done
-for p in "$deb1" "$deb_arm"; do
+for p in "$deb1" "$deb_arm" "$cdeb" "$cdeb_arm"; do
     dep=$(dpkg-deb -f "$p" Depends)
     want=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$dep")
     check "$(basename "$p"): Depends '$dep' asks for libc6 <= $floor" \
         sh -c "[ -n '$want' ] && [ \"\$(printf '%s\n%s\n' '$want' '$floor' | sort -V | head -1)\" = '$want' ]"
 done
-for p in "$rpm1" "$rpm_arm"; do
+for p in "$rpm1" "$rpm_arm" "$crpm" "$crpm_arm"; do
     reqs=$(rpm -qpR "$p" 2>/dev/null)
     newest=$(grep -o 'GLIBC_[0-9.]*[0-9]' <<<"$reqs" | sed 's/GLIBC_//' | sort -uV | tail -1)
     check "$(basename "$p"): Requires name libc.so.6 (found by elfdeps)" has '^libc\.so\.6\(\)\(64bit\)$' "$reqs"
@@ -659,6 +667,60 @@ PATH="$stub:$PATH" run_let "$postin" 1
 check "%post 1 without systemd: only enable" [ "$(tr '\n' ' ' <"$syslog")" = "enable $unit " ]
 scriptlets_quiet() { run_let "$preun" 0 && run_let "$postun" 0 && run_let "$postin" 2; }
 check "scriptlets exit 0 without systemd" scriptlets_quiet
+
+# ---------------------------------------------------------------- the central's packages
+step "central: $(basename "$cdeb") contents, then the binary in the Debian 11 root"
+clisting=$(dpkg-deb -c "$cdeb")
+check "central deb: /usr/bin/plesk-reseller-central 0755" has '^-rwxr-xr-x root/root .* \./usr/bin/plesk-reseller-central$' "$clisting"
+check "central deb: the unit" has '\./lib/systemd/system/plesk-reseller-central\.service$' "$clisting"
+check "central deb: central.ini 0640" has '^-rw-r----- root/root .* \./etc/plesk-reseller-central/central\.ini$' "$clisting"
+check "central deb: central.ini is a conffile" has '^/etc/plesk-reseller-central/central\.ini$' "$(dpkg-deb -I "$cdeb" conffiles 2>/dev/null)"
+check "central deb: not part of the agent's package" lacks 'plesk-reseller-central' "$(dpkg-deb -c "$deb1")"
+crpm_files=$(rpm -qlp "$crpm" 2>/dev/null)
+check "central rpm: the binary" has '^/usr/bin/plesk-reseller-central$' "$crpm_files"
+check "central rpm: the unit" has '^/usr/lib/systemd/system/plesk-reseller-central\.service$' "$crpm_files"
+check "central rpm: central.ini" has '^/etc/plesk-reseller-central/central\.ini$' "$crpm_files"
+# The portable binary on glibc 2.31: migrate a fresh SQLite database, then check it.
+cp "$work/floor/$(basename "$cdeb")/usr/bin/plesk-reseller-central" "$old/tmp/central"
+mkdir -p "$old/srv/central"
+cat >"$old/srv/central/central.ini" <<'INI'
+[server]
+listen = 127.0.0.1:0
+admin_socket = /srv/central/admin.sock
+[database]
+url = sqlite:///srv/central/central.db
+[sell]
+seo-toolkit = ADD-SEO-TOOLKIT-1M
+INI
+out=$(in_root /tmp/central --version 2>&1) || true
+check "Debian 11: the central's --version prints $version ($out)" [ "$out" = "plesk-reseller-central $version" ]
+out=$(in_root /tmp/central --config /srv/central/central.ini migrate 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "Debian 11: the central migrates a SQLite database" [ "$rc" -eq 0 ]
+out=$(in_root /tmp/central --config /srv/central/central.ini check 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/   /'
+check "Debian 11: the central's check passes" [ "$rc" -eq 0 ]
+out=$(in_root /tmp/central --config /srv/central/central.ini sell allow-file 2>&1) || true
+check "Debian 11: sell allow-file prints the [sell] list" [ "$out" = "seo-toolkit" ]
+
+step "central: dpkg -i, remove, purge on this machine"
+cuser=plesk-reseller-central
+cconf=/etc/plesk-reseller-central
+out=$(dpkg -i "$cdeb" 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "central: dpkg -i succeeds" [ "$rc" -eq 0 ]
+check "central: the system user $cuser exists, without a login shell" \
+    sh -c "getent passwd $cuser | grep -q ':/usr/sbin/nologin\$'"
+check "central: $cconf is 0750 root:$cuser" [ "$(stat -c '%a %U:%G' "$cconf")" = "750 root:$cuser" ]
+check "central: central.ini is 0640 root:$cuser" [ "$(stat -c '%a %U:%G' "$cconf/central.ini")" = "640 root:$cuser" ]
+check "central: the installed binary runs" [ "$(plesk-reseller-central --version)" = "plesk-reseller-central $version" ]
+check "central: the service is not enabled by the install" [ ! -e /etc/systemd/system/multi-user.target.wants/plesk-reseller-central.service ]
+out=$(plesk-reseller-central hosts list 2>&1) && rc=0 || rc=$?
+check "central: with no server running, hosts list exits 3 ($out)" [ "$rc" -eq 3 ]
+dpkg -r plesk-reseller-central >/dev/null 2>&1
+check "central: dpkg -r removes the binary, keeps central.ini" sh -c "[ ! -e /usr/bin/plesk-reseller-central ] && [ -e $cconf/central.ini ]"
+dpkg -P plesk-reseller-central >/dev/null 2>&1
+check "central: dpkg -P removes $cconf" [ ! -e "$cconf" ]
 
 # ---------------------------------------------------------------- end
 check "nothing of $pkg left installed on this machine" \
