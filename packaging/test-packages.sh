@@ -466,7 +466,7 @@ echo "   $security"
 check "systemd-analyze security rates $proxy OK or better" has 'exposure level .*: [0-9.]+ (OK|SAFE)' "$security"
 
 step "systemd 239 (EL8): every unit option is known to 239 or documented as ignored there"
-# Options of the two units that systemd 239 knows (all from 235 or earlier).
+# Options of the three units that systemd 239 knows (all from 235 or earlier).
 known_239=" After AmbientCapabilities CapabilityBoundingSet ConfigurationDirectory
     ConfigurationDirectoryMode Description Documentation DynamicUser ExecReload ExecStart
     KillMode LockPersonality MemoryDenyWriteExecute NoNewPrivileges NotifyAccess PrivateDevices
@@ -474,10 +474,11 @@ known_239=" After AmbientCapabilities CapabilityBoundingSet ConfigurationDirecto
     ProtectKernelTunables ProtectSystem Restart RestartSec RestrictAddressFamilies
     RestrictNamespaces RestrictRealtime RuntimeDirectory RuntimeDirectoryMode StartLimitBurst
     StartLimitIntervalSec StateDirectory StateDirectoryMode SystemCallArchitectures
-    SystemCallErrorNumber SystemCallFilter TimeoutStopSec Type UMask WantedBy Wants WatchdogSec "
+    SystemCallErrorNumber SystemCallFilter TimeoutStopSec Type UMask WantedBy Wants WatchdogSec
+    User Group LimitNOFILE RemoveIPC "
 # Newer ones, which 239 ignores with a warning; each unit's comment must name those it sets.
-newer_239=" ProtectHostname ProtectKernelLogs ProtectClock ProtectProc ProcSubset "
-for u in "$unit" "$proxy"; do
+newer_239=" ProtectHostname ProtectKernelLogs ProtectClock ProtectProc ProcSubset RestrictSUIDSGID "
+for u in "$unit" "$proxy" plesk-reseller-central.service; do
     for opt in $(grep -oE '^[A-Za-z]+=' "systemd/$u" | tr -d = | sort -u); do
         case "$known_239" in *[[:space:]]$opt[[:space:]]*) continue ;; esac
         case "$newer_239" in
@@ -713,6 +714,10 @@ check "central: the system user $cuser exists, without a login shell" \
     sh -c "getent passwd $cuser | grep -q ':/usr/sbin/nologin\$'"
 check "central: $cconf is 0750 root:$cuser" [ "$(stat -c '%a %U:%G' "$cconf")" = "750 root:$cuser" ]
 check "central: central.ini is 0640 root:$cuser" [ "$(stat -c '%a %U:%G' "$cconf/central.ini")" = "640 root:$cuser" ]
+verify_out=$(systemd-analyze verify /lib/systemd/system/plesk-reseller-central.service 2>&1) && verify_rc=0 || verify_rc=$?
+if [ -n "$verify_out" ]; then echo "$verify_out" | sed 's/^/   /'; fi
+check "central: systemd-analyze verify passes" [ "$verify_rc" -eq 0 ]
+check "central: systemd-analyze verify has no warning" [ -z "$verify_out" ]
 check "central: the installed binary runs" [ "$(plesk-reseller-central --version)" = "plesk-reseller-central $version" ]
 check "central: the service is not enabled by the install" [ ! -e /etc/systemd/system/multi-user.target.wants/plesk-reseller-central.service ]
 out=$(plesk-reseller-central hosts list 2>&1) && rc=0 || rc=$?
