@@ -37,6 +37,8 @@ use crate::store::{JobRow, Store, StoreError};
 pub const STATES: &[&str] = &["pending", "licensed", "queued", "done", "failed"];
 /// Retry of a transient KA failure: 1 s doubling to 60 s.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// How often a replica looks again at an order another replica drives.
+const CLAIM_RETRY: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// An order that cannot be taken or driven; names the order, host or extension at fault.
@@ -328,7 +330,27 @@ impl Orders {
         });
     }
 
+    /// Drives one order to its end, holding the order's claim so no other replica drives it
+    /// at the same time (two creates at KA for one order would buy it twice).
     async fn run(&self, id: &str) {
+        let claim = loop {
+            match self.store.db.try_claim(&format!("order:{id}")).await {
+                Ok(Some(claim)) => break claim,
+                Ok(None) => {}
+                Err(e) => tracing::warn!("order {id}: cannot claim it: {e}"),
+            }
+            // Another replica drives it; take over only if it dies before the order ends.
+            match self.get(id).await {
+                Ok(o) if ["done", "failed"].contains(&o.state.as_str()) => return,
+                Err(OrderError::NoOrder(_)) => return,
+                _ => tokio::time::sleep(CLAIM_RETRY).await,
+            }
+        };
+        self.run_claimed(id).await;
+        claim.release().await;
+    }
+
+    async fn run_claimed(&self, id: &str) {
         let mut backoff = BACKOFF_FIRST;
         loop {
             let step = match self.get(id).await {

@@ -183,3 +183,41 @@ async fn key_numbers_from_reports_find_hosts(db) {
     assert!(e.contains("a, b"), "{e}");
 }
 }
+
+on_both! {
+#[tokio::test]
+async fn an_order_claim_excludes_other_replicas_until_released_or_its_replica_dies(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let a = db::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = db::connect(&url).await.unwrap();
+    let first = a.try_claim("order:shop-1").await.unwrap().expect("a free claim is taken");
+    let other = b.try_claim("order:shop-2").await.unwrap();
+    assert!(other.is_some(), "another name is not held");
+    let second = b.try_claim("order:shop-1").await.unwrap();
+    if db.is_sqlite() {
+        // One process on SQLite: the orders worker dedupes by itself; claims never exclude.
+        assert!(second.is_some());
+        return;
+    }
+    assert!(second.is_none(), "replica B must not drive an order replica A drives");
+    first.release().await;
+    let again = b.try_claim("order:shop-1").await.unwrap().expect("released, so free");
+    drop(again);
+    // A replica that dies: its connections close, and its claims go with them.
+    let held = a.try_claim("order:shop-3").await.unwrap().expect("free");
+    assert!(b.try_claim("order:shop-3").await.unwrap().is_none());
+    drop(held);
+    a.pool.close().await;
+    let mut freed = false;
+    for _ in 0..50 {
+        if b.try_claim("order:shop-3").await.unwrap().is_some() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(freed, "the claim of a closed replica stays held");
+}
+}

@@ -170,3 +170,49 @@ impl Db {
         self.pool.close().await;
     }
 }
+
+/// A claim on a name across every process sharing the database (see
+/// [`Dialect::try_lock_statements`]), held until [`Claim::release`] or until its connection
+/// closes (a replica that dies loses its claims at once).
+pub struct Claim {
+    held: Option<(sqlx::pool::PoolConnection<sqlx::Any>, i64, &'static str)>,
+}
+
+impl Db {
+    /// Claims `name` unless another process holds it: `Ok(None)` then. On SQLite every
+    /// claim succeeds (one process; it dedupes by itself).
+    pub async fn try_claim(&self, name: &str) -> Result<Option<Claim>, sqlx::Error> {
+        let Some((lock, unlock)) = self.dialect.try_lock_statements() else {
+            return Ok(Some(Claim { held: None }));
+        };
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let key = i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        let mut conn = self.pool.acquire().await?;
+        let got: bool = sqlx::query_scalar(lock).bind(key).fetch_one(&mut *conn).await?;
+        Ok(got.then_some(Claim {
+            held: Some((conn, key, unlock)),
+        }))
+    }
+}
+
+impl Claim {
+    /// Gives the claim back; a connection that cannot say so is closed, which does.
+    pub async fn release(mut self) {
+        if let Some((mut conn, key, unlock)) = self.held.take() {
+            if sqlx::query(unlock).bind(key).execute(&mut *conn).await.is_err() {
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Dropped without release (a task cancelled at shutdown): the connection must not go
+        // back to the pool still holding the lock.
+        if let Some((conn, _, _)) = self.held.take() {
+            drop(conn.detach());
+        }
+    }
+}
