@@ -354,6 +354,29 @@ out=$(qa --config "$work/sb-arm64/agent.ini" sync 2>&1) && rc=0 || rc=$?
 [ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
 check "arm64: sync exits 0" [ "$rc" -eq 0 ]
 sync_worked "$work/sb-arm64" "arm64"
+step "Debian 11 root: the central's portable binary"
+# The central's portable binary on glibc 2.31: migrate a fresh SQLite database, then check it.
+cp "$work/floor/$(basename "$cdeb")/usr/bin/plesk-reseller-central" "$old/tmp/central"
+mkdir -p "$old/srv/central"
+cat >"$old/srv/central/central.ini" <<'INI'
+[server]
+listen = 127.0.0.1:0
+admin_socket = /srv/central/admin.sock
+[database]
+url = sqlite:///srv/central/central.db
+[sell]
+seo-toolkit = ADD-SEO-TOOLKIT-1M
+INI
+out=$(in_root /tmp/central --version 2>&1) || true
+check "Debian 11: the central's --version prints $version ($out)" [ "$out" = "plesk-reseller-central $version" ]
+out=$(in_root /tmp/central --config /srv/central/central.ini migrate 2>&1) && rc=0 || rc=$?
+[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
+check "Debian 11: the central migrates a SQLite database" [ "$rc" -eq 0 ]
+out=$(in_root /tmp/central --config /srv/central/central.ini check 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/   /'
+check "Debian 11: the central's check passes" [ "$rc" -eq 0 ]
+out=$(in_root /tmp/central --config /srv/central/central.ini sell allow-file 2>&1) || true
+check "Debian 11: sell allow-file prints the [sell] list" [ "$out" = "seo-toolkit" ]
 rm -rf "$old" "$arm"
 
 # ---------------------------------------------------------------- systemctl stand-in
@@ -670,39 +693,17 @@ scriptlets_quiet() { run_let "$preun" 0 && run_let "$postun" 0 && run_let "$post
 check "scriptlets exit 0 without systemd" scriptlets_quiet
 
 # ---------------------------------------------------------------- the central's packages
-step "central: $(basename "$cdeb") contents, then the binary in the Debian 11 root"
+step "central: $(basename "$cdeb") and $(basename "$crpm") contents"
 clisting=$(dpkg-deb -c "$cdeb")
-check "central deb: /usr/bin/plesk-reseller-central 0755" has '^-rwxr-xr-x root/root .* \./usr/bin/plesk-reseller-central$' "$clisting"
+check "central deb: /usr/bin/plesk-reseller-central 0755" has '^-rwxr-xr-x (root/root|0/0) .* \./usr/bin/plesk-reseller-central$' "$clisting"
 check "central deb: the unit" has '\./lib/systemd/system/plesk-reseller-central\.service$' "$clisting"
-check "central deb: central.ini 0640" has '^-rw-r----- root/root .* \./etc/plesk-reseller-central/central\.ini$' "$clisting"
+check "central deb: central.ini 0640" has '^-rw-r----- (root/root|0/0) .* \./etc/plesk-reseller-central/central\.ini$' "$clisting"
 check "central deb: central.ini is a conffile" has '^/etc/plesk-reseller-central/central\.ini$' "$(dpkg-deb -I "$cdeb" conffiles 2>/dev/null)"
 check "central deb: not part of the agent's package" lacks 'plesk-reseller-central' "$(dpkg-deb -c "$deb1")"
 crpm_files=$(rpm -qlp "$crpm" 2>/dev/null)
 check "central rpm: the binary" has '^/usr/bin/plesk-reseller-central$' "$crpm_files"
 check "central rpm: the unit" has '^/usr/lib/systemd/system/plesk-reseller-central\.service$' "$crpm_files"
 check "central rpm: central.ini" has '^/etc/plesk-reseller-central/central\.ini$' "$crpm_files"
-# The portable binary on glibc 2.31: migrate a fresh SQLite database, then check it.
-cp "$work/floor/$(basename "$cdeb")/usr/bin/plesk-reseller-central" "$old/tmp/central"
-mkdir -p "$old/srv/central"
-cat >"$old/srv/central/central.ini" <<'INI'
-[server]
-listen = 127.0.0.1:0
-admin_socket = /srv/central/admin.sock
-[database]
-url = sqlite:///srv/central/central.db
-[sell]
-seo-toolkit = ADD-SEO-TOOLKIT-1M
-INI
-out=$(in_root /tmp/central --version 2>&1) || true
-check "Debian 11: the central's --version prints $version ($out)" [ "$out" = "plesk-reseller-central $version" ]
-out=$(in_root /tmp/central --config /srv/central/central.ini migrate 2>&1) && rc=0 || rc=$?
-[ "$rc" -eq 0 ] || echo "$out" | sed 's/^/   /'
-check "Debian 11: the central migrates a SQLite database" [ "$rc" -eq 0 ]
-out=$(in_root /tmp/central --config /srv/central/central.ini check 2>&1) && rc=0 || rc=$?
-echo "$out" | sed 's/^/   /'
-check "Debian 11: the central's check passes" [ "$rc" -eq 0 ]
-out=$(in_root /tmp/central --config /srv/central/central.ini sell allow-file 2>&1) || true
-check "Debian 11: sell allow-file prints the [sell] list" [ "$out" = "seo-toolkit" ]
 
 step "central: dpkg -i, remove, purge on this machine"
 cuser=plesk-reseller-central
