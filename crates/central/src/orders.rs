@@ -189,6 +189,34 @@ impl Orders {
         Ok(rows.iter().map(order_of).collect())
     }
 
+    /// One page of orders, newest first, optionally of one host and/or state, and how many
+    /// match in all (the fleet page's orders).
+    pub async fn recent(
+        &self,
+        host: Option<&str>,
+        state: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Order>, i64), OrderError> {
+        let filter = "($1 IS NULL OR host_id = $1) AND ($2 IS NULL OR state = $2)";
+        let sql = format!("SELECT {COLS} FROM orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(host)
+            .bind(state)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.store.db.pool)
+            .await
+            .map_err(|e| self.db_err("-", e))?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM orders WHERE {filter}")))
+            .bind(host)
+            .bind(state)
+            .fetch_one(&self.store.db.pool)
+            .await
+            .map_err(|e| self.db_err("-", e))?;
+        Ok((rows.iter().map(order_of).collect(), total))
+    }
+
     /// `(state, count)` for the metrics.
     pub async fn counts(&self) -> Vec<(String, i64)> {
         sqlx::query("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")

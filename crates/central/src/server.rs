@@ -171,7 +171,9 @@ pub async fn serve(
         stop_rx.clone(),
     ))];
     if let Some(l) = admin_tcp {
-        let r = crate::admin::router_with_token(app.clone()).layer(sensitive());
+        let r = crate::admin::router_with_token(app.clone())
+            .merge(crate::ui::router(app.clone()))
+            .layer(sensitive());
         tasks.push(tokio::spawn(accept_tcp(l, r, 256, metrics.clone(), stop_rx.clone())));
     }
     tasks.push(tokio::spawn(accept_unix(

@@ -449,6 +449,33 @@ impl Store {
         Ok(rows.iter().map(job_of).collect())
     }
 
+    /// One page of jobs, newest first, and how many match in all (the fleet page's jobs).
+    pub async fn recent_jobs(
+        &self,
+        host: Option<&str>,
+        state: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<JobRow>, i64), StoreError> {
+        let filter = "($1 IS NULL OR host_id = $1) AND ($2 IS NULL OR state = $2)";
+        let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE {filter} ORDER BY seq DESC LIMIT $3 OFFSET $4");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(host)
+            .bind(state)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM jobs WHERE {filter}")))
+            .bind(host)
+            .bind(state)
+            .fetch_one(&self.db.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok((rows.iter().map(job_of).collect(), total))
+    }
+
     /// Cancels a queued job and erases its code.
     pub async fn cancel_job(&self, id: &str) -> Result<JobRow, StoreError> {
         let mut tx = self.begin().await?;

@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod browser;
 pub mod central;
 pub mod fake_ka;
+pub mod fleet;
 pub mod http;
 pub mod pg;
 

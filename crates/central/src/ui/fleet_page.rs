@@ -1,0 +1,174 @@
+//! `/ui`: every host, worst first, with the counts by health on top and a search by host or
+//! key number. `?q=` searches, `?health=` or `?not_seen=1` narrows, `?page=` pages.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+
+use super::format::{self, Paging};
+use super::layout::{self, Section};
+use super::Params;
+use crate::app::App;
+use crate::host_health::{self, Census, Health};
+use crate::store::Host;
+
+pub const PER_PAGE: usize = 200;
+
+/// What the page is asked to show.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// Lowercased; matches a part of the host id or the key number.
+    pub search: String,
+    pub health: Option<Health>,
+    pub not_seen: bool,
+}
+
+impl Filter {
+    pub fn from(p: &Params) -> Result<Filter, String> {
+        let search = p.text("q", 200)?.unwrap_or_default().trim().to_lowercase();
+        let health = match p.text("health", 20)? {
+            None => None,
+            Some(h) if h.is_empty() => None,
+            Some(h) => Some(Health::parse(&h).ok_or_else(|| {
+                format!("the health {h:?} is none of ok, out_of_sync, degraded, no_report")
+            })?),
+        };
+        let not_seen = p.text("not_seen", 1)?.is_some_and(|v| v == "1");
+        Ok(Filter { search, health, not_seen })
+    }
+
+    fn keeps(&self, h: &Host, now: i64) -> bool {
+        let found = self.search.is_empty()
+            || h.id.to_lowercase().contains(&self.search)
+            || h.key_number.as_deref().is_some_and(|k| k.to_lowercase().contains(&self.search));
+        found
+            && self.health.is_none_or(|want| host_health::of(h) == want)
+            && (!self.not_seen || host_health::not_seen(h, now))
+    }
+
+    /// This page's URL with `page`.
+    fn link(&self, page: usize) -> String {
+        let mut u = format!("/ui?page={page}");
+        if !self.search.is_empty() {
+            u.push_str(&format!("&q={}", format::q(&self.search)));
+        }
+        if let Some(h) = self.health {
+            u.push_str(&format!("&health={}", h.name()));
+        }
+        if self.not_seen {
+            u.push_str("&not_seen=1");
+        }
+        u
+    }
+}
+
+pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
+    let now = app.store.now();
+    let (filter, paging) = match (Filter::from(&p), p.paging(PER_PAGE)) {
+        (Ok(f), Ok(pg)) => (f, pg),
+        (Err(e), _) | (_, Err(e)) => return layout::problem(StatusCode::BAD_REQUEST, Section::Fleet, now, &e),
+    };
+    match app.store.hosts().await {
+        Ok(hosts) => layout::respond(StatusCode::OK, render(&hosts, &filter, paging, now)),
+        Err(e) => super::store_down(now, Section::Fleet, e),
+    }
+}
+
+/// Worst first: degraded, out of sync, no report, then OK; within each, the unseen first.
+fn rank(h: &Host, now: i64) -> (u8, bool) {
+    let health = match host_health::of(h) {
+        Health::Degraded => 0,
+        Health::OutOfSync => 1,
+        Health::NoReport => 2,
+        Health::Ok => 3,
+    };
+    (health, !host_health::not_seen(h, now))
+}
+
+/// The whole page for `hosts` (all of them: the counts cover the fleet, the table the filter).
+pub fn render(hosts: &[Host], filter: &Filter, paging: Paging, now: i64) -> Markup {
+    let census = Census::of(hosts, now);
+    let mut shown: Vec<((u8, bool), &Host)> = hosts
+        .iter()
+        .filter(|h| filter.keeps(h, now))
+        .map(|h| (rank(h, now), h))
+        .collect();
+    // hosts() is ordered by id, and the sort is stable: ties stay alphabetical.
+    shown.sort_by_key(|(r, _)| *r);
+    let total = shown.len();
+    let rows = shown.iter().skip(paging.offset()).take(paging.per).map(|(_, h)| *h);
+    let body = html! {
+        h1 { "Fleet" }
+        (cards(&census, filter))
+        form.search method="get" action="/ui" role="search" {
+            input type="search" name="q" value=(filter.search) placeholder="host or key number"
+                aria-label="search by host or key number" maxlength="200";
+            @if let Some(h) = filter.health { input type="hidden" name="health" value=(h.name()); }
+            @if filter.not_seen { input type="hidden" name="not_seen" value="1"; }
+            button type="submit" { "Search" }
+            @if *filter != Filter::default() { a href="/ui" { "clear" } }
+        }
+        table #hosts {
+            thead { tr {
+                th { "Host" } th { "Health" } th { "Last seen" } th { "Key number" }
+                th { "Agent" } th { "Plesk" } th { "panel.ini" } th { "Problems" }
+            } }
+            tbody {
+                @for h in rows { (row(h, now)) }
+            }
+        }
+        @if total == 0 { p.muted #no-hosts { "No host matches." } }
+        (paging.nav(total, |n| filter.link(n)))
+    };
+    layout::page("Fleet", Section::Fleet, now, body)
+}
+
+fn cards(c: &Census, filter: &Filter) -> Markup {
+    let all = filter.health.is_none() && !filter.not_seen;
+    html! {
+        div.cards {
+            a.card.all #count-all href="/ui" aria-current=[all.then_some("true")] {
+                span.n { (c.total) } "Hosts"
+            }
+            @for h in Health::ALL {
+                a.card.(h.name()) id={ "count-" (h.name()) } href={ "/ui?health=" (h.name()) }
+                    aria-current=[(filter.health == Some(h)).then_some("true")] {
+                    span.n { (c.count(h)) } (h.label())
+                }
+            }
+            a.card.not_seen #count-not_seen href="/ui?not_seen=1" aria-current=[filter.not_seen.then_some("true")] {
+                span.n { (c.not_seen) } "Not seen for 10 min"
+            }
+        }
+    }
+}
+
+fn row(h: &Host, now: i64) -> Markup {
+    let health = host_health::of(h);
+    let report = h.report.as_ref();
+    let plesk = report.and_then(|r| r.get("plesk_version")).and_then(|v| v.as_str());
+    html! {
+        tr data-host=(h.id) data-health=(health.name()) {
+            td { a href={ "/ui/hosts/" (h.id) } { (h.id) } }
+            td { span.badge.(health.name()) { (health.label()) } }
+            td.stale[host_health::not_seen(h, now)] { (format::when(now, h.last_seen_at)) }
+            td.mono { (format::opt(h.key_number.as_deref())) }
+            td { (format::opt(h.agent_version.as_deref())) }
+            td { (format::opt(plesk)) }
+            td { (sync_text(host_health::in_sync(report))) }
+            td.problems {
+                @let problems = host_health::problems(report);
+                @if !problems.is_empty() { ul { @for p in problems { li { (p) } } } }
+            }
+        }
+    }
+}
+
+pub fn sync_text(in_sync: Option<bool>) -> Markup {
+    match in_sync {
+        Some(true) => html! { "in sync" },
+        Some(false) => html! { span.error { "out of sync" } },
+        None => html! { span.muted { "—" } },
+    }
+}
