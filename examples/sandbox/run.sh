@@ -93,11 +93,17 @@ step "a real local central (SQLite) instead of the spool"
 cs="$sb/central"
 mkdir -p "$cs" "$sb/plesk2"
 cp tests/fixtures/plesk-standin "$sb/plesk2/plesk"
+# The fleet page's listener needs a fixed port (its address is not written anywhere).
+uiport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$cs/admin.token"
+chmod 600 "$cs/admin.token"
 cat >"$cs/central.ini" <<INI
 ; SANDBOX config, written by examples/sandbox/run.sh
 [server]
 listen = 127.0.0.1:0
 admin_socket = $cs/run/admin.sock
+admin_listen = 127.0.0.1:$uiport
+admin_token_file = $cs/admin.token
 max_wait = 25
 [database]
 url = sqlite://$cs/db/central.db
@@ -125,6 +131,12 @@ for _ in $(seq 100); do ccli jobs show "$job" --json | grep -q '"state": "queued
 ccli jobs show "$job"
 ccli hosts list
 grep '^buyUrl' "$sb/conf/panel.ini"
+step "the fleet page (HTTP Basic, password = the admin token)"
+page=$(exec 3<>"/dev/tcp/127.0.0.1/$uiport" && printf 'GET /ui HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
+    "$(printf 'admin:%s' "$(cat "$cs/admin.token")" | base64 -w0)" >&3 && cat <&3)
+echo "$page" | head -1
+echo "$page" | grep -o '<tr data-host="sandbox-1" data-health="[a-z_]*"' || { echo "sandbox-1 is not on the fleet page" >&2; exit 1; }
+echo "to look at it: $central --config $cs/central.ini serve, then http://127.0.0.1:$uiport/ui (any user, password in $cs/admin.token)"
 kill -TERM "$apid"; wait "$apid"
 kill -TERM "$cpid"; wait "$cpid"
 step "central log"

@@ -302,10 +302,10 @@ struct JobFilter {
 
 async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Response {
     if let Some(s) = &f.state {
-        if !["queued", "succeeded", "failed", "rejected", "cancelled"].contains(&s.as_str()) {
+        if !crate::store::JOB_STATES.contains(&s.as_str()) {
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("the state {s:?} is none of queued, succeeded, failed, rejected, cancelled"),
+                &format!("the state {s:?} is none of {}", crate::store::JOB_STATES.join(", ")),
             );
         }
     }

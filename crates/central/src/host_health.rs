@@ -107,7 +107,9 @@ impl Census {
 
     /// Prometheus lines for `/metrics`.
     pub fn render_metrics(&self) -> String {
-        let mut out = String::from("# HELP central_hosts Hosts by health (from their last report).\n# TYPE central_hosts gauge\n");
+        let mut out = String::from(
+            "# HELP central_hosts Hosts by health (from their last report).\n# TYPE central_hosts gauge\n",
+        );
         for h in Health::ALL {
             out.push_str(&format!("central_hosts{{health=\"{}\"}} {}\n", h.name(), self.count(h)));
         }
@@ -147,7 +149,10 @@ mod tests {
         assert_eq!(of(&host(None, Some(1))), Health::NoReport);
         assert_eq!(of(&host(Some(r(true, json!([]))), None)), Health::Ok);
         assert_eq!(of(&host(Some(r(false, json!([]))), None)), Health::OutOfSync);
-        assert_eq!(of(&host(Some(r(false, json!(["panel.ini is read-only"]))), None)), Health::Degraded);
+        assert_eq!(
+            of(&host(Some(r(false, json!(["panel.ini is read-only"]))), None)),
+            Health::Degraded
+        );
     }
 
     #[test]
@@ -157,7 +162,10 @@ mod tests {
         assert!(not_seen(&host(None, Some(now - NOT_SEEN_AFTER_MS - 1)), now));
         assert!(!not_seen(&host(None, Some(now - NOT_SEEN_AFTER_MS)), now));
         let c = Census::of(&[host(None, None), host(Some(json!({"problems": []})), Some(now))], now);
-        assert_eq!((c.total, c.count(Health::NoReport), c.count(Health::Ok), c.not_seen), (2, 1, 1, 1));
+        assert_eq!(
+            (c.total, c.count(Health::NoReport), c.count(Health::Ok), c.not_seen),
+            (2, 1, 1, 1)
+        );
         assert!(c.render_metrics().contains("central_hosts{health=\"degraded\"} 0\n"));
     }
 }

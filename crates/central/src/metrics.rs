@@ -94,7 +94,9 @@ impl Metrics {
         let _ = writeln!(out, "# HELP central_ka_calls_total KA Partner API calls.\n# TYPE central_ka_calls_total counter\ncentral_ka_calls_total {}", g(&self.ka_calls));
         let _ = writeln!(out, "# HELP central_ka_errors_total KA Partner API errors.\n# TYPE central_ka_errors_total counter\ncentral_ka_errors_total {}", g(&self.ka_errors));
         let _ = writeln!(out, "# HELP central_jobs Jobs by state.\n# TYPE central_jobs gauge");
-        for (state, n) in jobs_by_state {
+        // Every state, zeros too: a dashboard's series should not appear and vanish.
+        for state in crate::store::JOB_STATES {
+            let n = jobs_by_state.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "central_jobs{{state=\"{state}\"}} {n}");
         }
         out

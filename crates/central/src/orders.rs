@@ -199,7 +199,8 @@ impl Orders {
         offset: i64,
     ) -> Result<(Vec<Order>, i64), OrderError> {
         let filter = "($1 IS NULL OR host_id = $1) AND ($2 IS NULL OR state = $2)";
-        let sql = format!("SELECT {COLS} FROM orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4");
+        let sql =
+            format!("SELECT {COLS} FROM orders WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(host)
             .bind(state)
@@ -208,12 +209,14 @@ impl Orders {
             .fetch_all(&self.store.db.pool)
             .await
             .map_err(|e| self.db_err("-", e))?;
-        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM orders WHERE {filter}")))
-            .bind(host)
-            .bind(state)
-            .fetch_one(&self.store.db.pool)
-            .await
-            .map_err(|e| self.db_err("-", e))?;
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM orders WHERE {filter}"
+        )))
+        .bind(host)
+        .bind(state)
+        .fetch_one(&self.store.db.pool)
+        .await
+        .map_err(|e| self.db_err("-", e))?;
         Ok((rows.iter().map(order_of).collect(), total))
     }
 

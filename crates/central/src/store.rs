@@ -32,6 +32,9 @@ pub enum StoreError {
     Db { url: String, reason: String },
 }
 
+/// Every state a job can be in: queued until its result or its cancellation.
+pub const JOB_STATES: &[&str] = &["queued", "succeeded", "failed", "rejected", "cancelled"];
+
 /// Milliseconds since the epoch; injected so tests can drive time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 

@@ -82,7 +82,10 @@ fn fleet_page(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
     assert_eq!(b.text(&cell), HOSTILE);
     assert_eq!(b.count("script"), 0);
     assert_eq!(b.count("td.problems b"), 0);
-    assert_eq!(b.eval("document.title").as_str(), Some("Fleet · plesk-reseller-central"));
+    assert_eq!(
+        b.eval("document.title").as_str(),
+        Some("Fleet · plesk-reseller-central")
+    );
     // Hosts silent for two hours say so.
     let silent = b.text(&format!("tr[data-host='{}'] td:nth-child(3)", fleet::host_id(9)));
     assert_eq!(silent, "2 h ago");
@@ -118,7 +121,10 @@ fn host_page(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
     assert_eq!(b.goto(&format!("{base}/ui/hosts/{}", s.busy)), 200);
     assert_eq!(b.text("#health"), "OK");
     let states = b.eval("[...document.querySelectorAll('table.jobs tbody tr')].map(r => r.dataset.state)");
-    assert_eq!(states, serde_json::json!(["cancelled", "queued", "failed", "succeeded"]));
+    assert_eq!(
+        states,
+        serde_json::json!(["cancelled", "queued", "failed", "succeeded"])
+    );
     // The code an agent failed to mask is masked here; only its ends show.
     let page = b.eval("document.body.innerText").as_str().unwrap().to_string();
     assert!(!page.contains(CODE), "the whole activation code is on the page");
@@ -171,4 +177,59 @@ fn the_fleet_page_shows_the_fleet_in_a_browser(db) {
     assert!(m.contains(&format!("central_hosts{{health=\"degraded\"}} {}\n", seeded.degraded)), "{m}");
     assert!(m.contains(&format!("central_hosts_not_seen {}\n", seeded.not_seen)), "{m}");
 }
+}
+
+/// Every metric (and label value) the shipped Grafana dashboard asks for is one the central
+/// serves, and the dashboard shows what the page shows.
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_the_central_serves() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/grafana/plesk-reseller-central.json"
+    );
+    let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Central::new(&dir.path().join("central"), "");
+    c.start();
+    c.add_host("web-1", &[]);
+    let metrics = support::http::request(&c.addr, "GET", "/metrics", None, &[], b"").body;
+    let served: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#')).collect();
+    let mut asked = std::collections::BTreeSet::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("central_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    served
+                        .iter()
+                        .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
+                    "panel {:?} asks for {name}, which /metrics does not serve",
+                    p["title"]
+                );
+                asked.insert(name);
+            }
+            for (label, value) in [
+                ("health", "degraded"),
+                ("health", "out_of_sync"),
+                ("health", "no_report"),
+            ] {
+                if expr.contains(&format!("{label}=\"{value}\"")) {
+                    assert!(metrics.contains(&format!("{label}=\"{value}\"")), "{expr}");
+                }
+            }
+        }
+    }
+    for needed in [
+        "central_hosts",
+        "central_hosts_not_seen",
+        "central_jobs",
+        "central_orders",
+        "central_held_polls",
+    ] {
+        assert!(asked.contains(needed), "the dashboard does not show {needed}");
+    }
 }

@@ -30,18 +30,25 @@ impl Filter {
         let health = match p.text("health", 20)? {
             None => None,
             Some(h) if h.is_empty() => None,
-            Some(h) => Some(Health::parse(&h).ok_or_else(|| {
-                format!("the health {h:?} is none of ok, out_of_sync, degraded, no_report")
-            })?),
+            Some(h) => Some(
+                Health::parse(&h)
+                    .ok_or_else(|| format!("the health {h:?} is none of ok, out_of_sync, degraded, no_report"))?,
+            ),
         };
         let not_seen = p.text("not_seen", 1)?.is_some_and(|v| v == "1");
-        Ok(Filter { search, health, not_seen })
+        Ok(Filter {
+            search,
+            health,
+            not_seen,
+        })
     }
 
     fn keeps(&self, h: &Host, now: i64) -> bool {
         let found = self.search.is_empty()
             || h.id.to_lowercase().contains(&self.search)
-            || h.key_number.as_deref().is_some_and(|k| k.to_lowercase().contains(&self.search));
+            || h.key_number
+                .as_deref()
+                .is_some_and(|k| k.to_lowercase().contains(&self.search));
         found
             && self.health.is_none_or(|want| host_health::of(h) == want)
             && (!self.not_seen || host_health::not_seen(h, now))

@@ -113,7 +113,10 @@ mod tests {
         let p = Paging { page: 2, per: 200 };
         assert_eq!((p.offset(), p.pages(401), p.pages(0)), (200, 3, 1));
         let nav = p.nav(401, |n| format!("/ui?page={n}")).into_string();
-        assert!(nav.contains("Showing 201–400 of 401") && nav.contains("/ui?page=3"), "{nav}");
+        assert!(
+            nav.contains("Showing 201–400 of 401") && nav.contains("/ui?page=3"),
+            "{nav}"
+        );
     }
 
     #[test]

@@ -21,7 +21,12 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Response {
     let host = match app.store.host(&id).await {
         Ok(h) => h,
         Err(StoreError::NoHost(_)) => {
-            return layout::problem(StatusCode::NOT_FOUND, Section::Fleet, now, &format!("There is no host {id:?}."))
+            return layout::problem(
+                StatusCode::NOT_FOUND,
+                Section::Fleet,
+                now,
+                &format!("There is no host {id:?}."),
+            )
         }
         Err(e) => return super::store_down(now, Section::Fleet, e),
     };
@@ -33,7 +38,10 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Response {
         Some(o) => o.recent(Some(&id), None, RECENT, 0).await.ok(),
         None => None,
     };
-    let fleet = (app.config.fleet_buy_url.as_deref(), app.config.fleet_catalog_url.as_deref());
+    let fleet = (
+        app.config.fleet_buy_url.as_deref(),
+        app.config.fleet_catalog_url.as_deref(),
+    );
     let body = html! {
         h1 { "Host " span.mono { (host.id) } }
         (facts(&host, fleet, now))

@@ -12,9 +12,8 @@ use super::format;
 use super::layout::{self, Section};
 use super::Params;
 use crate::app::App;
-use crate::store::JobRow;
+use crate::store::{JobRow, JOB_STATES as STATES};
 
-pub const STATES: &[&str] = &["queued", "succeeded", "failed", "rejected", "cancelled"];
 const PER_PAGE: usize = 200;
 
 pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
@@ -26,7 +25,12 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
     };
     let found = app
         .store
-        .recent_jobs(host.as_deref(), state.as_deref(), paging.per as i64, paging.offset() as i64)
+        .recent_jobs(
+            host.as_deref(),
+            state.as_deref(),
+            paging.per as i64,
+            paging.offset() as i64,
+        )
         .await;
     let (jobs, total) = match found {
         Ok(v) => v,

@@ -53,7 +53,10 @@ pub fn page(title: &str, section: Section, now_ms: i64, body: Markup) -> Markup 
 pub fn respond(status: StatusCode, markup: Markup) -> Response {
     let mut r = (status, markup.into_string()).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -64,7 +67,10 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
 /// A page that says what is wrong in one sentence (bad filter, unknown host, database down).
 pub fn problem(status: StatusCode, section: Section, now_ms: i64, sentence: &str) -> Response {
     let mut chars = sentence.chars();
-    let mut text: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+    let mut text: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
     if !text.ends_with('.') {
         text.push('.');
     }

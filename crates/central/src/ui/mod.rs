@@ -61,7 +61,11 @@ async fn basic_auth(token: Option<Arc<str>>, req: Request, next: Next) -> Respon
     match (token.as_deref(), password) {
         (Some(t), Some(p)) if tokens::same(t, p) => next.run(req).await,
         _ => {
-            let mut r = (StatusCode::UNAUTHORIZED, "The fleet page needs the admin token as the password.\n").into_response();
+            let mut r = (
+                StatusCode::UNAUTHORIZED,
+                "The fleet page needs the admin token as the password.\n",
+            )
+                .into_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"plesk-reseller-central\", charset=\"UTF-8\""),
@@ -174,11 +178,25 @@ mod tests {
 
     #[test]
     fn a_bad_parameter_is_named_in_one_sentence() {
-        let p = Params::new(&[("page", "0"), ("state", "paid"), ("host", "a b"), ("q", &"x".repeat(201))]);
-        assert_eq!(p.paging(200).unwrap_err(), "the page \"0\" is not a number from 1 to 1000000");
-        assert!(p.one_of("state", &["queued"]).unwrap_err().contains("\"paid\" is none of queued"));
+        let p = Params::new(&[
+            ("page", "0"),
+            ("state", "paid"),
+            ("host", "a b"),
+            ("q", &"x".repeat(201)),
+        ]);
+        assert_eq!(
+            p.paging(200).unwrap_err(),
+            "the page \"0\" is not a number from 1 to 1000000"
+        );
+        assert!(p
+            .one_of("state", &["queued"])
+            .unwrap_err()
+            .contains("\"paid\" is none of queued"));
         assert!(p.host().unwrap_err().contains("\"a b\""));
-        assert_eq!(p.text("q", 200).unwrap_err(), "the search is longer than 200 characters");
+        assert_eq!(
+            p.text("q", 200).unwrap_err(),
+            "the search is longer than 200 characters"
+        );
         let ok = Params::new(&[("page", "3"), ("per_page", "10000"), ("state", "")]);
         assert_eq!(ok.paging(200).unwrap(), Paging { page: 3, per: 10_000 });
         assert_eq!(ok.one_of("state", &["queued"]).unwrap(), None);

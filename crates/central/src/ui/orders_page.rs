@@ -22,16 +22,31 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
         Err(e) => return layout::problem(StatusCode::BAD_REQUEST, Section::Orders, now, &e),
     };
     let Some(orders) = &app.orders else {
-        return layout::problem(StatusCode::NOT_FOUND, Section::Orders, now, "Orders are not served here.");
+        return layout::problem(
+            StatusCode::NOT_FOUND,
+            Section::Orders,
+            now,
+            "Orders are not served here.",
+        );
     };
     let found = orders
-        .recent(host.as_deref(), state.as_deref(), paging.per as i64, paging.offset() as i64)
+        .recent(
+            host.as_deref(),
+            state.as_deref(),
+            paging.per as i64,
+            paging.offset() as i64,
+        )
         .await;
     let (list, total) = match found {
         Ok(v) => v,
         Err(e) => {
             tracing::error!("{e}");
-            return layout::problem(StatusCode::SERVICE_UNAVAILABLE, Section::Orders, now, "The database cannot be read; see the central's log.");
+            return layout::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Section::Orders,
+                now,
+                "The database cannot be read; see the central's log.",
+            );
         }
     };
     let counts = orders.counts().await;

@@ -70,7 +70,9 @@ impl Browser {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("chromium's DevTools address");
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("chromium's DevTools address");
         let host = url.trim_start_matches("ws://").split('/').next().unwrap().to_string();
         let stream = TcpStream::connect(&host).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -112,7 +114,9 @@ impl Browser {
         let end = Instant::now() + Duration::from_secs(60);
         loop {
             assert!(Instant::now() < end, "chromium: gave up waiting for {what}");
-            let Message::Text(t) = self.ws.read().unwrap() else { continue };
+            let Message::Text(t) = self.ws.read().unwrap() else {
+                continue;
+            };
             let v: Value = serde_json::from_str(&t).unwrap();
             if stop(&v) {
                 return v;
@@ -159,10 +163,7 @@ impl Browser {
     /// Evaluates a JavaScript expression in the page (DevTools, not the page's own scripts:
     /// the page has none) and returns its value.
     pub fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expr, "returnByValue": true }),
-        );
+        let r = self.call("Runtime.evaluate", json!({ "expression": expr, "returnByValue": true }));
         assert!(r.get("exceptionDetails").is_none(), "{expr}: {}", r["exceptionDetails"]);
         r["result"]["value"].clone()
     }

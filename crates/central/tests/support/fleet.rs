@@ -77,7 +77,11 @@ pub async fn seed(url: &str, n: usize) -> Seeded {
             }
             (_, 7) => {
                 s.degraded += 1;
-                Some(report(i, false, &["panel.ini cannot be written: Permission denied (os error 13)"]))
+                Some(report(
+                    i,
+                    false,
+                    &["panel.ini cannot be written: Permission denied (os error 13)"],
+                ))
             }
             (_, 8) => {
                 s.no_report += 1;
