@@ -1,5 +1,5 @@
-//! `check`: the config parses (unknown keys reported), the database is reachable and
-//! migrated, KA credentials are safe when `[ka]` is filled, the listen addresses are free or
+//! `check`: the config parses (unknown keys reported), the TLS certificate and key load, the
+//! database is reachable and migrated, KA credentials are safe when `[ka]` is filled, the listen addresses are free or
 //! held by the running server. One line per check; exit 0 when all pass.
 
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +28,25 @@ pub async fn run(config: &Config, json_out: bool) -> i32 {
             )
         },
     }];
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
+        lines.push(match crate::tls::load(cert, key) {
+            Ok(k) => Line {
+                name: "tls",
+                ok: true,
+                detail: format!(
+                    "{} ({} certificates) and its key {} load and belong together",
+                    cert.display(),
+                    k.cert.len(),
+                    key.display()
+                ),
+            },
+            Err(e) => Line {
+                name: "tls",
+                ok: false,
+                detail: e.to_string(),
+            },
+        });
+    }
     lines.push(database(config).await);
     if let Some(l) = ka(config) {
         lines.push(l);

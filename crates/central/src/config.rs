@@ -200,13 +200,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         max_wait: s.number("server", "max_wait", 60, 1, 3600)?,
         max_connections: s.number("server", "max_connections", 20_000, 16, 1_000_000)? as usize,
     };
-    if server.tls_cert.is_some() || server.tls_key.is_some() {
-        // Said at start rather than silently serving plain HTTP where TLS was asked for.
-        return Err(s.bad(
-            "server",
-            "tls_cert",
-            "is set, but this version serves plain HTTP only: leave tls_cert and tls_key empty and put a TLS proxy (nginx) in front",
-        ));
+    match (&server.tls_cert, &server.tls_key) {
+        (Some(_), None) => {
+            return Err(s.bad(
+                "server",
+                "tls_key",
+                "is empty, but tls_cert is set: give both or neither",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(s.bad(
+                "server",
+                "tls_cert",
+                "is empty, but tls_key is set: give both or neither",
+            ))
+        }
+        _ => {}
     }
     let database_url = s.text("database", "url", "sqlite:///var/lib/plesk-reseller-central/central.db");
     // Both of libpq's schemes are PostgreSQL (as in db::Dialect::of_url).
@@ -341,6 +350,8 @@ mod tests {
         assert!(e.contains("admin_token_file"), "{e}");
         let e = p("[fleet]\nbuy_url = ftp://x\n").unwrap_err().to_string();
         assert!(e.contains("[fleet] buy_url"), "{e}");
+        let e = p("[server]\ntls_cert = /etc/c.crt\n").unwrap_err().to_string();
+        assert!(e.contains("[server] tls_key") && e.contains("both or neither"), "{e}");
         let e = p("[database]\nurl = mysql://db/c\n").unwrap_err().to_string();
         assert!(e.contains("[database] url"), "{e}");
         for ok in ["postgres://u@db/c", "postgresql://u@db/c"] {

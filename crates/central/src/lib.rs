@@ -23,6 +23,7 @@ pub mod replicas;
 pub mod server;
 pub mod store;
 pub mod times;
+pub mod tls;
 pub mod tokens;
 pub mod ui;
 pub mod waiters;

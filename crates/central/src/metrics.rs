@@ -13,6 +13,8 @@ pub struct Metrics {
     pub wakes_sent: AtomicU64,
     pub wakes_failed: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// TLS handshakes that failed or took longer than the header timeout.
+    pub tls_failures: AtomicU64,
     /// KA Partner API calls made by orders, and those that failed.
     pub ka_calls: AtomicU64,
     pub ka_errors: AtomicU64,
@@ -38,7 +40,7 @@ impl Metrics {
     pub fn render(&self, jobs_by_state: &[(String, i64)]) -> String {
         let mut out = String::new();
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, String); 8] = [
+        let rows: [(&str, &str, &str, String); 9] = [
             (
                 "central_held_polls",
                 "gauge",
@@ -86,6 +88,12 @@ impl Metrics {
                 "counter",
                 "Connections refused with 503 at the cap.",
                 g(&self.rejected_connections).to_string(),
+            ),
+            (
+                "central_tls_handshake_failures_total",
+                "counter",
+                "TLS handshakes that failed or timed out.",
+                g(&self.tls_failures).to_string(),
             ),
         ];
         for (name, kind, help, value) in rows {

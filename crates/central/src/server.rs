@@ -13,6 +13,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::App;
@@ -42,6 +43,8 @@ pub enum ServeError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     Ka(#[from] crate::ka::KaError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Removes a stale socket (one that refuses connections); refuses when a server answers.
@@ -114,6 +117,10 @@ pub async fn serve(
         Some(p) if config.server.admin_listen.is_some() => Some(read_admin_token(p)?),
         _ => None,
     };
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let db = crate::db::connect(&config.database_url).await?;
     db.migrate().await?;
     let agents = tcp(config.server.listen).await?;
@@ -165,6 +172,7 @@ pub async fn serve(
     let agents_router = crate::api::router(app.clone()).layer(sensitive());
     let mut tasks = vec![tokio::spawn(accept_tcp(
         agents,
+        tls.clone(),
         agents_router,
         config.server.max_connections,
         metrics.clone(),
@@ -174,7 +182,14 @@ pub async fn serve(
         let r = crate::admin::router_with_token(app.clone())
             .merge(crate::ui::router(app.clone()))
             .layer(sensitive());
-        tasks.push(tokio::spawn(accept_tcp(l, r, 256, metrics.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(accept_tcp(
+            l,
+            tls.clone(),
+            r,
+            256,
+            metrics.clone(),
+            stop_rx.clone(),
+        )));
     }
     tasks.push(tokio::spawn(accept_unix(
         admin_sock,
@@ -215,6 +230,7 @@ async fn flush_loop(app: App, mut stop: watch::Receiver<bool>) {
 /// flood cannot take memory and held polls stay served.
 async fn accept_tcp(
     l: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     cap: usize,
     metrics: Arc<Metrics>,
@@ -235,9 +251,18 @@ async fn accept_tcp(
         let _ = stream.set_nodelay(true);
         match slots.clone().try_acquire_owned() {
             Ok(permit) => {
-                let (router, stop) = (router.clone(), stop.clone());
+                let (router, stop, tls, metrics) = (router.clone(), stop.clone(), tls.clone(), metrics.clone());
                 conns.spawn(async move {
-                    serve_conn(stream, router, stop).await;
+                    match tls {
+                        None => serve_conn(stream, router, stop).await,
+                        // The handshake gets the time the headers get.
+                        Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream)).await {
+                            Ok(Ok(s)) => serve_conn(s, router, stop).await,
+                            _ => {
+                                metrics.tls_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        },
+                    }
                     drop(permit);
                 });
             }

@@ -134,3 +134,124 @@ fn a_signed_wake_push_brings_a_job_to_an_agent_that_does_not_long_poll(db) {
     assert!(later.contains("central_wakes_sent_total 1\n"), "{metrics}\n{later}");
 }
 }
+
+/// A throw-away CA and a certificate for 127.0.0.1 signed by it, as PEM.
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, "test CA");
+        Pki {
+            ca: p.self_signed(&ca_key).unwrap(),
+            ca_key,
+        }
+    }
+
+    /// Writes the server's chain and key; returns the certificate's DER.
+    fn issue(&self, cn: &str, cert: &std::path::Path, key: &std::path::Path) -> Vec<u8> {
+        let k = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let c = p.signed_by(&k, &self.ca, &self.ca_key).unwrap();
+        std::fs::write(cert, format!("{}{}", c.pem(), self.ca.pem())).unwrap();
+        std::fs::write(key, k.serialize_pem()).unwrap();
+        c.der().to_vec()
+    }
+}
+
+/// The certificate a new TLS connection to `url` is served (and the /healthz status).
+fn served_cert(rt: &tokio::runtime::Runtime, ca_pem: &str, url: &str) -> (u16, Vec<u8>) {
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+            .tls_info(true)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let r = client.get(format!("{url}/healthz")).send().await.unwrap();
+        let der = r
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .unwrap()
+            .to_vec();
+        (r.status().as_u16(), der)
+    })
+}
+
+#[test]
+fn an_agent_polls_a_central_that_serves_tls_and_a_renewed_certificate_needs_no_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    let first = pki.issue("central one", &cert, &key);
+    std::fs::write(&ca, pki.ca.pem()).unwrap();
+    let extra = format!(
+        "[server]\ntls_cert = {}\ntls_key = {}\n{}",
+        cert.display(),
+        key.display(),
+        fleet("https://shop.example.com/tls")
+    );
+    let mut central = Central::new(&dir.path().join("central"), &extra);
+    central.start();
+    let url = format!("https://{}", central.addr);
+    let check = central.cli(&["check"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("ok   tls:") && text.contains("belong together"), "{text}");
+
+    // The agent trusts the test CA through SSL_CERT_FILE, as it would a system CA.
+    let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let mut agent = Agent::new(&dir.path().join("agent"), &url, "web-1", &token, 25, "");
+    agent.env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    agent.start();
+    wait_for(30, "the fleet buy_url in panel.ini over TLS", || {
+        agent.panel_ini().contains("https://shop.example.com/tls").then_some(())
+    });
+    let job = central.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_for(30, "the job's result over TLS", || {
+        let j = central.json(&["jobs", "show", &id]);
+        (j["state"] != "queued").then_some(j)
+    });
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = support::http::request(&central.addr, "GET", "/healthz", None, &[], b"");
+    assert_eq!(
+        plain.status, 0,
+        "plain HTTP was answered on the TLS port: {}",
+        plain.body
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca_pem = pki.ca.pem();
+    assert_eq!(served_cert(&rt, &ca_pem, &url), (200, first.clone()));
+    // A renewal that does not load (the key file half-written) keeps the old certificate.
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nnot a key\n").unwrap();
+    // (The files are looked at by handshakes, at most every 5 s: keep connecting.)
+    wait_for(30, "the refused renewal in the log", || {
+        assert_eq!(served_cert(&rt, &ca_pem, &url), (200, first.clone()));
+        central
+            .log_text()
+            .contains("still serving the certificate loaded before")
+            .then_some(())
+    });
+    // The renewal once both files are whole: served without a restart.
+    let second = pki.issue("central two", &cert, &key);
+    let pid = central.pid();
+    wait_for(30, "the renewed certificate served", || {
+        (served_cert(&rt, &ca_pem, &url).1 == second).then_some(())
+    });
+    assert_eq!(central.pid(), pid);
+    assert!(central.log_text().contains("loaded the renewed TLS certificate"));
+}

@@ -14,6 +14,8 @@ pub struct Agent {
     pub panel_ini: PathBuf,
     pub plesk_dir: PathBuf,
     pub log: PathBuf,
+    /// More environment for the agent process (e.g. SSL_CERT_FILE).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -100,6 +102,7 @@ impl Agent {
             panel_ini,
             plesk_dir,
             log: root.join("agent.log"),
+            env: Vec::new(),
             child: None,
         }
     }
@@ -122,6 +125,7 @@ impl Agent {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("PLESK_RESELLER_AGENT_CONFIG")
             .env("PLESK_RESELLER_AGENT_LOG", "debug")
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
