@@ -1,6 +1,7 @@
 //! `check`: the config parses (unknown keys reported), the TLS certificate and key load, the
-//! database is reachable and migrated, KA credentials are safe when `[ka]` is filled, the listen addresses are free or
-//! held by the running server. One line per check; exit 0 when all pass.
+//! database is reachable and migrated, KA credentials are safe when `[ka]` is filled (and,
+//! with `--online`, accepted by KA), the listen addresses are free or held by the running
+//! server. One line per check; exit 0 when all pass.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -14,7 +15,7 @@ struct Line {
     detail: String,
 }
 
-pub async fn run(config: &Config, json_out: bool) -> i32 {
+pub async fn run(config: &Config, json_out: bool, online: bool) -> i32 {
     let mut lines = vec![Line {
         name: "config",
         ok: true,
@@ -49,7 +50,11 @@ pub async fn run(config: &Config, json_out: bool) -> i32 {
     }
     lines.push(database(config).await);
     if let Some(l) = ka(config) {
+        let usable = l.ok;
         lines.push(l);
+        if online && usable {
+            lines.push(ka_online(config).await);
+        }
     }
     let running = tokio::net::UnixStream::connect(&config.server.admin_socket)
         .await
@@ -142,6 +147,38 @@ fn ka(config: &Config) -> Option<Line> {
             detail: format!("[ka] password_file {} is present and root-only", p.display()),
         },
     })
+}
+
+/// One read-only request (the keys of a nickname no order has) under the real credentials.
+async fn ka_online(config: &Config) -> Line {
+    let name = "ka-online";
+    let asked = async {
+        match crate::ka::KaSettings::from_config(&config.ka)? {
+            Some(settings) => {
+                let client = crate::ka::KaClient::new(settings)?;
+                client.find_by_nickname("plesk-reseller-central-check").await.map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+    .await;
+    match asked {
+        Ok(None) => Line {
+            name,
+            ok: false,
+            detail: "[ka] has no username or password_file: nothing to ask KA".into(),
+        },
+        Ok(Some(_)) => Line {
+            name,
+            ok: true,
+            detail: format!("KA at {} accepts the user {}", config.ka.url, config.ka.username),
+        },
+        Err(e) => Line {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
 }
 
 async fn listen(name: &'static str, addr: std::net::SocketAddr, running: bool) -> Line {

@@ -50,8 +50,12 @@ pub enum Command {
     /// Orders: a paid license bought from KA and installed on the server.
     #[command(subcommand)]
     Orders(OrdersCmd),
-    /// Check the config, the database and the listen addresses.
-    Check,
+    /// Check the config, TLS files, the database and the listen addresses.
+    Check {
+        /// Also ask KA whether it accepts the [ka] credentials (one read-only request).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -195,7 +199,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
     match cli.command {
         Command::Serve { address_file } => serve(config, address_file).await,
         Command::Migrate => migrate(&config).await,
-        Command::Check => crate::check::run(&config, json).await,
+        Command::Check { online } => crate::check::run(&config, json, online).await,
         Command::Sell(SellCmd::AllowFile) => {
             let ids: Vec<&str> = config.sell.iter().map(|(k, _)| k.as_str()).collect();
             if json {

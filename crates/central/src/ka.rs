@@ -140,6 +140,24 @@ pub struct KaSettings {
     pub timeout: Duration,
 }
 
+impl KaSettings {
+    /// From `[ka]`, when it is filled in (a username and a password file); the password
+    /// file is read now, so an unusable one is an error at start, not at the first order.
+    pub fn from_config(k: &crate::config::KaConfig) -> Result<Option<KaSettings>, KaError> {
+        let Some(path) = k.password_file.as_deref().filter(|_| !k.username.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(KaSettings {
+            base_url: k.url.clone(),
+            username: k.username.clone(),
+            password: read_password(path)?,
+            owner_id: Some(k.owner_id.clone()).filter(|o| !o.is_empty()),
+            parent_form: k.parent_form,
+            timeout: Duration::from_secs(k.timeout),
+        }))
+    }
+}
+
 /// The key number's 8-digit core as KA's `keyId`: `PLSK.12345678.0001` → 12345678.
 pub fn key_id_of(key_number: &str) -> Option<u64> {
     let mut parts = key_number.split('.');

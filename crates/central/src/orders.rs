@@ -141,18 +141,7 @@ impl Orders {
     /// Builds the KA client when `[ka]` is filled in; an unusable password file is an error
     /// at start rather than at the first order.
     pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Arc<Orders>, KaError> {
-        let k = &config.ka;
-        let ka = match &k.password_file {
-            Some(path) if !k.username.is_empty() => Some(KaClient::new(KaSettings {
-                base_url: k.url.clone(),
-                username: k.username.clone(),
-                password: crate::ka::read_password(path)?,
-                owner_id: Some(k.owner_id.clone()).filter(|o| !o.is_empty()),
-                parent_form: k.parent_form,
-                timeout: Duration::from_secs(k.timeout),
-            })?),
-            _ => None,
-        };
+        let ka = KaSettings::from_config(&config.ka)?.map(KaClient::new).transpose()?;
         Ok(Arc::new(Orders {
             store,
             config,

@@ -275,3 +275,36 @@ fn serve_refuses_a_ka_password_file_that_others_can_read() {
     );
     assert!(!err.contains(fake_ka::PASSWORD), "{err}");
 }
+
+#[test]
+fn check_online_asks_ka_whether_it_accepts_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let central = Central::new(&dir.path().join("central"), &config(dir.path(), &ka.ka));
+    assert_eq!(central.cli(&["migrate"]).status.code(), Some(0));
+    let out = central.cli(&["check", "--online"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ok   ka-online: KA at {} accepts the user {}",
+            ka.ka.base_url(),
+            fake_ka::USER
+        )),
+        "{text}"
+    );
+    let asked = ka.ka.calls();
+    assert_eq!(asked.len(), 1, "one request: {asked:?}");
+    assert_eq!(asked[0].method, "GET");
+    // Without --online, KA is not asked.
+    assert_eq!(central.cli(&["check"]).status.code(), Some(0));
+    assert_eq!(ka.ka.calls().len(), 1);
+    // A wrong password: KA's 401, in one line, without the password.
+    std::fs::write(dir.path().join("ka.password"), "not-the-password\n").unwrap();
+    let out = central.cli(&["check", "--online"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("ka-online")).unwrap();
+    assert!(line.starts_with("FAIL ka-online:") && line.contains("401"), "{line}");
+    assert!(!text.contains("not-the-password"), "{text}");
+}
