@@ -117,11 +117,16 @@ async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
         .add_host(&req.id, &tokens::hash(&token), push_url.as_deref(), &secret)
         .await
     {
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": req.id, "token": token, "push_secret": secret })),
-        )
-            .into_response(),
+        Ok(()) => {
+            if let Some(orders) = &app.orders {
+                orders.host_changed(&req.id).await;
+            }
+            (
+                StatusCode::CREATED,
+                Json(json!({ "id": req.id, "token": token, "push_secret": secret })),
+            )
+                .into_response()
+        }
         Err(e) => store_error(e),
     }
 }
@@ -212,7 +217,12 @@ async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Respons
 
 async fn remove_host(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.store.remove_host(&id).await {
-        Ok(()) => Json(json!({ "id": id, "removed": true })).into_response(),
+        Ok(()) => {
+            if let Some(orders) = &app.orders {
+                orders.host_changed(&id).await;
+            }
+            Json(json!({ "id": id, "removed": true })).into_response()
+        }
         Err(e) => store_error(e),
     }
 }

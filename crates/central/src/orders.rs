@@ -397,8 +397,11 @@ impl Orders {
             "queued" => {
                 // The result may have come while this central was down.
                 if let Some(job) = &o.job_id {
-                    if let Ok(j) = self.store.job(job).await {
-                        self.job_ended(&j).await?;
+                    match self.store.job(job).await {
+                        Ok(j) => self.job_ended(&j).await?,
+                        // `hosts rm` deletes a host's jobs; the license is bought, not lost.
+                        Err(StoreError::NoJob(_)) => return self.unqueue(o).await,
+                        Err(e) => return Err(e.into()),
                     }
                 }
                 Ok(false)
@@ -508,9 +511,19 @@ impl Orders {
         } else {
             ("retrieve_keys", None)
         };
-        let (job, _) = self.store.add_job(&o.host, kind, code, Some(&o.id)).await?;
+        let (job, _) = match self.store.add_job(&o.host, kind, code, Some(&o.id)).await {
+            Ok(j) => j,
+            Err(StoreError::NoHost(h)) => {
+                // Not retried in a loop: `hosts add` of the same id drives it again.
+                let why = format!("host {h} is not registered; the order waits for `hosts add {h}`");
+                tracing::warn!("order {}: {why}", o.id);
+                self.set_error(o, "licensed", &why).await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        };
         sqlx::query(
-            "UPDATE orders SET state = 'queued', job_id = $1, updated_at = $2 WHERE id = $3 AND state = 'licensed'",
+            "UPDATE orders SET state = 'queued', job_id = $1, error = NULL, updated_at = $2 WHERE id = $3 AND state = 'licensed'",
         )
         .bind(&job.id)
         .bind(self.store.now())
@@ -519,6 +532,48 @@ impl Orders {
         .await
         .map_err(|e| self.db_err(&o.id, e))?;
         Ok(true)
+    }
+
+    /// `queued` → `licensed` when the job is gone with its host: queued again once the host is back.
+    async fn unqueue(&self, o: &Order) -> Result<bool, OrderError> {
+        let why = format!(
+            "job {} was removed with host {}",
+            o.job_id.as_deref().unwrap_or("-"),
+            o.host
+        );
+        sqlx::query(
+            "UPDATE orders SET state = 'licensed', job_id = NULL, error = $1, updated_at = $2 WHERE id = $3 AND state = 'queued'",
+        )
+        .bind(&why)
+        .bind(self.store.now())
+        .bind(&o.id)
+        .execute(&self.store.db.pool)
+        .await
+        .map_err(|e| self.db_err(&o.id, e))?;
+        Ok(true)
+    }
+
+    async fn set_error(&self, o: &Order, state: &str, why: &str) -> Result<(), OrderError> {
+        sqlx::query("UPDATE orders SET error = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(why)
+            .bind(self.store.now())
+            .bind(&o.id)
+            .bind(state)
+            .execute(&self.store.db.pool)
+            .await
+            .map_err(|e| self.db_err(&o.id, e))?;
+        Ok(())
+    }
+
+    /// A host was added or removed: its orders between KA and the agent look again (a
+    /// removal took their jobs; an addition is what a waiting order waits for).
+    pub async fn host_changed(self: &Arc<Self>, host: &str) {
+        for state in ["licensed", "queued"] {
+            match self.recent(Some(host), Some(state), 1000, 0).await {
+                Ok((waiting, _)) => waiting.iter().for_each(|o| self.drive(&o.id)),
+                Err(e) => tracing::error!("cannot resume the orders of host {host}: {e}"),
+            }
+        }
     }
 
     /// A job ended: its order (if any) is `done` or `failed`, and its code is erased.

@@ -308,3 +308,34 @@ fn check_online_asks_ka_whether_it_accepts_the_credentials() {
     assert!(line.starts_with("FAIL ka-online:") && line.contains("401"), "{line}");
     assert!(!text.contains("not-the-password"), "{text}");
 }
+
+#[test]
+fn an_order_whose_host_is_removed_waits_for_it_and_buys_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, agent) = fleet(dir.path(), &ka.ka);
+    // The agent is gone: the order's job stays queued.
+    drop(agent);
+    central.json(&["orders", "add", "--order-id", "ord-9", "--host", "web-1", "--plesk"]);
+    let queued = wait_order(&central, "ord-9", "queued");
+    assert!(queued["job_id"].is_string());
+    // Removing the host takes the job; the bought license waits for the host, not retried in a loop.
+    central.json(&["hosts", "rm", "web-1"]);
+    let waiting = wait_for(30, "the order waiting for its host", || {
+        let o = central.json(&["orders", "show", "ord-9"]);
+        (o["state"] == "licensed" && o["error"].as_str().is_some_and(|e| e.contains("hosts add web-1"))).then_some(o)
+    });
+    assert!(waiting["job_id"].is_null(), "{waiting}");
+    let calls = ka.ka.calls().len();
+    // The host comes back under the same id with a new token: the order goes on to done.
+    let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let mut agent = Agent::new(&dir.path().join("agent2"), &central.url(), "web-1", &token, 25, "");
+    agent.set_key("PLSK123456780001");
+    agent.start();
+    let done = wait_order(&central, "ord-9", "done");
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(creates(&ka.ka), 1, "one purchase");
+    assert_eq!(ka.ka.calls().len(), calls, "KA not asked again");
+    let code = &ka.ka.keys()[0].activation_code;
+    assert_eq!(agent.license_calls(), vec![format!("bin license -i {code}")]);
+}

@@ -73,7 +73,7 @@ pub fn table(orders: &[Order], now: i64, with_host: bool) -> Markup {
         table.orders {
             thead { tr {
                 th { "Order" } @if with_host { th { "Host" } } th { "What" } th { "State" }
-                th { "KA key" } th { "Job" } th { "Placed" } th { "Updated" } th { "KA's last word" }
+                th { "KA key" } th { "Job" } th { "Placed" } th { "Updated" } th { "Last error" }
             } }
             tbody {
                 @for o in orders {
