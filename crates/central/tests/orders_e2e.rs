@@ -49,8 +49,9 @@ fn config(root: &Path, ka: &FakeKa) -> String {
 }
 
 /// A central with one host `web-1` whose agent runs and has reported key number [`KN`].
-fn fleet(dir: &Path, ka: &FakeKa) -> (Central, Agent) {
-    let mut central = Central::new(&dir.join("central"), &config(dir, ka));
+fn fleet(dir: &Path, ka: &FakeKa, db: &support::TestDb) -> (Central, Agent) {
+    let root = dir.join("central");
+    let mut central = Central::on(&root, &config(dir, ka), &db.url(&root));
     central.start();
     central.pin_port();
     let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
@@ -74,11 +75,12 @@ fn creates(ka: &FakeKa) -> usize {
     ka.calls().iter().filter(|c| c.method == "POST").count()
 }
 
+on_both! {
 #[test]
-fn a_plesk_order_installs_the_code_ka_returned_and_a_repeat_buys_nothing() {
+fn a_plesk_order_installs_the_code_ka_returned_and_a_repeat_buys_nothing(db) {
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
-    let (central, agent) = fleet(dir.path(), &ka.ka);
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
 
     let added = central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
     assert_eq!(added["state"], "pending", "{added}");
@@ -129,13 +131,15 @@ fn a_plesk_order_installs_the_code_ka_returned_and_a_repeat_buys_nothing() {
     let text = String::from_utf8_lossy(&central.cli(&["orders", "list"]).stdout).into_owned();
     assert!(text.contains("ord-1\tdone\tplesk\tweb-1"), "{text}");
 }
+}
 
+on_both! {
 #[test]
-fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
+fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it(db) {
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
     ka.ka.add_key(KN);
-    let (central, agent) = fleet(dir.path(), &ka.ka);
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
 
     // Not in [sell]: refused before any KA call.
     let out = central.cli(&[
@@ -205,12 +209,14 @@ fn an_extension_order_attaches_to_the_main_key_and_the_agent_retrieves_it() {
     assert!(metrics.contains(&calls), "{calls}: {metrics}");
     assert_eq!(metrics.matches("# TYPE central_ka_calls_total").count(), 1, "{metrics}");
 }
+}
 
+on_both! {
 #[test]
-fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once() {
+fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once(db) {
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
-    let (mut central, agent) = fleet(dir.path(), &ka.ka);
+    let (mut central, agent) = fleet(dir.path(), &ka.ka, &db);
 
     // KA makes the key at once but its answer comes only after the central is gone.
     ka.ka.answer_creates_after(Some(Duration::from_secs(30)));
@@ -232,12 +238,14 @@ fn a_central_killed_while_ka_answers_resumes_and_queues_the_job_once() {
         vec![format!("bin license -i {}", ka.ka.keys()[0].activation_code)]
     );
 }
+}
 
 #[test]
 fn buy_now_redirects_to_the_store_for_what_is_sold_and_explains_the_rest() {
+    let db = support::TestDb::sqlite();
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
-    let (central, _agent) = fleet(dir.path(), &ka.ka);
+    let (central, _agent) = fleet(dir.path(), &ka.ka, &db);
     let get = |q: &str| support::http::request(&central.addr, "GET", &format!("/buy?{q}"), None, &[], b"");
 
     let r = get("extension-id=seo-toolkit&kn=plsk123456780001&token=t%20x&product-id=9");
@@ -309,11 +317,12 @@ fn check_online_asks_ka_whether_it_accepts_the_credentials() {
     assert!(!text.contains("not-the-password"), "{text}");
 }
 
+on_both! {
 #[test]
-fn an_order_whose_host_is_removed_waits_for_it_and_buys_nothing_twice() {
+fn an_order_whose_host_is_removed_waits_for_it_and_buys_nothing_twice(db) {
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
-    let (central, agent) = fleet(dir.path(), &ka.ka);
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
     // The agent is gone: the order's job stays queued.
     drop(agent);
     central.json(&["orders", "add", "--order-id", "ord-9", "--host", "web-1", "--plesk"]);
@@ -338,4 +347,5 @@ fn an_order_whose_host_is_removed_waits_for_it_and_buys_nothing_twice() {
     assert_eq!(ka.ka.calls().len(), calls, "KA not asked again");
     let code = &ka.ka.keys()[0].activation_code;
     assert_eq!(agent.license_calls(), vec![format!("bin license -i {code}")]);
+}
 }
