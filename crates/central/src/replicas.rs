@@ -2,12 +2,14 @@
 //! direct connection (not the pool, not a transaction-pooling bouncer) and wakes the polls it
 //! holds for the host named in each notification. Whenever it (re)connects it wakes every held
 //! poll, since notifications sent while it was not listening are lost; the held poll's
-//! re-read at its deadline stays the last safety net.
+//! re-read at its deadline stays the last safety net. An idle connection is asked a question
+//! every [`PING_EVERY`]: one a NAT or firewall dropped without a word never ends by itself,
+//! and the question also keeps such state alive.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::watch;
 
 use crate::waiters::Waiters;
@@ -16,15 +18,34 @@ use crate::waiters::Waiters;
 pub const CHANNEL: &str = "central_host";
 /// Pause between attempts while the database refuses the listening connection.
 const RETRY: Duration = Duration::from_secs(1);
+/// After this long without a notification, the connection must answer `SELECT 1` ...
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// ... within this, and a new connection must be made within it too.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How the listening connection shows in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "plesk-reseller-central listener";
+
+async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(PING_TIMEOUT)
+        .connect_with(options.application_name(APPLICATION_NAME))
+        .await?;
+    let mut l = PgListener::connect_with(&pool).await?;
+    l.listen(CHANNEL).await?;
+    Ok(l)
+}
 
 /// Listens until `stop` turns true. `url` may hold a password; only `shown` is logged.
 pub async fn run(url: String, shown: String, waiters: Arc<Waiters>, mut stop: watch::Receiver<bool>) {
     let mut failing = false;
     loop {
         let listener = async {
-            let mut l = PgListener::connect(&url).await?;
-            l.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
+            match tokio::time::timeout(PING_TIMEOUT * 2, listen(&url)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no connection within {} s", (PING_TIMEOUT * 2).as_secs())),
+            }
         };
         let mut l = tokio::select! {
             r = listener => match r {
@@ -62,6 +83,14 @@ pub async fn run(url: String, shown: String, waiters: Arc<Waiters>, mut stop: wa
                         break;
                     }
                 },
+                // Only when idle: any notification proves the connection alive.
+                _ = tokio::time::sleep(PING_EVERY) => {
+                    let ping = sqlx::query("SELECT 1").execute(&mut l);
+                    if !matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(_))) {
+                        tracing::warn!("the listening connection to {shown} does not answer; reconnecting");
+                        break;
+                    }
+                }
                 _ = stop.changed() => return,
             }
         }

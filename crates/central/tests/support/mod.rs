@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod blackhole;
 pub mod browser;
 pub mod central;
 pub mod fake_ka;
