@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::daemon::{eventually, Daemon};
+use support::daemon::{eventually, kill_mid_job, Daemon};
 use support::sandbox::{store, store_with_job, Sandbox};
 
 const T: Duration = Duration::from_secs(5);
@@ -16,13 +16,8 @@ const T: Duration = Duration::from_secs(5);
 fn sigkill_during_a_job_runs_it_again_once_and_never_after_success() {
     let store = store_with_job("crash-1");
     let sb = Sandbox::new(&store.url(), "", "");
-    sb.plesk_switch("delay", "3");
-    let d = Daemon::start(&sb);
-    d.wait_job_started(&sb);
-    d.kill();
+    kill_mid_job(&sb, "3");
     assert!(store.results().is_empty());
-    sb.plesk_unswitch("delay");
-    sb.forget_job_started();
 
     let d = Daemon::start(&sb);
     assert!(

@@ -8,7 +8,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::libc;
-use support::daemon::{set_config, Daemon};
+use support::daemon::{kill_mid_job, set_config, Daemon};
 use support::sandbox::{store_with_job, Sandbox};
 
 const T: Duration = Duration::from_secs(5);
@@ -75,12 +75,7 @@ fn an_interrupted_job_is_resumed_at_start_not_after_a_held_first_poll() {
     let store = store_with_job("crash-2");
     let sb = Sandbox::new(&store.url(), "", "");
     set_config(&sb, "central", "long_poll", "25");
-    sb.plesk_switch("delay", "3");
-    let d = Daemon::start(&sb);
-    d.wait_job_started(&sb);
-    d.kill();
-    sb.plesk_unswitch("delay");
-    sb.forget_job_started();
+    kill_mid_job(&sb, "3");
 
     // The restarted daemon's first poll carries the ETag it kept, so the store holds it for
     // up to 25 s; the running record on disk must not wait for that.

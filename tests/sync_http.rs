@@ -239,25 +239,28 @@ fn a_result_the_store_refused_is_delivered_by_the_next_sync() {
     assert_eq!(results[0].1, results[1].1);
 }
 
+/// Starts `sync` and SIGKILLs it once its license command runs; `what` names the run in the
+/// failure message.
+fn kill_sync_mid_job(sb: &Sandbox, what: &str) {
+    let mut child = sb
+        .command(&["sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(sb.wait_job_started(Duration::from_secs(10)), "{what} never started");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The orphaned command is Plesk's business; stop it so it does not finish later.
+    sb.kill_job_group();
+}
+
 #[test]
 fn killed_during_a_job_the_next_sync_finishes_it_and_delivers_one_result() {
     let store = store();
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "30");
     store.set_instructions(json!({"jobs": [{"id": "crash-1", "type": "install_key", "activation_code": CODE}]}));
-    let mut child = sb
-        .command(&["sync"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        sb.wait_job_started(Duration::from_secs(10)),
-        "the license command never started"
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // The orphaned command is Plesk's business; stop it so it does not finish later.
-    sb.kill_job_group();
+    kill_sync_mid_job(&sb, "the license command");
     assert!(store.results().is_empty());
 
     sb.plesk_unswitch("delay");
@@ -333,18 +336,7 @@ fn a_job_interrupted_three_times_is_failed_not_run_a_fourth_time() {
     store.set_instructions(json!({"jobs": [{"id": "doomed", "type": "retrieve_keys"}]}));
     for attempt in 1..=3 {
         sb.forget_job_started();
-        let mut child = sb
-            .command(&["sync"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            sb.wait_job_started(Duration::from_secs(10)),
-            "attempt {attempt} never started"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
-        sb.kill_job_group();
+        kill_sync_mid_job(&sb, &format!("attempt {attempt}"));
     }
     let out = sb.agent(&["sync"]);
     assert_eq!(out.status.code(), Some(1));

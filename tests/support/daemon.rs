@@ -192,6 +192,18 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts the daemon, SIGKILLs it while its job's license command runs (the stand-in's
+/// `delay` switch, `delay_s` seconds, keeps the command running), then clears the switch and
+/// the started mark so that the next run of the job finishes at once.
+pub fn kill_mid_job(sb: &Sandbox, delay_s: &str) {
+    sb.plesk_switch("delay", delay_s);
+    let d = Daemon::start(sb);
+    d.wait_job_started(sb);
+    d.kill();
+    sb.plesk_unswitch("delay");
+    sb.forget_job_started();
+}
+
 /// Runs the agent binary with `config`.
 pub fn agent_with(config: &Path, args: &[&str]) -> Output {
     agent_command(config).args(args).output().unwrap()
