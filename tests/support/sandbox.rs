@@ -1,6 +1,7 @@
 //! A throw-away agent installation for black-box tests of the real binary: config, token,
 //! panel.ini, state directory and the stand-in `plesk` (a symlink to
-//! tests/fixtures/plesk-standin, whose state lives beside the link).
+//! tests/fixtures/plesk-standin, whose state lives beside the link), and a fake store that
+//! expects its token.
 
 #![allow(dead_code)]
 
