@@ -310,10 +310,7 @@ impl<'a> Values<'a> {
     fn seconds(&self, s: &str, k: &str, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
         match self.get(s, k) {
             None => Ok(Duration::from_secs(default)),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-                _ => Err(self.bad(s, k, &v, &format!("expected whole seconds from {min} to {max}"))),
-            },
+            Some(v) => whole_seconds(&v, min, max).map_err(|r| self.bad(s, k, &v, &r)),
         }
     }
 
@@ -331,20 +328,27 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Drops a trailing `; comment` (`;` after whitespace) and surrounding whitespace.
-fn clean_value(raw: &str) -> String {
-    let mut v = raw;
+// The value rules below are shared with the catalog proxy's section of the same file.
+
+/// Drops a trailing `; comment` (`;` at the start or after whitespace) and surrounding
+/// whitespace: rust-ini with quotes off keeps inline comments in the value.
+pub(crate) fn clean_value(raw: &str) -> String {
     let bytes = raw.as_bytes();
-    for i in 0..bytes.len() {
-        if bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
-            v = &raw[..i];
-            break;
-        }
-    }
-    v.trim().to_string()
+    let end = (0..bytes.len())
+        .find(|&i| bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
+        .unwrap_or(bytes.len());
+    raw[..end].trim().to_string()
 }
 
-fn absolute(v: &str) -> Result<PathBuf, String> {
+/// Whole seconds from `min` to `max`.
+pub(crate) fn whole_seconds(v: &str, min: u64, max: u64) -> Result<Duration, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!("expected whole seconds from {min} to {max}")),
+    }
+}
+
+pub(crate) fn absolute(v: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(v);
     if p.is_absolute() {
         Ok(p)
@@ -380,7 +384,7 @@ fn parse_central_url(v: &str) -> Result<CentralUrl, String> {
             if is_loopback_host(&host) {
                 Ok(CentralUrl::Http(base))
             } else {
-                Err("http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://".into())
+                Err(HTTP_LOOPBACK_ONLY.into())
             }
         }
         _ => Err("expected https://…, http:// on a loopback host, or file:///dir".into()),
@@ -401,7 +405,12 @@ fn host_of(rest: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-fn is_loopback_host(host: &str) -> bool {
+/// Why a plain `http://` URL to another host is refused.
+pub(crate) const HTTP_LOOPBACK_ONLY: &str =
+    "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://";
+
+/// `localhost` or a loopback address (without brackets).
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 

@@ -296,15 +296,21 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_to_cap(f, cap).map(Some)
+}
+
+/// Reads `r` to its end; an `InvalidData` error when it holds more than `cap` bytes (only
+/// `cap + 1` are ever read, so a huge file costs no more than a small one).
+pub fn read_to_cap(r: impl Read, cap: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    f.take(cap + 1).read_to_end(&mut buf)?;
+    r.take(cap + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > cap {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("larger than {cap} bytes"),
         ));
     }
-    Ok(Some(buf))
+    Ok(buf)
 }
 
 /// An exclusive lock held for as long as the value lives.

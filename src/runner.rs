@@ -177,26 +177,74 @@ fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
     Ok((read, write, write2))
 }
 
-async fn run_process(spec: CommandSpec) -> CommandOutput {
-    let started_at = SystemTime::now();
-    let program = spec.program.display().to_string();
-    let failed = |reason: String| CommandOutput {
-        exit_code: None,
-        output: String::new(),
-        timed_out: false,
-        spawn_error: Some(format!("cannot run {program}: {reason}")),
-        started_at,
-        finished_at: SystemTime::now(),
-    };
+/// The read end of the child's output pipe and what has been kept of it.
+struct Output {
+    reader: pipe::Receiver,
+    buf: Vec<u8>,
+    tail: Tail,
+    eof: bool,
+}
 
-    let (read_end, write_out, write_err) = match output_pipe() {
-        Ok(fds) => fds,
-        Err(e) => return failed(format!("cannot create the output pipe: {}", io_reason(&e))),
-    };
-    let mut reader = match pipe::Receiver::from_owned_fd(read_end) {
-        Ok(r) => r,
-        Err(e) => return failed(format!("cannot watch the output pipe: {}", io_reason(&e))),
-    };
+impl Output {
+    fn new(reader: pipe::Receiver) -> Self {
+        Output {
+            reader,
+            buf: vec![0u8; 8192],
+            tail: Tail::new(OUTPUT_TAIL),
+            eof: false,
+        }
+    }
+
+    /// Keeps what one read returned; end of file or a read error ends the reading.
+    fn take(&mut self, read: std::io::Result<usize>, program: &str) {
+        match read {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.tail.push(&self.buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::warn!(program = %program, "reading the output failed: {}", io_reason(&e));
+                self.eof = true;
+            }
+        }
+    }
+
+    /// Reads what is left once the group is gone, for at most [`DRAIN_BOUND`].
+    async fn drain(&mut self, program: &str) {
+        if self.eof {
+            return;
+        }
+        let drain = async {
+            loop {
+                match self.reader.read(&mut self.buf).await {
+                    Ok(0) => break,
+                    Ok(n) => self.tail.push(&self.buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
+            tracing::warn!(program = %program, "output pipe still open after the process group was killed; output may be incomplete");
+        }
+    }
+
+    /// Ends the output with a line that says why the command ended, if it did not exit.
+    fn append_note(&mut self, note: &str) {
+        let needs_newline = self.tail.buf.back().is_some_and(|b| *b != b'\n');
+        if needs_newline {
+            self.tail.push(b"\n");
+        }
+        self.tail.push(note.as_bytes());
+        self.tail.push(b"\n");
+    }
+}
+
+/// Starts the program with the output pipe as stdout and stderr; the error is the reason.
+fn spawn(spec: &CommandSpec) -> Result<(tokio::process::Child, pipe::Receiver), String> {
+    let (read_end, write_out, write_err) =
+        output_pipe().map_err(|e| format!("cannot create the output pipe: {}", io_reason(&e)))?;
+    let reader = pipe::Receiver::from_owned_fd(read_end)
+        .map_err(|e| format!("cannot watch the output pipe: {}", io_reason(&e)))?;
 
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -210,35 +258,28 @@ async fn run_process(spec: CommandSpec) -> CommandOutput {
     let spawned = cmd.spawn();
     // The command holds our copies of the write end; only the child may keep the pipe open.
     drop(cmd);
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return failed(io_reason(&e)),
-    };
-    let Some(pid) = child.id() else {
-        return failed("it exited before its process id could be read".to_string());
-    };
-    let pgid = Pid::from_raw(pid as i32);
-    let group = GroupKiller(pgid);
+    let child = spawned.map_err(|e| io_reason(&e))?;
+    Ok((child, reader))
+}
 
-    let mut tail = Tail::new(OUTPUT_TAIL);
-    let mut buf = vec![0u8; 8192];
-    let mut eof = false;
+/// Reads the output until the child exits, sending SIGTERM to the group at the timeout and
+/// SIGKILL `kill_grace` later. Returns the exit status (`None` if waiting failed) and
+/// whether the timeout struck.
+async fn supervise(
+    child: &mut tokio::process::Child,
+    output: &mut Output,
+    pgid: Pid,
+    spec: &CommandSpec,
+    program: &str,
+) -> (Option<ExitStatus>, bool) {
     let mut timed_out = false;
     let mut killed = false;
     let term_at = deadline(Instant::now(), spec.timeout);
     let mut kill_at = deadline(term_at, spec.kill_grace);
 
-    let status: Option<ExitStatus> = loop {
+    let status = loop {
         tokio::select! {
-            read = reader.read(&mut buf), if !eof => match read {
-                Ok(0) => eof = true,
-                Ok(n) => tail.push(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    tracing::warn!(program = %program, "reading the output failed: {}", io_reason(&e));
-                    eof = true;
-                }
-            },
+            read = output.reader.read(&mut output.buf), if !output.eof => output.take(read, program),
             waited = child.wait() => match waited {
                 Ok(st) => break Some(st),
                 Err(e) => {
@@ -257,45 +298,54 @@ async fn run_process(spec: CommandSpec) -> CommandOutput {
             },
         }
     };
+    (status, timed_out)
+}
 
-    drop(group);
-    if !eof {
-        let drain = async {
-            loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => tail.push(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-        };
-        if tokio::time::timeout(DRAIN_BOUND, drain).await.is_err() {
-            tracing::warn!(program = %program, "output pipe still open after the process group was killed; output may be incomplete");
-        }
+/// The line that says why a command that did not exit on its own ended.
+fn end_note(status: Option<ExitStatus>, timed_out: bool, timeout: Duration) -> Option<String> {
+    if timed_out {
+        return Some(format!("timed out after {}", seconds(timeout)));
     }
+    status.and_then(|s| s.signal()).map(|sig| match Signal::try_from(sig) {
+        Ok(s) => format!("killed by signal {s}"),
+        Err(_) => format!("killed by signal {sig}"),
+    })
+}
+
+async fn run_process(spec: CommandSpec) -> CommandOutput {
+    let started_at = SystemTime::now();
+    let program = spec.program.display().to_string();
+    let failed = |reason: String| CommandOutput {
+        exit_code: None,
+        output: String::new(),
+        timed_out: false,
+        spawn_error: Some(format!("cannot run {program}: {reason}")),
+        started_at,
+        finished_at: SystemTime::now(),
+    };
+
+    let (mut child, reader) = match spawn(&spec) {
+        Ok(spawned) => spawned,
+        Err(reason) => return failed(reason),
+    };
+    let Some(pid) = child.id() else {
+        return failed("it exited before its process id could be read".to_string());
+    };
+    let pgid = Pid::from_raw(pid as i32);
+    let group = GroupKiller(pgid);
+    let mut output = Output::new(reader);
+
+    let (status, timed_out) = supervise(&mut child, &mut output, pgid, &spec, &program).await;
+    drop(group);
+    output.drain(&program).await;
 
     let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
-    let note = if timed_out {
-        Some(format!("timed out after {}", seconds(spec.timeout)))
-    } else {
-        status.and_then(|s| s.signal()).map(|sig| match Signal::try_from(sig) {
-            Ok(s) => format!("killed by signal {s}"),
-            Err(_) => format!("killed by signal {sig}"),
-        })
-    };
-    if let Some(note) = note {
-        let needs_newline = tail.buf.back().is_some_and(|b| *b != b'\n');
-        if needs_newline {
-            tail.push(b"\n");
-        }
-        tail.push(note.as_bytes());
-        tail.push(b"\n");
+    if let Some(note) = end_note(status, timed_out, spec.timeout) {
+        output.append_note(&note);
     }
-
     CommandOutput {
         exit_code,
-        output: tail.into_string(),
+        output: output.tail.into_string(),
         timed_out,
         spawn_error: None,
         started_at,

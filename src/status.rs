@@ -139,14 +139,33 @@ impl Status {
     /// The view for a person: what is wrong first, then one line per part.
     pub fn render_text(&self) -> String {
         let mut s = String::new();
-        let d = &self.daemon;
-        if d.running {
+        self.daemon.render(&mut s);
+        self.health.render(&mut s);
+        self.central.render(&mut s);
+        self.push.render(&mut s);
+        self.panel_ini.render(&mut s);
+        let _ = writeln!(
+            s,
+            "plesk:      key {}, version {}",
+            or_dash(&self.plesk.key_number),
+            or_dash(&self.plesk.version)
+        );
+        self.jobs.render(&mut s);
+        s
+    }
+}
+
+// The parts of [`Status::render_text`], each appending its lines.
+
+impl Daemon {
+    fn render(&self, s: &mut String) {
+        if self.running {
             let _ = writeln!(
                 s,
                 "daemon:     running (pid {}, version {}, up {}s)",
-                d.pid.map_or("-".into(), |p| p.to_string()),
-                d.version,
-                d.uptime_s.unwrap_or(0)
+                self.pid.map_or("-".into(), |p| p.to_string()),
+                self.version,
+                self.uptime_s.unwrap_or(0)
             );
         } else {
             let _ = writeln!(
@@ -154,51 +173,69 @@ impl Status {
                 "daemon:     not running (start it with: systemctl start plesk-reseller-agent); last known state below"
             );
         }
-        let _ = writeln!(s, "health:     {}", self.health.status);
-        for p in &self.health.problems {
+    }
+}
+
+impl Health {
+    fn render(&self, s: &mut String) {
+        let _ = writeln!(s, "health:     {}", self.status);
+        for p in &self.problems {
             let _ = writeln!(s, "  problem:  {p}");
         }
-        let c = &self.central;
-        let _ = writeln!(s, "central:    {} ({})", or_dash(&c.url), c.transport);
+    }
+}
+
+impl Central {
+    fn render(&self, s: &mut String) {
+        let _ = writeln!(s, "central:    {} ({})", or_dash(&self.url), self.transport);
         let _ = writeln!(
             s,
             "  last poll: {} {}{}",
-            or_dash(&c.last_poll_at),
-            match c.last_poll_ok {
+            or_dash(&self.last_poll_at),
+            match self.last_poll_ok {
                 Some(true) => "ok",
                 Some(false) => "FAILED",
                 None => "",
             },
-            if c.consecutive_failures > 0 {
+            if self.consecutive_failures > 0 {
                 format!(
                     " ({} failures in a row: {})",
-                    c.consecutive_failures,
-                    or_dash(&c.last_error)
+                    self.consecutive_failures,
+                    or_dash(&self.last_error)
                 )
             } else {
                 String::new()
             }
         );
-        if let Some(l) = &self.push.listen {
+    }
+}
+
+impl Push {
+    fn render(&self, s: &mut String) {
+        if let Some(l) = &self.listen {
             let _ = writeln!(
                 s,
                 "push:       {l} (accepted {}, rejected {})",
-                self.push.accepted, self.push.rejected
+                self.accepted, self.rejected
             );
         }
-        let p = &self.panel_ini;
+    }
+}
+
+impl PanelIni {
+    fn render(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "panel.ini:  {} ({}, {} repair{}{})",
-            p.path,
-            if p.in_sync { "in sync" } else { "NOT in sync" },
-            p.repairs,
-            if p.repairs == 1 { "" } else { "s" },
-            p.last_repair_at
+            self.path,
+            if self.in_sync { "in sync" } else { "NOT in sync" },
+            self.repairs,
+            if self.repairs == 1 { "" } else { "s" },
+            self.last_repair_at
                 .as_ref()
                 .map_or(String::new(), |t| format!(", last {t}"))
         );
-        for (name, k) in [("buyUrl", &p.buy_url), ("catalog.url", &p.catalog_url)] {
+        for (name, k) in [("buyUrl", &self.buy_url), ("catalog.url", &self.catalog_url)] {
             let _ = writeln!(
                 s,
                 "  {name:<12} desired {} ({}), actual {}",
@@ -207,20 +244,18 @@ impl Status {
                 or_dash(&k.actual)
             );
         }
-        let _ = writeln!(
-            s,
-            "plesk:      key {}, version {}",
-            or_dash(&self.plesk.key_number),
-            or_dash(&self.plesk.version)
-        );
-        let j = &self.jobs;
+    }
+}
+
+impl Jobs {
+    fn render(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "jobs:       running {}, undelivered results {}",
-            or_dash(&j.running),
-            j.undelivered_results
+            or_dash(&self.running),
+            self.undelivered_results
         );
-        for r in &j.recent {
+        for r in &self.recent {
             let _ = writeln!(
                 s,
                 "  {:<24} {:<14} {:<10} {} (attempts {})",
@@ -231,7 +266,6 @@ impl Status {
                 r.attempts
             );
         }
-        s
     }
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::daemon::{set_config, Daemon};
-use support::sandbox::{text, Sandbox, TOKEN};
-use support::store::FakeStore;
+use support::sandbox::{store, text, Sandbox};
 
 const T: Duration = Duration::from_secs(5);
 const BUY: &str = "https://shop.example.com/buy";
@@ -61,8 +60,7 @@ fn same_shape(want: &Value, got: &Value, at: &str) {
 
 #[test]
 fn status_json_matches_the_contract_and_exit_codes_follow_health() {
-    let store = FakeStore::start();
-    store.expect_token(TOKEN);
+    let store = store();
     store.set_instructions(json!({
         "panel_ini": {"buy_url": BUY},
         "jobs": [{"id": "ord-1001", "type": "install_key", "activation_code": support::sandbox::CODE}]

@@ -7,38 +7,17 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::json;
-use support::daemon::{eventually, Daemon};
-use support::sandbox::{Sandbox, TOKEN};
-use support::store::FakeStore;
+use support::daemon::{eventually, kill_mid_job, Daemon};
+use support::sandbox::{store, store_with_job, Sandbox};
 
 const T: Duration = Duration::from_secs(5);
-
-fn store_with_job(id: &str) -> FakeStore {
-    let s = FakeStore::start();
-    s.expect_token(TOKEN);
-    s.set_instructions(json!({"jobs": [{"id": id, "type": "retrieve_keys"}]}));
-    s
-}
-
-fn started(sb: &Sandbox) -> bool {
-    sb.plesk_dir.join("started").exists()
-}
 
 #[test]
 fn sigkill_during_a_job_runs_it_again_once_and_never_after_success() {
     let store = store_with_job("crash-1");
     let sb = Sandbox::new(&store.url(), "", "");
-    sb.plesk_switch("delay", "3");
-    let d = Daemon::start(&sb);
-    assert!(
-        eventually(T, || started(&sb)),
-        "the job did not start; log:\n{}",
-        d.log_text()
-    );
-    d.kill();
+    kill_mid_job(&sb, "3");
     assert!(store.results().is_empty());
-    sb.plesk_unswitch("delay");
-    let _ = std::fs::remove_file(sb.plesk_dir.join("started"));
 
     let d = Daemon::start(&sb);
     assert!(
@@ -83,11 +62,7 @@ fn sigterm_during_a_job_waits_for_it_delivers_and_exits_0() {
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "2");
     let d = Daemon::start(&sb);
-    assert!(
-        eventually(T, || started(&sb)),
-        "the job did not start; log:\n{}",
-        d.log_text()
-    );
+    d.wait_job_started(&sb);
     // status does not wait for the running job
     let t0 = Instant::now();
     let s = d.status_json();
@@ -115,8 +90,7 @@ fn sigterm_during_a_job_waits_for_it_delivers_and_exits_0() {
 
 #[test]
 fn sync_while_the_daemon_runs_is_done_by_the_daemon() {
-    let store = FakeStore::start();
-    store.expect_token(TOKEN);
+    let store = store();
     let sb = Sandbox::new(&store.url(), "", "");
     let d = Daemon::start(&sb);
     assert!(d.wait_status(|s| s["central"]["last_poll_ok"] == true, T).is_some());
@@ -148,9 +122,7 @@ fn write_instructions(sb: &Sandbox, v: serde_json::Value) {
 
 #[test]
 fn spool_instructions_created_or_replaced_run_within_seconds() {
-    let sb = Sandbox::new("file:///placeholder", "", "");
-    let url = sb.spool_url();
-    support::daemon::set_config(&sb, "central", "url", &url);
+    let sb = Sandbox::with_spool("");
     let d = Daemon::start(&sb);
     assert_eq!(d.status_json()["central"]["transport"], "spool");
 
@@ -177,11 +149,7 @@ fn status_answers_and_panel_ini_follows_a_reload_while_a_job_runs_and_while_stop
     // Long enough that a reload waiting for the job would be seen.
     sb.plesk_switch("delay", "8");
     let d = Daemon::start(&sb);
-    assert!(
-        eventually(T, || started(&sb)),
-        "the job did not start; log:\n{}",
-        d.log_text()
-    );
+    d.wait_job_started(&sb);
 
     // SIGHUP while the job runs: panel.ini follows without waiting for the job.
     support::daemon::set_config(&sb, "panel", "buy_url", "https://two.example.com");

@@ -7,16 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::daemon::{eventually, set_config, Daemon};
-use support::sandbox::{Sandbox, TOKEN};
+use support::sandbox::{store, Sandbox};
 use support::store::FakeStore;
 
 const BUY: &str = "https://local-shop.example.com/buy";
-
-fn store() -> FakeStore {
-    let s = FakeStore::start();
-    s.expect_token(TOKEN);
-    s
-}
 
 /// Waits until the store holds one poll open, or fails with the requests and the log.
 fn wait_for_held_poll(store: &FakeStore, d: &Daemon) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use support::daemon::{set_config, Daemon};
 use support::net::{free_port, http, sign, unix_now};
-use support::sandbox::{Sandbox, TOKEN};
+use support::sandbox::{store, Sandbox};
 use support::store::FakeStore;
 
 const SECRET: &[u8] = b"push-s3cret";
@@ -28,8 +28,7 @@ fn sandbox(store: &FakeStore) -> (Sandbox, u16) {
 
 #[test]
 fn a_signed_push_runs_new_work_at_once_and_refused_pushes_cause_no_poll() {
-    let store = FakeStore::start();
-    store.expect_token(TOKEN);
+    let store = store();
     let (sb, port) = sandbox(&store);
     let d = Daemon::start(&sb);
     assert!(

@@ -8,23 +8,10 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::libc;
-use serde_json::json;
-use support::daemon::{eventually, set_config, Daemon};
-use support::sandbox::{Sandbox, TOKEN};
-use support::store::FakeStore;
+use support::daemon::{kill_mid_job, set_config, Daemon};
+use support::sandbox::{store_with_job, Sandbox};
 
 const T: Duration = Duration::from_secs(5);
-
-fn store_with_job(id: &str) -> FakeStore {
-    let s = FakeStore::start();
-    s.expect_token(TOKEN);
-    s.set_instructions(json!({"jobs": [{"id": id, "type": "retrieve_keys"}]}));
-    s
-}
-
-fn started(sb: &Sandbox) -> bool {
-    sb.plesk_dir.join("started").exists()
-}
 
 /// Copies of every descriptor of process `pid` beyond stdio (pidfd_getfd: the same open
 /// files, sockets and locks), which is what a child holds between its fork and its exec,
@@ -56,11 +43,7 @@ fn a_restart_while_a_child_still_holds_the_killed_daemons_descriptors_is_not_ref
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "2");
     let d = Daemon::start(&sb);
-    assert!(
-        eventually(T, || started(&sb)),
-        "the job did not start; log:\n{}",
-        d.log_text()
-    );
+    d.wait_job_started(&sb);
 
     // A child caught between fork and exec at the moment of the kill (under load that is
     // milliseconds): it holds the lock file, the control socket and all the rest.
@@ -71,7 +54,7 @@ fn a_restart_while_a_child_still_holds_the_killed_daemons_descriptors_is_not_ref
         drop(held);
     });
     sb.plesk_unswitch("delay");
-    let _ = std::fs::remove_file(sb.plesk_dir.join("started"));
+    sb.forget_job_started();
     let d = Daemon::start(&sb);
     release.join().unwrap();
 
@@ -92,16 +75,7 @@ fn an_interrupted_job_is_resumed_at_start_not_after_a_held_first_poll() {
     let store = store_with_job("crash-2");
     let sb = Sandbox::new(&store.url(), "", "");
     set_config(&sb, "central", "long_poll", "25");
-    sb.plesk_switch("delay", "3");
-    let d = Daemon::start(&sb);
-    assert!(
-        eventually(T, || started(&sb)),
-        "the job did not start; log:\n{}",
-        d.log_text()
-    );
-    d.kill();
-    sb.plesk_unswitch("delay");
-    let _ = std::fs::remove_file(sb.plesk_dir.join("started"));
+    kill_mid_job(&sb, "3");
 
     // The restarted daemon's first poll carries the ETag it kept, so the store holds it for
     // up to 25 s; the running record on disk must not wait for that.

@@ -132,13 +132,7 @@ fn no_watchdog_pings_when_the_watchdog_is_meant_for_another_process() {
 
 #[test]
 fn the_watchdog_is_fed_while_a_stopping_daemon_finishes_its_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", dir.path().display());
-    let sb = Sandbox::new(&url, "", "");
-    let cfg = std::fs::read_to_string(&sb.config)
-        .unwrap()
-        .replace(&url, &sb.spool_url());
-    std::fs::write(&sb.config, cfg).unwrap();
+    let sb = Sandbox::with_spool("");
     sb.plesk_switch("delay", "2");
     std::fs::write(
         sb.spool.join("instructions.json"),
@@ -146,12 +140,7 @@ fn the_watchdog_is_fed_while_a_stopping_daemon_finishes_its_job() {
     )
     .unwrap();
     let (sock, mut child) = run_under_watchdog(&sb);
-    let started = sb.plesk_dir.join("started");
-    let end = Instant::now() + Duration::from_secs(10);
-    while !started.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(started.exists(), "the job never started");
+    assert!(sb.wait_job_started(Duration::from_secs(10)), "the job never started");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -5,14 +5,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::sandbox::{text, Sandbox, CODE, CODE_MASKED, TOKEN};
-use support::store::FakeStore;
-
-fn store() -> FakeStore {
-    let s = FakeStore::start();
-    s.expect_token(TOKEN);
-    s
-}
+use support::sandbox::{store, text, Sandbox, CODE, CODE_MASKED, TOKEN};
 
 const BUY: &str = "https://shop.example.com/buy?ref=plesk&lang=en";
 const CATALOG: &str = "http://catalog.example.com:8080";
@@ -246,32 +239,28 @@ fn a_result_the_store_refused_is_delivered_by_the_next_sync() {
     assert_eq!(results[0].1, results[1].1);
 }
 
+/// Starts `sync` and SIGKILLs it once its license command runs; `what` names the run in the
+/// failure message.
+fn kill_sync_mid_job(sb: &Sandbox, what: &str) {
+    let mut child = sb
+        .command(&["sync"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(sb.wait_job_started(Duration::from_secs(10)), "{what} never started");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // The orphaned command is Plesk's business; stop it so it does not finish later.
+    sb.kill_job_group();
+}
+
 #[test]
 fn killed_during_a_job_the_next_sync_finishes_it_and_delivers_one_result() {
     let store = store();
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "30");
     store.set_instructions(json!({"jobs": [{"id": "crash-1", "type": "install_key", "activation_code": CODE}]}));
-    let mut child = sb
-        .command(&["sync"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = sb.plesk_dir.join("started");
-    assert!(
-        (0..200).any(|_| {
-            std::thread::sleep(Duration::from_millis(50));
-            started.exists()
-        }),
-        "the license command never started"
-    );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    // The orphaned command is Plesk's business; stop it so it does not finish later.
-    // Signalled directly: procps' `kill -9 -PGID` can turn into kill(-1), every process.
-    let pgid: i32 = std::fs::read_to_string(&started).unwrap().trim().parse().unwrap();
-    assert!(pgid > 1, "pgid {pgid}");
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+    kill_sync_mid_job(&sb, "the license command");
     assert!(store.results().is_empty());
 
     sb.plesk_unswitch("delay");
@@ -345,26 +334,9 @@ fn a_job_interrupted_three_times_is_failed_not_run_a_fourth_time() {
     let sb = Sandbox::new(&store.url(), "", "");
     sb.plesk_switch("delay", "30");
     store.set_instructions(json!({"jobs": [{"id": "doomed", "type": "retrieve_keys"}]}));
-    let started = sb.plesk_dir.join("started");
     for attempt in 1..=3 {
-        let _ = std::fs::remove_file(&started);
-        let mut child = sb
-            .command(&["sync"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            (0..200).any(|_| {
-                std::thread::sleep(Duration::from_millis(50));
-                started.exists()
-            }),
-            "attempt {attempt} never started"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let pgid: i32 = std::fs::read_to_string(&started).unwrap().trim().parse().unwrap();
-        assert!(pgid > 1);
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        sb.forget_job_started();
+        kill_sync_mid_job(&sb, &format!("attempt {attempt}"));
     }
     let out = sb.agent(&["sync"]);
     assert_eq!(out.status.code(), Some(1));

@@ -6,22 +6,9 @@ mod support;
 use serde_json::json;
 use support::sandbox::{bin, text, Sandbox, CODE};
 
-fn spool_sandbox(panel: &str) -> Sandbox {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", dir.path().join("unused").display());
-    drop(dir);
-    let sb = Sandbox::new(&url, panel, "");
-    // Point the config at the sandbox's own spool directory.
-    let cfg = std::fs::read_to_string(&sb.config)
-        .unwrap()
-        .replace(&url, &sb.spool_url());
-    std::fs::write(&sb.config, cfg).unwrap();
-    sb
-}
-
 #[test]
 fn spool_sync_applies_instructions_and_writes_results_and_report() {
-    let sb = spool_sandbox("");
+    let sb = Sandbox::with_spool("");
     std::fs::write(
         sb.spool.join("instructions.json"),
         json!({
@@ -61,7 +48,7 @@ fn spool_sync_applies_instructions_and_writes_results_and_report() {
 
 #[test]
 fn spool_without_instructions_enforces_local_values() {
-    let sb = spool_sandbox("catalog_url = http://proxy.example.com:8080");
+    let sb = Sandbox::with_spool("catalog_url = http://proxy.example.com:8080");
     sb.write_panel_ini("[extensions]\r\ncatalog.url = \"http://old:8080\"\r\n");
     let out = sb.agent(&["sync"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -117,7 +104,7 @@ fn check_reports_one_line_per_check_and_fails_on_a_readable_token() {
 
 #[test]
 fn check_passes_on_a_good_spool_setup_and_reports_unknown_keys() {
-    let sb = spool_sandbox("");
+    let sb = Sandbox::with_spool("");
     let cfg = std::fs::read_to_string(&sb.config).unwrap() + "[mystery]\nx = 1\n";
     std::fs::write(&sb.config, cfg).unwrap();
     let out = sb.agent(&["check"]);

@@ -2,11 +2,12 @@
 //! "Command and configuration"). Other sections belong to the agent and are ignored here;
 //! unknown keys inside `[catalog_proxy]` are reported as warnings.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ProxyError;
+use crate::config::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
 
 const SECTION: &str = "catalog_proxy";
 const KEYS: &[&str] = &[
@@ -112,36 +113,13 @@ pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ProxyError> {
                     .map(String::from)
                     .collect()
             }
-            "allow_file" => {
-                let p = PathBuf::from(v);
-                if !p.is_absolute() {
-                    return Err(bad(key, v, "must be an absolute path"));
-                }
-                cfg.allow_file = Some(p);
-            }
-            "cache_ttl" => cfg.cache_ttl = seconds(v, 0, 7 * 86_400).map_err(|r| bad(key, v, &r))?,
-            "stale_if_error" => cfg.stale_if_error = seconds(v, 0, 365 * 86_400).map_err(|r| bad(key, v, &r))?,
+            "allow_file" => cfg.allow_file = Some(absolute(v).map_err(|r| bad(key, v, &r))?),
+            "cache_ttl" => cfg.cache_ttl = whole_seconds(v, 0, 7 * 86_400).map_err(|r| bad(key, v, &r))?,
+            "stale_if_error" => cfg.stale_if_error = whole_seconds(v, 0, 365 * 86_400).map_err(|r| bad(key, v, &r))?,
             _ => {}
         }
     }
     Ok(cfg)
-}
-
-fn seconds(v: &str, min: u64, max: u64) -> Result<Duration, String> {
-    match v.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-        _ => Err(format!("expected whole seconds from {min} to {max}")),
-    }
-}
-
-/// Drops a trailing `; comment` (`;` at the start or after whitespace) and surrounding whitespace,
-/// as the agent's own sections do.
-fn clean_value(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let end = (0..bytes.len())
-        .find(|&i| bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
-        .unwrap_or(bytes.len());
-    raw[..end].trim().to_string()
 }
 
 /// `https://host[:port]`, or `http://` for loopback hosts; no path, query or fragment.
@@ -151,13 +129,8 @@ fn parse_upstream(v: &str) -> Result<String, String> {
     match url.scheme() {
         "https" => {}
         "http" => {
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let loopback =
-                bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if !loopback {
-                return Err(
-                    "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://".into(),
-                );
+            if !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']')) {
+                return Err(HTTP_LOOPBACK_ONLY.into());
             }
         }
         _ => return Err("expected https://host".into()),

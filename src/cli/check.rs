@@ -7,7 +7,7 @@ use nix::unistd::{access, AccessFlags};
 
 use super::{runtime, Outcome};
 use crate::central::PollRequest;
-use crate::config::{self, CentralUrl, HostFacts};
+use crate::config::{self, CentralUrl, Config, HostFacts};
 
 struct Report {
     failed: bool,
@@ -38,6 +38,27 @@ pub fn run(config_path: &Path) -> Outcome {
         println!("warn config: {w}");
     }
 
+    state_dir(&mut r, &cfg);
+    if let CentralUrl::Http(_) = cfg.central.url {
+        token_file(&mut r, &cfg);
+    }
+    panel_ini(&mut r, &cfg);
+    panel_values(&mut r, &cfg);
+    plesk_command(&mut r, &cfg);
+    if cfg.push.listen.is_some() {
+        push_secret(&mut r, &cfg);
+    }
+    central(&mut r, &cfg);
+    // Every check already printed its line on stdout.
+    if r.failed {
+        Outcome::Failure(Vec::new())
+    } else {
+        Outcome::Success
+    }
+}
+
+/// The state directory, or the ancestor it would be created in, is writable.
+fn state_dir(r: &mut Report, cfg: &Config) {
     let state = &cfg.agent.state_dir;
     match nearest_existing(state) {
         Some(p) if access(&p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() => {
@@ -50,24 +71,29 @@ pub fn run(config_path: &Path) -> Outcome {
             format!("{} has no existing parent", state.display()),
         ),
     }
+}
 
-    if let CentralUrl::Http(_) = cfg.central.url {
-        let tf = &cfg.central.token_file;
-        match std::fs::metadata(tf) {
-            Err(e) => r.line(false, "token file", format!("cannot read {}: {e}", tf.display())),
-            Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
-                false,
-                "token file",
-                format!(
-                    "{} is readable by group or others (mode {:o}); chmod 600 it",
-                    tf.display(),
-                    m.permissions().mode() & 0o777
-                ),
+/// The store's token file exists and only its owner can read it.
+fn token_file(r: &mut Report, cfg: &Config) {
+    let tf = &cfg.central.token_file;
+    match std::fs::metadata(tf) {
+        Err(e) => r.line(false, "token file", format!("cannot read {}: {e}", tf.display())),
+        Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
+            false,
+            "token file",
+            format!(
+                "{} is readable by group or others (mode {:o}); chmod 600 it",
+                tf.display(),
+                m.permissions().mode() & 0o777
             ),
-            Ok(_) => r.line(true, "token file", format!("{} is private", tf.display())),
-        }
+        ),
+        Ok(_) => r.line(true, "token file", format!("{} is private", tf.display())),
     }
+}
 
+/// panel.ini (through a link, its target) and its directory are writable: the atomic
+/// write replaces the file from a temporary beside it.
+fn panel_ini(r: &mut Report, cfg: &Config) {
     let ini = &cfg.panel.ini_path;
     let ini_target = std::fs::canonicalize(ini).unwrap_or_else(|_| ini.clone());
     let writable = if ini_target.exists() {
@@ -85,6 +111,10 @@ pub fn run(config_path: &Path) -> Outcome {
             format!("{} (or its directory) is not writable", ini.display()),
         );
     }
+}
+
+/// The configured buy_url and catalog_url pass the checks panel.ini values get.
+fn panel_values(r: &mut Report, cfg: &Config) {
     for (name, v, check) in [
         (
             "buy_url",
@@ -104,7 +134,9 @@ pub fn run(config_path: &Path) -> Outcome {
             }
         }
     }
+}
 
+fn plesk_command(r: &mut Report, cfg: &Config) {
     let cmd = &cfg.plesk.command;
     if cmd.is_file() && access(cmd, AccessFlags::X_OK).is_ok() {
         r.line(true, "plesk command", format!("{} is executable", cmd.display()));
@@ -115,28 +147,30 @@ pub fn run(config_path: &Path) -> Outcome {
             format!("{} is missing or not executable", cmd.display()),
         );
     }
+}
 
-    if cfg.push.listen.is_some() {
-        let sf = &cfg.push.secret_file;
-        match std::fs::read(sf) {
-            Err(e) => r.line(false, "push secret", format!("cannot read {}: {e}", sf.display())),
-            Ok(b) if b.trim_ascii_end().is_empty() => {
-                r.line(false, "push secret", format!("{} is empty", sf.display()))
-            }
-            Ok(_) => match std::fs::metadata(sf) {
-                Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
-                    false,
-                    "push secret",
-                    format!("{} is readable by group or others; chmod 600 it", sf.display()),
-                ),
-                _ => r.line(true, "push secret", format!("{} is private", sf.display())),
-            },
-        }
+/// The push secret is readable, not empty, and private to its owner.
+fn push_secret(r: &mut Report, cfg: &Config) {
+    let sf = &cfg.push.secret_file;
+    match std::fs::read(sf) {
+        Err(e) => r.line(false, "push secret", format!("cannot read {}: {e}", sf.display())),
+        Ok(b) if b.trim_ascii_end().is_empty() => r.line(false, "push secret", format!("{} is empty", sf.display())),
+        Ok(_) => match std::fs::metadata(sf) {
+            Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
+                false,
+                "push secret",
+                format!("{} is readable by group or others; chmod 600 it", sf.display()),
+            ),
+            _ => r.line(true, "push secret", format!("{} is private", sf.display())),
+        },
     }
+}
 
+/// The configured store answers one poll.
+fn central(r: &mut Report, cfg: &Config) {
     match &cfg.central.url {
         CentralUrl::None => r.line(true, "central", "no store configured: local settings only"),
-        _ => match crate::engine::transport_for(&cfg) {
+        _ => match crate::engine::transport_for(cfg) {
             Err(e) => r.line(false, "central", e),
             Ok(None) => {}
             Ok(Some(t)) => {
@@ -150,12 +184,6 @@ pub fn run(config_path: &Path) -> Outcome {
                 }
             }
         },
-    }
-    // Every check already printed its line on stdout.
-    if r.failed {
-        Outcome::Failure(Vec::new())
-    } else {
-        Outcome::Success
     }
 }
 

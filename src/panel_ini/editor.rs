@@ -158,111 +158,161 @@ struct ValueRead {
 
 /// Reads a value starting at `pos` the way PHP's scanner does. With `section` set, reads a
 /// section name instead: it ends at `]`, is not trimmed, and `;` is an ordinary byte.
-fn read_value(body: &[u8], mut pos: usize, section: bool) -> ValueRead {
-    let mut out: Vec<u8> = Vec::new();
-    let mut certain = true;
-    let mut quoted_parts = 0usize;
-    let mut bare_bytes = 0usize;
-    // Bytes of `out` that came from quotes and must never be trimmed.
-    let mut protected = 0usize;
+fn read_value(body: &[u8], pos: usize, section: bool) -> ValueRead {
+    let mut s = ValueScan {
+        body,
+        pos,
+        section,
+        out: Vec::new(),
+        certain: true,
+        quoted_parts: 0,
+        bare_bytes: 0,
+        protected: 0,
+    };
     let mut unterminated = false;
     let mut closed = false;
     if !section {
-        while pos < body.len() && is_ws(body[pos]) {
-            pos += 1;
-        }
+        s.skip_ws();
     }
-    let trim_tail = |out: &mut Vec<u8>, protected: usize| {
-        while out.len() > protected && out.last().is_some_and(|b| is_ws(*b)) {
-            out.pop();
-        }
-    };
-    while let Some(&b) = body.get(pos) {
+    while let Some(&b) = body.get(s.pos) {
         if is_eol(b) {
             break;
         }
         if section && b == b']' {
             closed = true;
-            pos += 1;
+            s.pos += 1;
             break;
         }
         if !section && b == b';' {
-            while pos < body.len() && !is_eol(body[pos]) {
-                pos += 1;
-            }
+            s.skip_comment();
             break;
         }
         if b == b'"' || b == b'\'' {
-            trim_tail(&mut out, protected);
-            quoted_parts += 1;
-            pos += 1;
-            let mut done = false;
-            while let Some(&c) = body.get(pos) {
-                if c == b {
-                    pos += 1;
-                    done = true;
-                    break;
-                }
-                if b == b'"' && c == b'\\' && matches!(body.get(pos + 1), Some(b'"') | Some(b'\\')) {
-                    certain = false;
-                    out.push(body[pos + 1]);
-                    pos += 2;
-                    continue;
-                }
-                if c == b'\\' || c == b'$' || b == b'\'' || is_eol(c) {
-                    certain = false;
-                }
-                out.push(c);
-                pos += 1;
-            }
-            if !done {
+            if !s.quoted(b) {
                 unterminated = true;
-                certain = false;
                 break;
-            }
-            protected = out.len();
-            while pos < body.len() && is_ws(body[pos]) {
-                pos += 1;
             }
             continue;
         }
-        if !is_ws(b) {
-            bare_bytes += 1;
-            if !is_safe_bare(b) {
-                certain = false;
-            }
-        } else if bare_bytes > 0 && !section {
-            // Inner spaces are kept by PHP but a URL never has them; stay on the safe side.
-            certain = false;
+        s.bare(b);
+    }
+    s.finish(unterminated, closed)
+}
+
+/// [`read_value`] part way: the bytes read so far and what makes them uncertain.
+struct ValueScan<'a> {
+    body: &'a [u8],
+    pos: usize,
+    section: bool,
+    out: Vec<u8>,
+    certain: bool,
+    quoted_parts: usize,
+    bare_bytes: usize,
+    /// Bytes of `out` that came from quotes and must never be trimmed.
+    protected: usize,
+}
+
+impl ValueScan<'_> {
+    fn skip_ws(&mut self) {
+        while self.pos < self.body.len() && is_ws(self.body[self.pos]) {
+            self.pos += 1;
         }
-        out.push(b);
-        pos += 1;
     }
-    if !section {
-        trim_tail(&mut out, protected);
+
+    /// A `;` comment runs to the end of the line.
+    fn skip_comment(&mut self) {
+        while self.pos < self.body.len() && !is_eol(self.body[self.pos]) {
+            self.pos += 1;
+        }
     }
-    if !section && (quoted_parts > 0 && bare_bytes > 0 || quoted_parts > 1) {
-        certain = false;
+
+    fn trim_tail(&mut self) {
+        while self.out.len() > self.protected && self.out.last().is_some_and(|b| is_ws(*b)) {
+            self.out.pop();
+        }
     }
-    if quoted_parts == 0 && !section {
-        // Bare words may be keywords (`on`, `null`) or constants (`E_ALL`): PHP replaces those.
-        let word = out.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        if word && !out.is_empty() {
-            certain = false;
-            let lower = out.to_ascii_lowercase();
+
+    /// Reads a quoted part opened by `quote` at `pos`, and the spaces after it. False when the
+    /// file ends inside it.
+    fn quoted(&mut self, quote: u8) -> bool {
+        let body = self.body;
+        self.trim_tail();
+        self.quoted_parts += 1;
+        self.pos += 1;
+        let mut done = false;
+        while let Some(&c) = body.get(self.pos) {
+            if c == quote {
+                self.pos += 1;
+                done = true;
+                break;
+            }
+            if quote == b'"' && c == b'\\' && matches!(body.get(self.pos + 1), Some(b'"') | Some(b'\\')) {
+                self.certain = false;
+                self.out.push(body[self.pos + 1]);
+                self.pos += 2;
+                continue;
+            }
+            if c == b'\\' || c == b'$' || quote == b'\'' || is_eol(c) {
+                self.certain = false;
+            }
+            self.out.push(c);
+            self.pos += 1;
+        }
+        if !done {
+            self.certain = false;
+            return false;
+        }
+        self.protected = self.out.len();
+        self.skip_ws();
+        true
+    }
+
+    /// One byte outside quotes.
+    fn bare(&mut self, b: u8) {
+        if !is_ws(b) {
+            self.bare_bytes += 1;
+            if !is_safe_bare(b) {
+                self.certain = false;
+            }
+        } else if self.bare_bytes > 0 && !self.section {
+            // Inner spaces are kept by PHP but a URL never has them; stay on the safe side.
+            self.certain = false;
+        }
+        self.out.push(b);
+        self.pos += 1;
+    }
+
+    fn finish(mut self, unterminated: bool, closed: bool) -> ValueRead {
+        if !self.section {
+            self.trim_tail();
+            if self.quoted_parts > 0 && self.bare_bytes > 0 || self.quoted_parts > 1 {
+                self.certain = false;
+            }
+            if self.quoted_parts == 0 {
+                self.keyword();
+            }
+        }
+        ValueRead {
+            value: self.out,
+            certain: self.certain,
+            end: self.pos,
+            unterminated,
+            closed,
+        }
+    }
+
+    /// Bare words may be keywords (`on`, `null`) or constants (`E_ALL`): PHP replaces those.
+    fn keyword(&mut self) {
+        let word = self.out.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        if word && !self.out.is_empty() {
+            self.certain = false;
+            let lower = self.out.to_ascii_lowercase();
             match lower.as_slice() {
-                b"true" | b"on" | b"yes" => out = b"1".to_vec(),
-                b"false" | b"off" | b"no" | b"none" | b"null" => out.clear(),
+                b"true" | b"on" | b"yes" => self.out = b"1".to_vec(),
+                b"false" | b"off" | b"no" | b"none" | b"null" => self.out.clear(),
                 _ => {}
             }
         }
-    }
-    ValueRead {
-        value: out,
-        certain,
-        end: pos,
-        unterminated,
-        closed,
     }
 }
 
@@ -428,53 +478,79 @@ enum Action {
 /// quoted text.
 pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
     let p = parse(original);
-    let inside = p.in_section();
-    let in_last = p.in_last_section();
-    let mut actions = vec![Action::Keep; p.stmts.len()];
-    let mut additions: Vec<Vec<u8>> = Vec::new();
-
+    let mut edits = Edits {
+        inside: p.in_section(),
+        in_last: p.in_last_section(),
+        actions: vec![Action::Keep; p.stmts.len()],
+        additions: Vec::new(),
+    };
     for (key, wish) in [(BUY_URL_KEY, &desired.buy_url), (CATALOG_URL_KEY, &desired.catalog_url)] {
+        edits.plan(&p, key, wish);
+    }
+    let unchanged = edits.additions.is_empty() && edits.actions.iter().all(|a| *a == Action::Keep);
+    if unchanged {
+        return original.to_vec();
+    }
+    edits.write(original, &p)
+}
+
+/// What [`apply`] does to each statement, and the assignments it adds.
+struct Edits {
+    /// Per statement: inside any `[extensions]`.
+    inside: Vec<bool>,
+    /// Per statement: inside the last `[extensions]`, the one PHP reads.
+    in_last: Vec<bool>,
+    actions: Vec<Action>,
+    additions: Vec<Vec<u8>>,
+}
+
+impl Edits {
+    /// Decides the actions for one managed key.
+    fn plan(&mut self, p: &Parsed<'_>, key: &str, wish: &Wish) {
         let found: Vec<usize> = p
             .stmts
             .iter()
             .enumerate()
-            .filter(|(i, s)| inside[*i] && matches!(&s.kind, Kind::Assign { key: k, .. } if k == key.as_bytes()))
+            .filter(|(i, s)| self.inside[*i] && matches!(&s.kind, Kind::Assign { key: k, .. } if k == key.as_bytes()))
             .map(|(i, _)| i)
             .collect();
         match wish {
             Wish::Leave => {}
             Wish::Set(v) if !writable(v) => {}
-            Wish::Remove => found.iter().for_each(|i| actions[*i] = Action::Delete),
+            Wish::Remove => found.iter().for_each(|i| self.actions[*i] = Action::Delete),
             Wish::Set(v) => {
                 let in_sync = found.len() == 1
-                    && in_last[found[0]]
+                    && self.in_last[found[0]]
                     && matches!(&p.stmts[found[0]].kind,
                         Kind::Assign { offset: false, value, certain: true, .. } if value == v.as_bytes());
                 if in_sync {
-                    continue;
+                    return;
                 }
                 // The one kept must be in the last section, where PHP reads it.
-                match found.split_last().filter(|(last, _)| in_last[**last]) {
+                match found.split_last().filter(|(last, _)| self.in_last[**last]) {
                     Some((last, rest)) => {
-                        rest.iter().for_each(|i| actions[*i] = Action::Delete);
+                        rest.iter().for_each(|i| self.actions[*i] = Action::Delete);
                         let mut line = assignment(key, v);
                         line.extend_from_slice(p.ending(p.stmts[*last].last));
-                        actions[*last] = Action::Replace(line);
+                        self.actions[*last] = Action::Replace(line);
                     }
                     None if p.open_at_eof => {}
                     None => {
-                        found.iter().for_each(|i| actions[*i] = Action::Delete);
-                        additions.push(assignment(key, v));
+                        found.iter().for_each(|i| self.actions[*i] = Action::Delete);
+                        self.additions.push(assignment(key, v));
                     }
                 }
             }
         }
     }
 
-    // Where missing keys go: after the last non-blank statement of the last [extensions].
-    let insert_after = if additions.is_empty() {
-        None
-    } else {
+    /// Where missing keys go: after the last non-blank statement of the last [extensions];
+    /// `None` when there is no such section (or nothing to add).
+    fn insert_after(&self, p: &Parsed<'_>) -> Option<usize> {
+        if self.additions.is_empty() {
+            return None;
+        }
+        let inside = &self.inside;
         let header = (0..p.stmts.len())
             .rev()
             .find(|i| inside[*i] && matches!(p.stmts[*i].kind, Kind::Header(_)));
@@ -485,57 +561,64 @@ pub fn apply(original: &[u8], desired: &Desired) -> Vec<u8> {
                 .find(|i| !matches!(p.stmts[*i].kind, Kind::Other { blank: true }))
                 .unwrap_or(h)
         })
-    };
-
-    let unchanged = additions.is_empty() && actions.iter().all(|a| *a == Action::Keep);
-    if unchanged {
-        return original.to_vec();
     }
 
-    let mut out = Vec::with_capacity(original.len() + 128);
-    out.extend_from_slice(&original[..original.len() - p.body.len()]);
-    let body_start = out.len();
-    let push_lines = |out: &mut Vec<u8>, lines: &[Vec<u8>], eol: &[u8]| {
-        if out.len() > body_start && !out.last().is_some_and(|b| is_eol(*b)) {
-            out.extend_from_slice(eol);
-        }
-        for l in lines {
-            out.extend_from_slice(l);
-            out.extend_from_slice(eol);
-        }
-    };
-    for (i, s) in p.stmts.iter().enumerate() {
-        match &actions[i] {
-            Action::Keep => {
-                out.extend_from_slice(&p.body[p.lines[s.first].start..p.lines[s.last].end]);
+    /// The new content: the BOM if any, each statement kept, replaced or dropped, the
+    /// additions in place or in a new section at the end.
+    fn write(self, original: &[u8], p: &Parsed<'_>) -> Vec<u8> {
+        let insert_after = self.insert_after(p);
+        let mut out = Vec::with_capacity(original.len() + 128);
+        out.extend_from_slice(&original[..original.len() - p.body.len()]);
+        let body_start = out.len();
+        for (i, s) in p.stmts.iter().enumerate() {
+            match &self.actions[i] {
+                Action::Keep => {
+                    out.extend_from_slice(&p.body[p.lines[s.first].start..p.lines[s.last].end]);
+                }
+                Action::Delete => {}
+                Action::Replace(bytes) => out.extend_from_slice(bytes),
             }
-            Action::Delete => {}
-            Action::Replace(bytes) => out.extend_from_slice(bytes),
+            if insert_after == Some(i) {
+                push_lines(&mut out, body_start, &self.additions, &p.eol_near(s.last));
+            }
         }
-        if insert_after == Some(i) {
-            push_lines(&mut out, &additions, &p.eol_near(s.last));
+        if insert_after.is_none() && !self.additions.is_empty() {
+            append_section(&mut out, body_start, p, self.additions);
         }
+        out
     }
-    if insert_after.is_none() && !additions.is_empty() {
-        // No [extensions] yet: a blank line, the header and the keys, at the end.
-        let eol = if p.lines.is_empty() {
-            b"\n".to_vec()
-        } else {
-            p.eol_near(p.lines.len() - 1)
-        };
-        let mut lines = Vec::new();
-        let last_blank = p
-            .lines
-            .last()
-            .is_some_and(|l| p.body[l.start..l.content_end].iter().all(|b| is_ws(*b)));
-        if out.len() > body_start && !last_blank {
-            lines.push(Vec::new());
-        }
-        lines.push(format!("[{SECTION}]").into_bytes());
-        lines.extend(additions);
-        push_lines(&mut out, &lines, &eol);
+}
+
+/// Appends `lines`, each with `eol`, first ending an unterminated last line of the body
+/// (which starts at `body_start`).
+fn push_lines(out: &mut Vec<u8>, body_start: usize, lines: &[Vec<u8>], eol: &[u8]) {
+    if out.len() > body_start && !out.last().is_some_and(|b| is_eol(*b)) {
+        out.extend_from_slice(eol);
     }
-    out
+    for l in lines {
+        out.extend_from_slice(l);
+        out.extend_from_slice(eol);
+    }
+}
+
+/// No [extensions] yet: a blank line, the header and the keys, at the end.
+fn append_section(out: &mut Vec<u8>, body_start: usize, p: &Parsed<'_>, additions: Vec<Vec<u8>>) {
+    let eol = if p.lines.is_empty() {
+        b"\n".to_vec()
+    } else {
+        p.eol_near(p.lines.len() - 1)
+    };
+    let mut lines = Vec::new();
+    let last_blank = p
+        .lines
+        .last()
+        .is_some_and(|l| p.body[l.start..l.content_end].iter().all(|b| is_ws(*b)));
+    if out.len() > body_start && !last_blank {
+        lines.push(Vec::new());
+    }
+    lines.push(format!("[{SECTION}]").into_bytes());
+    lines.extend(additions);
+    push_lines(out, body_start, &lines, &eol);
 }
 
 /// Reads the managed keys' current values.

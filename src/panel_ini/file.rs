@@ -11,7 +11,7 @@
 //! A missing file is created with mode 0644.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -139,14 +139,7 @@ fn read_with_meta(path: &Path) -> io::Result<(Option<Vec<u8>>, Option<fs::Metada
     if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
-    let mut buf = Vec::new();
-    f.take(MAX_SIZE + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_SIZE} bytes"),
-        ));
-    }
+    let buf = fsutil::read_to_cap(f, MAX_SIZE)?;
     Ok((Some(buf), Some(meta)))
 }
 

@@ -24,6 +24,12 @@ pub fn catalog_url(value: &str) -> Result<(), String> {
 
 fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
     let shown = show(value);
+    holdable(name, &shown, value)?;
+    url(name, &shown, value, schemes)
+}
+
+/// The value fits in `key = "value"` as PHP reads it back: its length and its characters.
+fn holdable(name: &str, shown: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_LEN {
         return Err(format!(
             "{name} {shown} is {} bytes long, more than the {MAX_LEN} allowed",
@@ -54,6 +60,11 @@ fn check(name: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
     if value.chars().any(char::is_whitespace) {
         return Err(format!("{name} {shown} contains a space; percent-encode it as %20"));
     }
+    Ok(())
+}
+
+/// The value is an absolute URL with one of `schemes`, a host and, if any, a valid port.
+fn url(name: &str, shown: &str, value: &str, schemes: &[&str]) -> Result<(), String> {
     let wanted = schemes.join(" or ");
     let rest = schemes
         .iter()

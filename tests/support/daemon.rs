@@ -5,16 +5,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::sandbox::{bin, text, Sandbox};
+use super::sandbox::{agent_command, text, Sandbox};
 
 /// How long the daemon gets to answer `status` after it was started.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a job the daemon picked up may take to start its license command.
+pub const JOB_START_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Daemon {
     child: Option<Child>,
@@ -123,6 +125,16 @@ impl Daemon {
         }
     }
 
+    /// Waits up to [`JOB_START_TIMEOUT`] for the sandbox's license command to start; panics
+    /// with the daemon's log if it does not.
+    pub fn wait_job_started(&self, sb: &Sandbox) {
+        assert!(
+            sb.wait_job_started(JOB_START_TIMEOUT),
+            "the job did not start; log:\n{}",
+            self.log_text()
+        );
+    }
+
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -180,12 +192,21 @@ impl Drop for Daemon {
     }
 }
 
+/// Starts the daemon, SIGKILLs it while its job's license command runs (the stand-in's
+/// `delay` switch, `delay_s` seconds, keeps the command running), then clears the switch and
+/// the started mark so that the next run of the job finishes at once.
+pub fn kill_mid_job(sb: &Sandbox, delay_s: &str) {
+    sb.plesk_switch("delay", delay_s);
+    let d = Daemon::start(sb);
+    d.wait_job_started(sb);
+    d.kill();
+    sb.plesk_unswitch("delay");
+    sb.forget_job_started();
+}
+
 /// Runs the agent binary with `config`.
 pub fn agent_with(config: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(bin());
-    c.arg("--config").arg(config).args(args);
-    c.env_remove("PLESK_RESELLER_AGENT_CONFIG").env_remove("NOTIFY_SOCKET");
-    c.output().unwrap()
+    agent_command(config).args(args).output().unwrap()
 }
 
 /// Replaces `key = …` in `[section]` of the sandbox config (appending it when missing).

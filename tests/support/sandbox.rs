@@ -1,6 +1,7 @@
 //! A throw-away agent installation for black-box tests of the real binary: config, token,
 //! panel.ini, state directory and the stand-in `plesk` (a symlink to
-//! tests/fixtures/plesk-standin, whose state lives beside the link).
+//! tests/fixtures/plesk-standin, whose state lives beside the link), and a fake store that
+//! expects its token.
 
 #![allow(dead_code)]
 
@@ -8,6 +9,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::store::FakeStore;
 
 pub const TOKEN: &str = "t0ken-s3cret-value";
 pub const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
@@ -26,6 +30,29 @@ pub struct Sandbox {
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_plesk-reseller-agent")
+}
+
+/// The agent binary with `--config config`, the outside environment's config and notify
+/// socket removed so a developer's shell or a systemd unit cannot leak in.
+pub fn agent_command(config: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--config").arg(config);
+    c.env_remove("PLESK_RESELLER_AGENT_CONFIG").env_remove("NOTIFY_SOCKET");
+    c
+}
+
+/// A fake store that expects the sandbox's [`TOKEN`].
+pub fn store() -> FakeStore {
+    let s = FakeStore::start();
+    s.expect_token(TOKEN);
+    s
+}
+
+/// [`store`] with one `retrieve_keys` job `id` in its instructions.
+pub fn store_with_job(id: &str) -> FakeStore {
+    let s = store();
+    s.set_instructions(serde_json::json!({"jobs": [{"id": id, "type": "retrieve_keys"}]}));
+    s
 }
 
 impl Sandbox {
@@ -73,6 +100,18 @@ impl Sandbox {
         }
     }
 
+    /// A sandbox whose `[central] url` is its own spool directory.
+    pub fn with_spool(panel_extra: &str) -> Sandbox {
+        // The spool directory is only known once the sandbox exists.
+        const PLACEHOLDER: &str = "file:///spool-placeholder";
+        let sb = Sandbox::new(PLACEHOLDER, panel_extra, "");
+        let cfg = fs::read_to_string(&sb.config)
+            .unwrap()
+            .replace(PLACEHOLDER, &sb.spool_url());
+        fs::write(&sb.config, cfg).unwrap();
+        sb
+    }
+
     pub fn spool_url(&self) -> String {
         format!("file://{}", self.spool.display())
     }
@@ -83,9 +122,8 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("--config").arg(&self.config).args(args);
-        c.env_remove("PLESK_RESELLER_AGENT_CONFIG").env_remove("NOTIFY_SOCKET");
+        let mut c = agent_command(&self.config);
+        c.args(args);
         c
     }
 
@@ -113,6 +151,40 @@ impl Sandbox {
 
     pub fn plesk_unswitch(&self, name: &str) {
         let _ = fs::remove_file(self.plesk_dir.join(name));
+    }
+
+    /// A license command has started: the stand-in's `started` file exists.
+    pub fn job_started(&self) -> bool {
+        self.plesk_dir.join("started").exists()
+    }
+
+    /// Polls [`Sandbox::job_started`] every 20 ms for up to `timeout`.
+    pub fn wait_job_started(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.job_started() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Removes the `started` file, so the next start can be seen.
+    pub fn forget_job_started(&self) {
+        let _ = fs::remove_file(self.plesk_dir.join("started"));
+    }
+
+    /// SIGKILLs the process group of the license command that last started (an orphan of a
+    /// killed agent), so it cannot finish later.
+    pub fn kill_job_group(&self) {
+        let started = fs::read_to_string(self.plesk_dir.join("started")).unwrap();
+        let pgid: i32 = started.trim().parse().unwrap();
+        // Signalled directly: procps' `kill -9 -PGID` can turn into kill(-1), every process.
+        assert!(pgid > 1, "pgid {pgid}");
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
     }
 
     pub fn write_panel_ini(&self, content: &str) {
