@@ -10,7 +10,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 
 use base64::Engine;
@@ -29,18 +28,7 @@ fn median(mut ms: Vec<f64>) -> (f64, f64) {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin.token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let extra = format!(
-        "[server]\nadmin_listen = 127.0.0.1:{port}\nadmin_token_file = {}\n",
-        token_file.display()
-    );
+    let (extra, port) = support::central::admin_listen(dir.path(), TOKEN);
     let mut c = Central::new(&dir.path().join("central"), &extra);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t0 = Instant::now();

@@ -373,20 +373,8 @@ fn slow_clients_do_not_keep_others_from_being_served(db) {
 
 #[test]
 fn the_tcp_admin_api_needs_the_admin_token() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin.token");
-    std::fs::write(&token_file, "an-admin-token-of-some-length\n").unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let extra = format!(
-        "[server]\nadmin_listen = 127.0.0.1:{port}\nadmin_token_file = {}\n",
-        token_file.display()
-    );
+    let (extra, port) = support::central::admin_listen(dir.path(), "an-admin-token-of-some-length");
     // [server] appears twice: rust-ini merges the keys of repeated sections.
     let mut c = Central::new(&dir.path().join("central"), &extra);
     c.start();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use support::browser::{self, Browser};
@@ -24,18 +23,8 @@ fn screenshots() -> PathBuf {
 
 /// The central with the seeded fleet in `db`, its admin listener at the returned base URL.
 fn central(dir: &std::path::Path, db: &support::TestDb) -> (Central, Seeded, String) {
-    let token_file = dir.join("admin.token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let extra = format!(
-        "[server]\nadmin_listen = 127.0.0.1:{port}\nadmin_token_file = {}\n[fleet]\nbuy_url = https://store.example.com/buy\n",
-        token_file.display()
-    );
+    let (admin, port) = support::central::admin_listen(dir, TOKEN);
+    let extra = format!("{admin}[fleet]\nbuy_url = https://store.example.com/buy\n");
     let root = dir.join("central");
     let mut c = Central::on(&root, &extra, &db.url(&root));
     let seeded = tokio::runtime::Runtime::new()
@@ -152,7 +141,7 @@ fn jobs_and_orders(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
     assert_eq!(b.count("table.jobs tbody tr"), 1);
     assert_eq!(b.goto(&format!("{base}/ui/orders")), 200);
     assert_eq!(b.count("table.orders tbody tr"), 4);
-    assert_eq!(b.text("#orders-failed"), "failed (1)");
+    assert_eq!(b.text("#state-failed"), "failed (1)");
     assert_eq!(b.count("img"), 0);
     if shot {
         b.screenshot(&screenshots().join("orders.png"));

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::format;
 use super::layout::{self, Section};
-use super::Params;
+use super::{ListQuery, Params};
 use crate::app::App;
 use crate::store::{JobRow, JOB_STATES as STATES};
 
@@ -18,36 +18,20 @@ const PER_PAGE: usize = 200;
 
 pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
     let now = app.store.now();
-    let parsed = (|| Ok::<_, String>((p.one_of("state", STATES)?, p.host()?, p.paging(PER_PAGE)?)))();
-    let (state, host, paging) = match parsed {
-        Ok(v) => v,
+    let q = match ListQuery::parse(&p, "/ui/jobs", STATES, PER_PAGE) {
+        Ok(q) => q,
         Err(e) => return layout::problem(StatusCode::BAD_REQUEST, Section::Jobs, now, &e),
     };
-    let found = app
+    let (per, offset) = (q.paging.per as i64, q.paging.offset() as i64);
+    let (jobs, total) = match app
         .store
-        .recent_jobs(
-            host.as_deref(),
-            state.as_deref(),
-            paging.per as i64,
-            paging.offset() as i64,
-        )
-        .await;
-    let (jobs, total) = match found {
+        .recent_jobs(q.host.as_deref(), q.state.as_deref(), per, offset)
+        .await
+    {
         Ok(v) => v,
         Err(e) => return super::store_down(now, Section::Jobs, e),
     };
-    let link = |state: Option<&str>, page: usize| super::list_link("/ui/jobs", state, host.as_deref(), page);
-    let body = html! {
-        h1 { "Jobs" @if let Some(h) = &host { " of " a.mono href={ "/ui/hosts/" (h) } { (h) } } }
-        nav.filters aria-label="states" {
-            a href=(link(None, 1)) aria-current=[state.is_none().then_some("true")] { "all" }
-            @for s in STATES {
-                a href=(link(Some(s), 1)) aria-current=[(state.as_deref() == Some(*s)).then_some("true")] { (s) }
-            }
-        }
-        (table(&jobs, now, true))
-        (paging.nav(total as usize, |n| link(state.as_deref(), n)))
-    };
+    let body = q.page("Jobs", STATES, |s| html! { (s) }, table(&jobs, now, true), total);
     layout::respond(StatusCode::OK, layout::page("Jobs", Section::Jobs, now, body))
 }
 

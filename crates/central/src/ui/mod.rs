@@ -19,13 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 pub use fleet_page::{render as render_fleet, Filter as FleetFilter, PER_PAGE};
 pub use format::Paging;
 
 use crate::app::App;
-use crate::store::StoreError;
 use crate::tokens;
 use layout::Section;
 
@@ -87,7 +87,7 @@ async fn style() -> Response {
 }
 
 /// A page whose data cannot be read: the sentence for people, the reason in the log.
-fn store_down(now: i64, section: Section, e: StoreError) -> Response {
+fn store_down(now: i64, section: Section, e: impl std::fmt::Display) -> Response {
     tracing::error!("{e}");
     layout::problem(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -160,16 +160,60 @@ fn label(name: &str) -> &str {
     }
 }
 
-/// A list page's URL for a state filter, a host filter and a page.
-fn list_link(base: &str, state: Option<&str>, host: Option<&str>, page: usize) -> String {
-    let mut u = format!("{base}?page={page}");
-    if let Some(s) = state {
-        u.push_str(&format!("&state={s}"));
+/// What a list page (jobs, orders) is asked for: `?state=`, `?host=`, `?page=`.
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub host: Option<String>,
+    pub paging: Paging,
+    base: &'static str,
+}
+
+impl ListQuery {
+    pub fn parse(p: &Params, base: &'static str, states: &[&str], per: usize) -> Result<ListQuery, String> {
+        Ok(ListQuery {
+            state: p.one_of("state", states)?,
+            host: p.host()?,
+            paging: p.paging(per)?,
+            base,
+        })
     }
-    if let Some(h) = host {
-        u.push_str(&format!("&host={h}"));
+
+    /// This list's URL for a state filter and a page (the host filter kept).
+    pub fn link(&self, state: Option<&str>, page: usize) -> String {
+        let mut u = format!("{}?page={page}", self.base);
+        if let Some(s) = state {
+            u.push_str(&format!("&state={s}"));
+        }
+        if let Some(h) = &self.host {
+            u.push_str(&format!("&host={h}"));
+        }
+        u
     }
-    u
+
+    /// "Jobs" or "Jobs of web-1", the state filters as links, the rows and the pages.
+    pub fn page(
+        &self,
+        title: &str,
+        states: &[&str],
+        label: impl Fn(&str) -> Markup,
+        rows: Markup,
+        total: i64,
+    ) -> Markup {
+        let current = self.state.as_deref();
+        html! {
+            h1 { (title) @if let Some(h) = &self.host { " of " a.mono href={ "/ui/hosts/" (h) } { (h) } } }
+            nav.filters aria-label="states" {
+                a href=(self.link(None, 1)) aria-current=[current.is_none().then_some("true")] { "all" }
+                @for s in states {
+                    a id={ "state-" (s) } href=(self.link(Some(s), 1)) aria-current=[(current == Some(*s)).then_some("true")] {
+                        (label(s))
+                    }
+                }
+            }
+            (rows)
+            (self.paging.nav(total.max(0) as usize, |n| self.link(current, n)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::format;
 use super::layout::{self, Section};
-use super::Params;
+use super::{ListQuery, Params};
 use crate::app::App;
 use crate::orders::{Order, STATES};
 
@@ -16,9 +16,8 @@ const PER_PAGE: usize = 200;
 
 pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
     let now = app.store.now();
-    let parsed = (|| Ok::<_, String>((p.one_of("state", STATES)?, p.host()?, p.paging(PER_PAGE)?)))();
-    let (state, host, paging) = match parsed {
-        Ok(v) => v,
+    let q = match ListQuery::parse(&p, "/ui/orders", STATES, PER_PAGE) {
+        Ok(q) => q,
         Err(e) => return layout::problem(StatusCode::BAD_REQUEST, Section::Orders, now, &e),
     };
     let Some(orders) = &app.orders else {
@@ -29,42 +28,15 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
             "Orders are not served here.",
         );
     };
-    let found = orders
-        .recent(
-            host.as_deref(),
-            state.as_deref(),
-            paging.per as i64,
-            paging.offset() as i64,
-        )
-        .await;
-    let (list, total) = match found {
+    let (per, offset) = (q.paging.per as i64, q.paging.offset() as i64);
+    let (list, total) = match orders.recent(q.host.as_deref(), q.state.as_deref(), per, offset).await {
         Ok(v) => v,
-        Err(e) => {
-            tracing::error!("{e}");
-            return layout::problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Section::Orders,
-                now,
-                "The database cannot be read; see the central's log.",
-            );
-        }
+        Err(e) => return super::store_down(now, Section::Orders, e),
     };
     let counts = orders.counts().await;
-    let link = |state: Option<&str>, page: usize| super::list_link("/ui/orders", state, host.as_deref(), page);
     let count = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
-    let body = html! {
-        h1 { "Orders" @if let Some(h) = &host { " of " a.mono href={ "/ui/hosts/" (h) } { (h) } } }
-        nav.filters aria-label="states" {
-            a href=(link(None, 1)) aria-current=[state.is_none().then_some("true")] { "all" }
-            @for s in STATES {
-                a id={ "orders-" (s) } href=(link(Some(s), 1)) aria-current=[(state.as_deref() == Some(*s)).then_some("true")] {
-                    (s) " (" (count(s)) ")"
-                }
-            }
-        }
-        (table(&list, now, true))
-        (paging.nav(total as usize, |n| link(state.as_deref(), n)))
-    };
+    let label = |s: &str| html! { (s) " (" (count(s)) ")" };
+    let body = q.page("Orders", STATES, label, table(&list, now, true), total);
     layout::respond(StatusCode::OK, layout::page("Orders", Section::Orders, now, body))
 }
 

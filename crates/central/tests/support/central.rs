@@ -18,6 +18,25 @@ pub struct Central {
     pub db_url: String,
 }
 
+/// `[server] admin_listen` on a free loopback port, with `token` in a 0600 file in `dir`: the
+/// config lines to pass as `extra`, and the port.
+pub fn admin_listen(dir: &Path, token: &str) -> (String, u16) {
+    use std::os::unix::fs::PermissionsExt;
+    let token_file = dir.join("admin.token");
+    fs::write(&token_file, format!("{token}\n")).unwrap();
+    fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra = format!(
+        "[server]\nadmin_listen = 127.0.0.1:{port}\nadmin_token_file = {}\n",
+        token_file.display()
+    );
+    (extra, port)
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_plesk-reseller-central")
 }
