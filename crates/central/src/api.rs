@@ -268,8 +268,9 @@ async fn healthz(State(app): State<App>) -> Response {
 async fn metrics(State(app): State<App>) -> Response {
     let counts = app.store.job_counts().await.unwrap_or_default();
     let mut text = app.metrics.render(&counts);
-    if let Ok(hosts) = app.store.hosts().await {
-        text.push_str(&crate::host_health::Census::of(&hosts, app.store.now()).render_metrics());
+    if let Ok(rows) = app.store.health_rows().await {
+        let parts = rows.iter().map(|(seen, report)| (*seen, report.as_ref()));
+        text.push_str(&crate::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
     }
     if let Some(orders) = &app.orders {
         text.push_str(&orders.render_metrics().await);

@@ -63,7 +63,11 @@ pub fn in_sync(report: Option<&Value>) -> Option<bool> {
 }
 
 pub fn of(host: &Host) -> Health {
-    let report = host.report.as_ref();
+    of_report(host.report.as_ref())
+}
+
+/// The health a report (or none) says.
+pub fn of_report(report: Option<&Value>) -> Health {
     if report.is_none() {
         Health::NoReport
     } else if !problems(report).is_empty() {
@@ -77,7 +81,11 @@ pub fn of(host: &Host) -> Health {
 
 /// Never polled, or not for [`NOT_SEEN_AFTER_MS`].
 pub fn not_seen(host: &Host, now_ms: i64) -> bool {
-    host.last_seen_at.is_none_or(|t| now_ms - t > NOT_SEEN_AFTER_MS)
+    not_seen_since(host.last_seen_at, now_ms)
+}
+
+pub fn not_seen_since(last_seen_at: Option<i64>, now_ms: i64) -> bool {
+    last_seen_at.is_none_or(|t| now_ms - t > NOT_SEEN_AFTER_MS)
 }
 
 /// Hosts counted by health, and how many have not been seen.
@@ -90,13 +98,16 @@ pub struct Census {
 
 impl Census {
     pub fn of(hosts: &[Host], now_ms: i64) -> Census {
-        let mut c = Census {
-            total: hosts.len(),
-            ..Census::default()
-        };
-        for h in hosts {
-            c.by_health[of(h) as usize] += 1;
-            c.not_seen += usize::from(not_seen(h, now_ms));
+        Census::of_parts(hosts.iter().map(|h| (h.last_seen_at, h.report.as_ref())), now_ms)
+    }
+
+    /// From each host's last poll time and report (what [`crate::store::Store::health_rows`] reads).
+    pub fn of_parts<'a>(hosts: impl Iterator<Item = (Option<i64>, Option<&'a Value>)>, now_ms: i64) -> Census {
+        let mut c = Census::default();
+        for (last_seen_at, report) in hosts {
+            c.total += 1;
+            c.by_health[of_report(report) as usize] += 1;
+            c.not_seen += usize::from(not_seen_since(last_seen_at, now_ms));
         }
         c
     }
