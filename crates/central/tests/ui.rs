@@ -44,6 +44,9 @@ fn rows(b: &mut Browser) -> Vec<String> {
 }
 
 fn fleet_page(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
+    // What follows runs with the page's scripts off (works without JavaScript): prove they are.
+    b.goto("data:text/html,<title>off</title><script>document.title='on'</script>");
+    assert_eq!(b.eval("document.title").as_str(), Some("off"));
     assert_eq!(b.goto(&format!("{base}/ui")), 401, "no credentials");
     b.basic_auth("admin", "wrong-token-of-some-length");
     assert_eq!(b.goto(&format!("{base}/ui")), 401, "a wrong token");

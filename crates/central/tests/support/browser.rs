@@ -92,6 +92,9 @@ impl Browser {
         b.session = attached["sessionId"].as_str().unwrap().to_string();
         b.call("Page.enable", json!({}));
         b.call("Network.enable", json!({}));
+        // The pages must work without JavaScript: the page's own scripts are off (DevTools'
+        // evaluations below still run, as a person's clicks and typing would).
+        b.call("Emulation.setScriptExecutionDisabled", json!({ "value": true }));
         b.call(
             "Emulation.setDeviceMetricsOverride",
             json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
