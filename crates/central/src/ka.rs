@@ -34,6 +34,10 @@ pub enum KaError {
         url: String,
         reason: String,
     },
+    /// KA said the key was created (2xx) but its answer cannot be read: the key exists, so
+    /// the caller must look it up rather than give up or create another.
+    #[error("KA created a key at {url} but its answer cannot be read: {reason}")]
+    Unread { url: String, reason: String },
     #[error("KA's base URL {url:?} is not an http(s) URL ending in /")]
     BadUrl { url: String },
     #[error("cannot use the KA password file {path}: {reason}")]
@@ -45,7 +49,7 @@ impl KaError {
     /// on its side (5xx). A 4xx is KA's final word on that request.
     pub fn is_transient(&self) -> bool {
         match self {
-            KaError::Network { .. } => true,
+            KaError::Network { .. } | KaError::Unread { .. } => true,
             KaError::Api { status, .. } => *status >= 500 || *status == 429,
             KaError::Answer { .. } | KaError::BadUrl { .. } | KaError::Password { .. } => false,
         }
@@ -297,7 +301,10 @@ impl KaClient {
         if status != 201 && status != 200 {
             return Err(unexpected("POST", &url, status, &text));
         }
-        parse_key("POST", &url, &text)
+        parse_key("POST", &url, &text).map_err(|e| KaError::Unread {
+            url: url.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// `GET keys/<keyId or activation code>`.

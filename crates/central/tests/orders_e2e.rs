@@ -349,3 +349,27 @@ fn an_order_whose_host_is_removed_waits_for_it_and_buys_nothing_twice(db) {
     assert_eq!(agent.license_calls(), vec![format!("bin license -i {code}")]);
 }
 }
+
+#[test]
+fn a_create_whose_answer_cannot_be_read_is_looked_up_not_bought_again() {
+    let db = support::TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
+    // KA makes the key, but a proxy in between mangles the 201's body.
+    ka.ka.garble_next_create();
+    central.json(&["orders", "add", "--order-id", "ord-7", "--host", "web-1", "--plesk"]);
+    let done = wait_order(&central, "ord-7", "done");
+    assert_eq!(creates(&ka.ka), 1, "bought once: {:?}", ka.ka.calls());
+    let keys = ka.ka.keys();
+    assert_eq!(done["ka_key_number"], keys[0].key_number.as_str());
+    assert!(ka
+        .ka
+        .calls()
+        .iter()
+        .any(|c| c.method == "GET" && c.path.contains("nickname")));
+    assert_eq!(
+        agent.license_calls(),
+        vec![format!("bin license -i {}", keys[0].activation_code)]
+    );
+}

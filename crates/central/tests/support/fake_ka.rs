@@ -49,6 +49,8 @@ struct Knobs {
     fail_next: Vec<u16>,
     delay: Duration,
     answer_create_after: Option<Duration>,
+    /// The next create makes the key but answers 201 with a body no client can read.
+    garble_next_create: bool,
 }
 
 struct Inner {
@@ -136,6 +138,11 @@ impl FakeKa {
     }
 
     /// Every answer waits this long (a real KA takes ~200 ms).
+    /// The next create makes its key but answers with a body that is not a key.
+    pub fn garble_next_create(&self) {
+        self.inner.lock().unwrap().knobs.garble_next_create = true;
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.inner.lock().unwrap().knobs.delay = delay;
     }
@@ -246,6 +253,9 @@ async fn create(
     };
     if let Some(after) = after {
         tokio::time::sleep(after).await;
+    }
+    if std::mem::take(&mut state.lock().unwrap().knobs.garble_next_create) {
+        return (StatusCode::CREATED, "<html><body>502 Bad Gateway</body></html>").into_response();
     }
     let location = format!(
         "https://api.central.plesk.com/30/keys/{}",
