@@ -93,7 +93,7 @@ install_tools() {
     fi
     local t
     for t in "${triples[@]}"; do
-        if ! rustup target list --installed | grep -qx "$t"; then
+        if ! rustup target list --installed | grep -x "$t" >/dev/null; then
             echo "== installing the Rust target $t"
             if ! rustup target add "$t"; then
                 echo "build-packages.sh: cannot install the Rust target $t with rustup; build with --arch amd64" >&2

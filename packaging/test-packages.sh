@@ -212,7 +212,7 @@ check "rpm --scripts shows the three scriptlets" \
 floor=2.17
 step "glibc floor: every packaged binary needs at most GLIBC_$floor"
 # ver_le A B: version A <= version B (dotted numbers).
-ver_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }
+ver_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | sed -n 1p)" = "$1" ]; }
 newest_glibc() { # newest_glibc BINARY: the highest GLIBC_x.y among its dynamic symbols
     objdump -T "$1" | grep -o 'GLIBC_[0-9.]*[0-9]' | sed 's/GLIBC_//' | sort -uV | tail -1
 }
@@ -252,7 +252,7 @@ for p in "$deb1" "$deb_arm" "$cdeb" "$cdeb_arm"; do
     dep=$(dpkg-deb -f "$p" Depends)
     want=$(sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p' <<<"$dep")
     check "$(basename "$p"): Depends '$dep' asks for libc6 <= $floor" \
-        sh -c "[ -n '$want' ] && [ \"\$(printf '%s\n%s\n' '$want' '$floor' | sort -V | head -1)\" = '$want' ]"
+        sh -c "[ -n '$want' ] && [ \"\$(printf '%s\n%s\n' '$want' '$floor' | sort -V | sed -n 1p)\" = '$want' ]"
 done
 for p in "$rpm1" "$rpm_arm" "$crpm" "$crpm_arm"; do
     reqs=$(rpm -qpR "$p" 2>/dev/null)
@@ -275,7 +275,7 @@ t0=$(date +%s)
 debootstrap --variant=minbase bullseye "$old" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log" >&2; die "debootstrap of bullseye from $mirror failed"; }
 echo "   debootstrap took $(($(date +%s) - t0)) s"
-old_glibc=$(chroot "$old" ldd --version | head -1)
+old_glibc=$(chroot "$old" ldd --version | sed -n 1p)
 check "the root's C library is glibc 2.31 ($old_glibc)" has ' 2\.31$' "$old_glibc"
 
 # A sandbox in the root: the stand-in plesk, a panel.ini, a spool with the store's
@@ -338,7 +338,7 @@ debootstrap --foreign --arch=arm64 --variant=minbase bullseye "$arm" "$mirror" >
     { tail -20 "$work/debootstrap-arm64.log" >&2; die "debootstrap --foreign --arch=arm64 of bullseye failed"; }
 echo "   debootstrap (first stage) took $(($(date +%s) - t0)) s"
 # The host has no arm64 libc of its own, so everything the binary loads comes from $arm.
-arm_glibc=$(qemu-aarch64 -L "$arm" "$arm/lib/aarch64-linux-gnu/libc.so.6" 2>&1 | head -1) || true
+arm_glibc=$(qemu-aarch64 -L "$arm" "$arm/lib/aarch64-linux-gnu/libc.so.6" 2>&1 | sed -n 1p) || true
 check "the arm64 C library is glibc 2.31 ($arm_glibc)" has 'release version 2\.31' "$arm_glibc"
 armbin=$work/floor/$(basename "$deb_arm")/usr/bin/plesk-reseller-agent
 qa() { qemu-aarch64 -L "$arm" "$armbin" "$@"; }
@@ -528,7 +528,7 @@ setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
 proxy_pid=$!
 proxy_addr=
 for _ in $(seq 100); do # up to 10 s for the "serving" log line
-    proxy_addr=$(grep -o 'listen=127\.0\.0\.1:[0-9]*' "$work/proxy/log" | head -1 | cut -d= -f2) || true
+    proxy_addr=$(grep -o 'listen=127\.0\.0\.1:[0-9]*' "$work/proxy/log" | sed -n 1p | cut -d= -f2) || true
     [ -n "$proxy_addr" ] && break
     kill -0 $proxy_pid 2>/dev/null || break
     sleep 0.1

@@ -125,16 +125,16 @@ sed -e "s|^url = .*|url = http://$addr|" -e "s|^poll_interval = .*|poll_interval
     "$sb/agent.ini" >"$sb/agent-central.ini"
 "$bin" --config "$sb/agent-central.ini" run 2>"$sb/daemon-central.log" &
 apid=$!
-for _ in $(seq 100); do ccli hosts show sandbox-1 --json | grep -q '"last_seen_at": "' && break; sleep 0.1; done
+for _ in $(seq 100); do ccli hosts show sandbox-1 --json | grep '"last_seen_at": "' >/dev/null && break; sleep 0.1; done
 job=$(ccli jobs add --host sandbox-1 install-key A00000-K6QK03-KSG046-H6BK67-1GE201 --json | sed -n 's/.*"id": "\(.*\)".*/\1/p')
-for _ in $(seq 100); do ccli jobs show "$job" --json | grep -q '"state": "queued"' || break; sleep 0.1; done
+for _ in $(seq 100); do ccli jobs show "$job" --json | grep '"state": "queued"' >/dev/null || break; sleep 0.1; done
 ccli jobs show "$job"
 ccli hosts list
 grep '^buyUrl' "$sb/conf/panel.ini"
 step "the fleet page (HTTP Basic, password = the admin token)"
 page=$(exec 3<>"/dev/tcp/127.0.0.1/$uiport" && printf 'GET /ui HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
     "$(printf 'admin:%s' "$(cat "$cs/admin.token")" | base64 -w0)" >&3 && cat <&3)
-echo "$page" | head -1
+echo "$page" | sed -n 1p
 echo "$page" | grep -o '<tr data-host="sandbox-1" data-health="[a-z_]*"' || { echo "sandbox-1 is not on the fleet page" >&2; exit 1; }
 echo "to look at it: $central --config $cs/central.ini serve, then http://127.0.0.1:$uiport/ui (any user, password in $cs/admin.token)"
 kill -TERM "$apid"; wait "$apid"
