@@ -517,7 +517,7 @@ impl Orders {
                 // Not retried in a loop: `hosts add` of the same id drives it again.
                 let why = format!("host {h} is not registered; the order waits for `hosts add {h}`");
                 tracing::warn!("order {}: {why}", o.id);
-                self.set_error(o, "licensed", &why).await?;
+                self.wait_for_host(o, &why).await?;
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
@@ -541,27 +541,23 @@ impl Orders {
             o.job_id.as_deref().unwrap_or("-"),
             o.host
         );
+        self.wait_for_host(o, &why).await?;
+        Ok(true)
+    }
+
+    /// Back to (or still) `licensed`, without a job, with the reason shown: the license is
+    /// bought and waits for its host.
+    async fn wait_for_host(&self, o: &Order, why: &str) -> Result<(), OrderError> {
         sqlx::query(
-            "UPDATE orders SET state = 'licensed', job_id = NULL, error = $1, updated_at = $2 WHERE id = $3 AND state = 'queued'",
+            "UPDATE orders SET state = 'licensed', job_id = NULL, error = $1, updated_at = $2 \
+             WHERE id = $3 AND state IN ('licensed', 'queued')",
         )
-        .bind(&why)
+        .bind(why)
         .bind(self.store.now())
         .bind(&o.id)
         .execute(&self.store.db.pool)
         .await
         .map_err(|e| self.db_err(&o.id, e))?;
-        Ok(true)
-    }
-
-    async fn set_error(&self, o: &Order, state: &str, why: &str) -> Result<(), OrderError> {
-        sqlx::query("UPDATE orders SET error = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(why)
-            .bind(self.store.now())
-            .bind(&o.id)
-            .bind(state)
-            .execute(&self.store.db.pool)
-            .await
-            .map_err(|e| self.db_err(&o.id, e))?;
         Ok(())
     }
 

@@ -73,32 +73,13 @@ fn a_job_queued_on_one_replica_reaches_a_poll_held_on_the_other_and_a_sigkill_lo
     assert_eq!(body["jobs"][0]["id"], job["id"]);
 
     // A burst of adds through A, killed with SIGKILL in the middle.
-    let config = a.config.clone();
-    let burst = std::thread::spawn(move || {
-        let mut acked = Vec::new();
-        for i in 0..400 {
-            let out = Command::new(bin())
-                .arg("--config")
-                .arg(&config)
-                .args(["jobs", "add", "--host", "web-1", "retrieve-keys", "--idempotency-key"])
-                .arg(format!("k{i}"))
-                .arg("--json")
-                .output()
-                .unwrap();
-            if !out.status.success() {
-                break;
-            }
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            acked.push(v["id"].as_str().unwrap().to_string());
-        }
-        acked
-    });
+    let burst = support::central::jobs_add_burst(a.config.clone());
     wait_for(60, "a few acknowledged jobs", || {
         let n = b.json(&["jobs", "list"]).as_array().unwrap().len();
         (n >= 21).then_some(())
     });
     a.kill();
-    let acked = burst.join().unwrap();
+    let acked: Vec<String> = burst.join().unwrap().into_iter().map(|(_, id)| id).collect();
     assert!(
         // The first job and 20 of the burst were listed; the last may not have been answered.
         acked.len() >= 19 && acked.len() < 400,

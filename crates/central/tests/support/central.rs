@@ -37,6 +37,30 @@ pub fn admin_listen(dir: &Path, token: &str) -> (String, u16) {
     (extra, port)
 }
 
+/// `jobs add` for host `web-1` with idempotency keys k0, k1, … through the CLI until one
+/// fails (the server was killed) or 400 are done: the (key, job id) pairs acknowledged.
+pub fn jobs_add_burst(config: PathBuf) -> std::thread::JoinHandle<Vec<(String, String)>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for i in 0..400 {
+            let out = Command::new(bin())
+                .arg("--config")
+                .arg(&config)
+                .args(["jobs", "add", "--host", "web-1", "retrieve-keys", "--idempotency-key"])
+                .arg(format!("k{i}"))
+                .arg("--json")
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                break;
+            }
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            acked.push((format!("k{i}"), v["id"].as_str().unwrap().to_string()));
+        }
+        acked
+    })
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_plesk-reseller-central")
 }
