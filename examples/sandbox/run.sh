@@ -13,7 +13,18 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 
-cargo build --quiet
+step() { printf '\n== %s\n' "$*"; }
+
+# Stop what this script started if a step fails, so no daemon is left running.
+pid= apid= cpid=
+cleanup() {
+    local p
+    for p in $pid $apid $cpid; do kill -TERM "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+step "building plesk-reseller-agent and plesk-reseller-central (about 2-3 minutes on a fresh clone, seconds after)"
+cargo build
 bin="$repo/target/debug/plesk-reseller-agent"
 central="$repo/target/debug/plesk-reseller-central"
 sb="$repo/target/sandbox"
@@ -51,9 +62,7 @@ cat >"$sb/spool/instructions.json" <<'JSON'
 }
 JSON
 
-step() { printf '\n== %s\n' "$*"; }
-
-step "plesk-reseller-agent check"
+step "plesk-reseller-agent check: the config and the environment, one line per check"
 "$bin" --config "$sb/agent.ini" check || true
 
 step "plesk-reseller-agent sync (one pass)"
@@ -68,13 +77,20 @@ for f in "$sb"/spool/results/*.json; do echo "$f:"; cat "$f"; echo; done
 step "what the stand-in plesk was asked to run"
 cat "$sb/plesk/calls.log"
 
-step "the daemon: start, drift repair, a new job, status, stop"
+step "the daemon starts"
 "$bin" --config "$sb/agent.ini" run 2>"$sb/daemon.log" &
 pid=$!
 for _ in $(seq 50); do "$bin" --config "$sb/agent.ini" status >/dev/null 2>&1 && break; sleep 0.1; done
-sed -i 's|^buyUrl = .*|buyUrl = "https://someone-else.example.com"|' "$sb/conf/panel.ini"
-sleep 0.5
-grep '^buyUrl' "$sb/conf/panel.ini"
+echo "running (pid $pid), panel.ini: $(grep '^buyUrl' "$sb/conf/panel.ini")"
+
+step "drift: someone else edits buyUrl in panel.ini; the daemon puts it back"
+drift='buyUrl = "https://someone-else.example.com"'
+echo "written by hand:  $drift"
+sed -i "s|^buyUrl = .*|$drift|" "$sb/conf/panel.ini"
+for _ in $(seq 50); do grep -qxF "$drift" "$sb/conf/panel.ini" || break; sleep 0.1; done
+echo "a moment later:   $(grep '^buyUrl' "$sb/conf/panel.ini")"
+
+step "a new job dropped into the spool runs at once"
 cat >"$sb/spool/instructions.json.new" <<'JSON'
 { "panel_ini": { "buy_url": "https://shop.example.com/plesk?ref=sandbox&lang=en",
                  "catalog_url": "http://catalog.example.com:8080" },
@@ -83,13 +99,17 @@ JSON
 mv "$sb/spool/instructions.json.new" "$sb/spool/instructions.json"
 for _ in $(seq 50); do [ -e "$sb/spool/results/ord-1003.json" ] && break; sleep 0.1; done
 ls "$sb/spool/results/"
+
+step "plesk-reseller-agent status"
 "$bin" --config "$sb/agent.ini" status || true
+
+step "SIGTERM: a clean stop, and the daemon's log"
 kill -TERM "$pid"
 wait "$pid"
-step "daemon log"
+pid=
 cat "$sb/daemon.log"
 
-step "a real local central (SQLite) instead of the spool"
+step "a real local plesk-reseller-central (SQLite, loopback) instead of the spool"
 cs="$sb/central"
 mkdir -p "$cs" "$sb/plesk2"
 cp tests/fixtures/plesk-standin "$sb/plesk2/plesk"
@@ -117,27 +137,57 @@ cpid=$!
 for _ in $(seq 100); do [ -s "$cs/addr" ] && break; sleep 0.1; done
 addr=$(cat "$cs/addr")
 echo "central listening on $addr"
-# `hosts add` shows the token once; on a real server it goes to /etc/plesk-reseller-agent/token.
+step "hosts add sandbox-1: the server's token, shown once, goes to the agent's token_file"
+# On a real server it goes to /etc/plesk-reseller-agent/token.
 ccli hosts add sandbox-1 --json | sed -n 's/.*"token": "\(.*\)".*/\1/p' >"$sb/central-token"
 chmod 600 "$sb/central-token"
+echo "token written to $sb/central-token (mode 0600)"
 sed -e "s|^url = .*|url = http://$addr|" -e "s|^poll_interval = .*|poll_interval = 60\ntoken_file = $sb/central-token\nlong_poll = 25|" \
     -e "s|$sb/plesk/plesk|$sb/plesk2/plesk|" -e "s|$sb/state|$sb/state2|" -e "s|$sb/run/agent.sock|$sb/run/agent2.sock|" \
     "$sb/agent.ini" >"$sb/agent-central.ini"
+
+step "the agent's daemon, now against the central (held long-poll)"
 "$bin" --config "$sb/agent-central.ini" run 2>"$sb/daemon-central.log" &
 apid=$!
 for _ in $(seq 100); do ccli hosts show sandbox-1 --json | grep '"last_seen_at": "' >/dev/null && break; sleep 0.1; done
+echo "sandbox-1 is polling"
+
+step "jobs add --host sandbox-1 install-key …: queued, the held poll wakes, the job runs"
 job=$(ccli jobs add --host sandbox-1 install-key A00000-K6QK03-KSG046-H6BK67-1GE201 --json | sed -n 's/.*"id": "\(.*\)".*/\1/p')
 for _ in $(seq 100); do ccli jobs show "$job" --json | grep '"state": "queued"' >/dev/null || break; sleep 0.1; done
 ccli jobs show "$job"
+
+step "hosts list: the fleet as the central sees it"
 ccli hosts list
+
+step "panel.ini now carries the central's [fleet] buy_url"
 grep '^buyUrl' "$sb/conf/panel.ini"
+
 step "the fleet page (HTTP Basic, password = the admin token)"
 page=$(exec 3<>"/dev/tcp/127.0.0.1/$uiport" && printf 'GET /ui HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
     "$(printf 'admin:%s' "$(cat "$cs/admin.token")" | base64 -w0)" >&3 && cat <&3)
 echo "$page" | sed -n 1p
 echo "$page" | grep -o '<tr data-host="sandbox-1" data-health="[a-z_]*"' || { echo "sandbox-1 is not on the fleet page" >&2; exit 1; }
-echo "to look at it: $central --config $cs/central.ini serve, then http://127.0.0.1:$uiport/ui (any user, password in $cs/admin.token)"
-kill -TERM "$apid"; wait "$apid"
-kill -TERM "$cpid"; wait "$cpid"
-step "central log"
+echo "sandbox-1 is on it"
+
+step "SIGTERM to the agent and the central, and the central's log"
+kill -TERM "$apid"; wait "$apid"; apid=
+kill -TERM "$cpid"; wait "$cpid"; cpid=
 cat "$cs/central.log"
+
+step "done: everything is under $sb"
+cat <<NEXT
+Try next:
+  - the central and its fleet page again:
+      $central --config $cs/central.ini serve
+      then open http://127.0.0.1:$uiport/ui (any user name; the password is in $cs/admin.token)
+  - with it running, its command line:
+      $central --config $cs/central.ini hosts show sandbox-1
+      $central --config $cs/central.ini jobs list
+  - the agent against the spool: edit $sb/conf/panel.ini or $sb/spool/instructions.json, then
+      $bin --config $sb/agent.ini sync
+      $bin --config $sb/agent.ini status
+  - what the stand-in plesk was asked to run: $sb/plesk2/calls.log
+  - the docs: docs/agent.md (the agent), docs/central.md (the central),
+    docs/store-integration.md (connecting a store), ARCHITECTURE.md (the code)
+NEXT

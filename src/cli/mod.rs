@@ -161,4 +161,27 @@ mod tests {
         assert_eq!(Outcome::Failure(Vec::new()).exit_code(), 1);
         assert_eq!(Outcome::NotRunning(None).exit_code(), 3);
     }
+
+    /// Every argument and option of every command says in `--help` what it is for.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "plesk-reseller-agent", &mut missing);
+        assert!(missing.is_empty(), "no help line for: {}", missing.join(", "));
+    }
 }

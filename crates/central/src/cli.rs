@@ -62,63 +62,92 @@ pub enum Command {
 pub enum HostsCmd {
     /// Register a Plesk server; prints its token and push secret once.
     Add {
+        /// The server's id, its agent's [central] host_id (letters, digits, . _ -).
         id: String,
-        #[arg(long)]
+        /// Where its agent takes signed wake-ups, e.g. http://web-042.example.com:8787 (its [push] listen).
+        #[arg(long, value_name = "URL")]
         push_url: Option<String>,
     },
     /// The fleet.
     List,
-    /// One host.
-    Show { id: String },
+    /// One host: last seen, key number, versions, panel.ini, problems, queued jobs.
+    Show {
+        /// The host's id.
+        id: String,
+    },
     /// Per-host values ("" = the key must be absent; --unset-…: the fleet default).
     Set(SetArgs),
     /// A new token; the old one stops working at once.
-    RotateToken { id: String },
+    RotateToken {
+        /// The host's id.
+        id: String,
+    },
     /// Forget the host and its jobs.
-    Rm { id: String },
+    Rm {
+        /// The host's id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
 pub struct SetArgs {
+    /// The host's id.
     id: String,
-    #[arg(long, conflicts_with = "unset_buy_url")]
+    /// This host's [extensions] buyUrl instead of the fleet's ("" = the key must be absent).
+    #[arg(long, value_name = "URL", conflicts_with = "unset_buy_url")]
     buy_url: Option<String>,
-    #[arg(long, conflicts_with = "unset_catalog_url")]
+    /// This host's [extensions] catalog.url instead of the fleet's ("" = the key must be absent).
+    #[arg(long, value_name = "URL", conflicts_with = "unset_catalog_url")]
     catalog_url: Option<String>,
-    #[arg(long, conflicts_with = "unset_push_url")]
+    /// Where its agent takes signed wake-ups ("" = no pushes).
+    #[arg(long, value_name = "URL", conflicts_with = "unset_push_url")]
     push_url: Option<String>,
+    /// Back to the fleet's buy_url ([fleet] in the config).
     #[arg(long)]
     unset_buy_url: bool,
+    /// Back to the fleet's catalog_url ([fleet] in the config).
     #[arg(long)]
     unset_catalog_url: bool,
+    /// No wake-up pushes for this host.
     #[arg(long)]
     unset_push_url: bool,
 }
 
 #[derive(Subcommand)]
 pub enum JobsCmd {
-    /// Queue a job and wake the host.
+    /// Queue a job and wake the host (nothing is bought: a paid order is `orders add`).
     Add(AddJob),
     /// The queue, oldest first.
     List {
-        #[arg(long)]
+        /// Only this host's jobs.
+        #[arg(long, value_name = "ID")]
         host: Option<String>,
-        #[arg(long)]
+        /// Only jobs in this state: queued, succeeded, failed, rejected or cancelled.
+        #[arg(long, value_name = "STATE")]
         state: Option<String>,
     },
     /// One job with its result.
-    Show { id: String },
+    Show {
+        /// The job's id (j-…), as jobs add printed it.
+        id: String,
+    },
     /// Cancel a queued job.
-    Cancel { id: String },
+    Cancel {
+        /// The job's id (j-…).
+        id: String,
+    },
 }
 
 #[derive(Args)]
 pub struct AddJob {
-    #[arg(long, global = true, conflicts_with = "key_number")]
+    /// The host to run it on, by id.
+    #[arg(long, global = true, value_name = "ID", conflicts_with = "key_number")]
     host: Option<String>,
-    #[arg(long, global = true)]
+    /// The host to run it on, by the Plesk key number its agent last reported (PLSK.12345678.0001).
+    #[arg(long, global = true, value_name = "KN")]
     key_number: Option<String>,
-    #[arg(long, global = true)]
+    /// Your retry key: the same key for the same host returns the first job instead of a second.
+    #[arg(long, global = true, value_name = "KEY")]
     idempotency_key: Option<String>,
     #[command(subcommand)]
     what: JobWhat,
@@ -127,7 +156,10 @@ pub struct AddJob {
 #[derive(Subcommand)]
 pub enum JobWhat {
     /// `plesk bin license -i CODE` on the host.
-    InstallKey { code: String },
+    InstallKey {
+        /// The activation code, e.g. A00000-K6QK03-KSG046-H6BK67-1GE201.
+        code: String,
+    },
     /// `plesk bin license --retrieve` on the host.
     RetrieveKeys,
 }
@@ -137,26 +169,33 @@ pub enum OrdersCmd {
     /// Take an order (returns at once; KA and the job follow): --host H --plesk, or
     /// --key-number KN --extension EXT-ID.
     Add {
-        #[arg(long)]
+        /// The store's own order id; the same id is bought once however often it is sent.
+        #[arg(long, value_name = "ID")]
         order_id: String,
-        #[arg(long, requires = "plesk", conflicts_with_all = ["key_number", "extension"])]
+        /// The registered host that gets the new Plesk license (with --plesk).
+        #[arg(long, value_name = "ID", requires = "plesk", conflicts_with_all = ["key_number", "extension"])]
         host: Option<String>,
         /// A main Plesk key for the host.
         #[arg(long, requires = "host")]
         plesk: bool,
-        #[arg(long, requires = "extension")]
+        /// The main key the extension is attached to, as Buy Now passed it (PLSK.12345678.0001).
+        #[arg(long, value_name = "KN", requires = "extension")]
         key_number: Option<String>,
         /// An extension id of the [sell] list.
-        #[arg(long, requires = "key_number")]
+        #[arg(long, value_name = "EXT-ID", requires = "key_number")]
         extension: Option<String>,
     },
     /// The orders, oldest first.
     List {
-        #[arg(long)]
+        /// Only orders in this state: pending, licensed, queued, done or failed.
+        #[arg(long, value_name = "STATE")]
         state: Option<String>,
     },
     /// One order, with KA's error if any.
-    Show { id: String },
+    Show {
+        /// The order's id (the store's --order-id).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -425,5 +464,32 @@ async fn admin_call(config: &Config, json: bool, req: Request) -> i32 {
             eprintln!("{e}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument and option of every command says in `--help` what it is for.
+    #[test]
+    fn every_argument_has_a_help_line() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "plesk-reseller-central", &mut missing);
+        assert!(missing.is_empty(), "no help line for: {}", missing.join(", "));
     }
 }
