@@ -157,6 +157,8 @@ pub enum OrdersCmd {
     },
     /// One order, with KA's error if any.
     Show { id: String },
+    /// Drive an `attention` or `failed` order again, from the lookup in KA.
+    Retry { id: String },
 }
 
 #[derive(Subcommand)]
@@ -403,6 +405,7 @@ fn orders_request(c: OrdersCmd) -> Request {
             None,
         ),
         OrdersCmd::Show { id } => r(Method::GET, format!("/admin/v1/orders/{}", seg(&id)), None),
+        OrdersCmd::Retry { id } => r(Method::POST, format!("/admin/v1/orders/{}/retry", seg(&id)), None),
     }
 }
 
