@@ -507,7 +507,8 @@ on_both! {
 fn a_lost_answer_then_a_refused_or_unreadable_lookup_needs_attention_and_retry_buys_nothing_twice(db) {
     let dir = tempfile::tempdir().unwrap();
     let ka = fake_ka();
-    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
+    let (admin, port) = support::central::admin_listen(dir.path(), "admin-token-for-the-fleet-page");
+    let (central, agent) = fleet_with(dir.path(), &format!("{}{admin}", config(dir.path(), &ka.ka)), &db);
 
     // KA makes the key, its answer is lost; then the reseller rotates KA's password.
     ka.ka.lose_next_answers(1);
@@ -519,6 +520,16 @@ fn a_lost_answer_then_a_refused_or_unreadable_lookup_needs_attention_and_retry_b
     assert!(why.contains("401") && why.contains("Authentication failed"), "{why}");
     let metrics = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
     assert!(metrics.contains("central_orders{state=\"attention\"} 1"), "{metrics}");
+    // The fleet page shows it with its reason.
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:admin-token-for-the-fleet-page")
+    );
+    let page = support::http::request(&format!("127.0.0.1:{port}"), "GET", "/ui", None, &[("Authorization", &basic)], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("1 order(s) need attention"), "{}", page.body);
+    assert!(page.body.contains("data-order=\"ord-1\"") && page.body.contains("Authentication failed"), "{}", page.body);
     // Never bought again by itself.
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(central.json(&["orders", "show", "ord-1"])["state"], "attention");
