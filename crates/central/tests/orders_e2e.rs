@@ -649,7 +649,7 @@ fn sigterm_with_a_create_in_flight_stops_within_10_s_and_the_order_is_bought_onc
     central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
     wait_for(30, "the create under way", || (creates(&ka.ka) == 1).then_some(()));
     let t = std::time::Instant::now();
-    assert_eq!(central.stop(), Some(0));
+    assert_eq!(central.stop_within(15), Some(0), "no clean exit within 15 s of SIGTERM");
     assert!(t.elapsed() < Duration::from_secs(10), "stopped after {:?}", t.elapsed());
     ka.ka.answer_creates_after(None);
     central.start();
