@@ -50,7 +50,13 @@ fn main() {
             let t = Instant::now();
             let hosts = rt.block_on(store.hosts()).unwrap();
             read_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            let page = render_fleet(&hosts, &FleetFilter::default(), Paging { page: 1, per }, store.now());
+            let page = render_fleet(
+                &hosts,
+                &FleetFilter::default(),
+                Paging { page: 1, per },
+                store.now(),
+                &(Vec::new(), 0),
+            );
             bytes = page.into_string().len();
             total_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }

@@ -334,7 +334,16 @@ async fn show_job(State(app): State<App>, Path(id): Path<String>) -> Response {
 
 async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.store.cancel_job(&id).await {
-        Ok(j) => Json(j).into_response(),
+        Ok(j) => {
+            // Best effort: the order drivers' scan catches up with any order this misses.
+            if let Some(orders) = &app.orders {
+                if let Err(e) = orders.job_ended(&j).await {
+                    tracing::warn!("{e}");
+                }
+                orders.wake();
+            }
+            Json(j).into_response()
+        }
         Err(e) => store_error(e),
     }
 }

@@ -196,6 +196,11 @@ pub enum OrdersCmd {
         /// The order's id (the store's --order-id).
         id: String,
     },
+    /// Drive an `attention` or `failed` order again, from the lookup in KA.
+    Retry {
+        /// The order's id (the store's --order-id).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -442,6 +447,7 @@ fn orders_request(c: OrdersCmd) -> Request {
             None,
         ),
         OrdersCmd::Show { id } => r(Method::GET, format!("/admin/v1/orders/{}", seg(&id)), None),
+        OrdersCmd::Retry { id } => r(Method::POST, format!("/admin/v1/orders/{}/retry", seg(&id)), None),
     }
 }
 

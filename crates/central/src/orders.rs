@@ -1,31 +1,42 @@
 //! Orders (contract section 6): a durable state machine from "the customer paid" to a license
 //! on the server. `pending` → `licensed` (KA answered) → `queued` (the job is in the queue) →
-//! `done` / `failed`. Every step is committed before the next one starts, so a central killed
-//! at any point neither buys twice nor forgets a license it bought:
-//! - `ka_attempts` is bumped and committed BEFORE each KA create; an order found `pending`
-//!   with attempts > 0 is looked up in KA by its nickname (= the order id) first;
-//! - the job is queued with idempotency key = order id, so queueing again after a crash
-//!   returns the same job.
+//! `done` / `failed`, and `attention` from `pending` when KA's answers cannot settle whether a
+//! key exists. Every step is committed before the next one starts.
+//!
+//! The one machine for KA mutations: no task per order and no long-lived claim. A few driver
+//! workers per replica pick due orders from the database (`next_at`), each under a lease that
+//! only says who works (`lease_owner`/`lease_until`, taken and renewed by conditional
+//! UPDATEs). Whether KA is called is decided by the fence alone:
+//! - before each create, `ka_attempts` is bumped and `create_open` set by a compare-and-set
+//!   on the order row; only the driver whose UPDATE changed one row calls KA, and the outcome
+//!   is recorded with the same kind of compare-and-set (`WHERE ka_attempts = n`);
+//! - while `create_open` is set (no answer, an unreadable or unexpected answer, a 5xx, a
+//!   crash), nothing creates: after `attempt_until` a driver looks the nickname (= order id)
+//!   up, and only a lookup KA answered that found no key of this order clears it;
+//! - what KA's answers cannot settle goes to `attention`, never bought again by itself.
+//!
+//! No database connection is held across a KA call or a wait: each statement takes one from
+//! the pool and gives it back; waits are `next_at`, not sleeps.
 
 // Handlers return a ready error Response; built once per failed request.
 #![allow(clippy::result_large_err)]
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use plesk_reseller_protocol as proto;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use tokio::sync::{watch, Notify};
 
 use crate::app::App;
 use crate::config::Config;
@@ -34,12 +45,24 @@ use crate::metrics::Metrics;
 use crate::store::{JobRow, Store, StoreError};
 
 /// The states, in order.
-pub const STATES: &[&str] = &["pending", "licensed", "queued", "done", "failed"];
-/// Retry of a transient KA failure: 1 s doubling to 60 s.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-/// How often a replica looks again at an order another replica drives.
-const CLAIM_RETRY: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub const STATES: &[&str] = &["pending", "licensed", "queued", "done", "failed", "attention"];
+/// Driver workers per replica: at most this many KA calls and pool connections for orders.
+const WORKERS: usize = 4;
+/// How often an idle worker looks for due orders without being woken (other replicas'
+/// changes, a job ended elsewhere, a lost wake).
+const SCAN_EVERY: Duration = Duration::from_secs(2);
+/// A lease lasts this long and is renewed every third of it while its driver works.
+const LEASE_MS: i64 = 15_000;
+/// Retry of a transient failure: 1 s doubling to 60 s.
+const BACKOFF_FIRST_MS: i64 = 1_000;
+const BACKOFF_MAX_MS: i64 = 60_000;
+/// After a create's request timeout, how much longer a lookup waits (a create still being
+/// processed at KA, clocks of replicas a little apart).
+const ATTEMPT_MARGIN_MS: i64 = 5_000;
+/// `next_at` of an order that only an event moves on (its job ending, `orders retry`).
+const NEVER: i64 = i64::MAX / 4;
+/// An order waiting for its host looks again this often even if no `hosts add` wakes it.
+const HOST_RECHECK_MS: i64 = 300_000;
 
 /// An order that cannot be taken or driven; names the order, host or extension at fault.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +83,8 @@ pub enum OrderError {
     Conflict(String),
     #[error("there is no order {0}")]
     NoOrder(String),
-    #[error("KA failed for order {id}: {reason}")]
-    Ka { id: String, reason: String },
+    #[error("order {id} is {state}; only an order in attention or failed can be retried")]
+    NotRetriable { id: String, state: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the database {url} failed on order {id}: {reason}")]
@@ -82,7 +105,8 @@ pub struct Order {
     pub ka_key_id: Option<i64>,
     pub ka_key_number: Option<String>,
     pub job_id: Option<String>,
-    /// KA's answer verbatim (last transient error while pending; the final one when failed).
+    /// KA's answer verbatim (last transient error while pending; the final one when failed;
+    /// why KA's answers cannot settle it in attention).
     pub error: Option<String>,
     #[serde(serialize_with = "crate::times::req")]
     pub created_at: i64,
@@ -90,10 +114,20 @@ pub struct Order {
     pub updated_at: i64,
     #[serde(skip)]
     pub activation_code: Option<String>,
+    /// A create whose outcome is not known yet: look up before anything else.
+    #[serde(skip)]
+    pub create_open: bool,
+    #[serde(skip)]
+    pub attempt_until: i64,
+    #[serde(skip)]
+    pub transient: i64,
+    #[serde(skip)]
+    pub retries: i64,
 }
 
 const COLS: &str = "id, kind, host_id, key_number, extension_id, ka_item, state, ka_attempts, ka_key_id, \
-                    ka_key_number, job_id, error, created_at, updated_at, activation_code";
+                    ka_key_number, job_id, error, created_at, updated_at, activation_code, create_open, \
+                    attempt_until, transient, retries";
 
 fn order_of(r: &AnyRow) -> Order {
     Order {
@@ -112,6 +146,10 @@ fn order_of(r: &AnyRow) -> Order {
         created_at: r.get(12),
         updated_at: r.get(13),
         activation_code: r.get(14),
+        create_open: r.get::<i64, _>(15) != 0,
+        attempt_until: r.get(16),
+        transient: r.get(17),
+        retries: r.get(18),
     }
 }
 
@@ -126,15 +164,62 @@ pub struct NewOrder {
     pub extension: Option<String>,
 }
 
-/// The orders' database rows and the worker that drives them.
+/// What a step of the machine leaves: go on with the same order now, or stop (the step has
+/// written when the order is due again).
+enum Next {
+    Now,
+    Done,
+}
+
+/// What a nickname lookup in KA settled.
+enum Lookup {
+    /// Exactly one key of this order: adopt it.
+    Found(Box<Key>),
+    /// KA answered and holds no key of this order: a create is allowed.
+    None,
+    /// KA unreachable or failing on its side: look again later.
+    Transient(String),
+    /// KA's answers cannot settle it: `attention`, with this reason.
+    Undecidable(String),
+}
+
+/// A create KA refused (4xx on the create itself): the key was not made. 408 and 429 say
+/// nothing about that, and every other failure (5xx, no answer, an unreadable or unexpected
+/// 2xx) leaves the outcome unknown.
+fn refused(e: &KaError) -> bool {
+    matches!(e, KaError::Api { status, .. } if (400..500).contains(status) && *status != 408 && *status != 429)
+}
+
+/// KA's answer came back (read or not): the request is over, no create is still in flight.
+fn answered(e: &KaError) -> bool {
+    matches!(e, KaError::Api { .. } | KaError::Answer { .. } | KaError::Unread { .. })
+}
+
+/// The error with KA's body verbatim (the summary in the message alone may cut it).
+fn reason(e: &KaError) -> String {
+    match e {
+        KaError::Api { body, .. } => format!("{e}; KA's answer: {body}"),
+        other => other.to_string(),
+    }
+}
+
+fn backoff_ms(transient: i64) -> i64 {
+    (BACKOFF_FIRST_MS << transient.clamp(0, 10)).min(BACKOFF_MAX_MS)
+}
+
+/// The orders' database rows and the workers that drive them.
 pub struct Orders {
     store: Store,
     config: Arc<Config>,
     ka: Option<KaClient>,
-    /// Orders a task is driving in this process: one task per order.
-    driving: Mutex<HashSet<String>>,
     /// Where KA calls and errors are counted.
     metrics: Arc<Metrics>,
+    /// Wakes idle workers: an order added or retried, a host added, a job ended.
+    wake: Notify,
+    /// This process's name in `lease_owner`.
+    me: String,
+    /// How long after a create starts a lookup may run: KA's request timeout + a margin.
+    attempt_ms: i64,
 }
 
 impl Orders {
@@ -142,12 +227,15 @@ impl Orders {
     /// at start rather than at the first order.
     pub fn new(store: Store, config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Arc<Orders>, KaError> {
         let ka = KaSettings::from_config(&config.ka)?.map(KaClient::new).transpose()?;
+        let attempt_ms = (config.ka.timeout as i64) * 1000 + ATTEMPT_MARGIN_MS;
         Ok(Arc::new(Orders {
             store,
             config,
             ka,
-            driving: Mutex::new(HashSet::new()),
             metrics,
+            wake: Notify::new(),
+            me: format!("{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            attempt_ms,
         }))
     }
 
@@ -157,6 +245,18 @@ impl Orders {
             id: id.into(),
             reason: e.to_string(),
         }
+    }
+
+    /// One statement on the pool: the connection goes back as soon as it is done.
+    async fn exec(
+        &self,
+        id: &str,
+        q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64, OrderError> {
+        q.execute(&self.store.db.pool)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| self.db_err(id, e))
     }
 
     pub async fn get(&self, id: &str) -> Result<Order, OrderError> {
@@ -276,28 +376,30 @@ impl Orders {
         let now = self.store.now();
         let id = &req.order_id;
         // ON CONFLICT DO NOTHING: two stores' retries racing still make one row.
-        let inserted = sqlx::query(
-            "INSERT INTO orders (id, kind, host_id, key_number, extension_id, ka_item, state, ka_attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(kind)
-        .bind(&host)
-        .bind(key_number.as_deref())
-        .bind(extension.as_deref())
-        .bind(&item)
-        .bind(now)
-        .execute(&self.store.db.pool)
-        .await
-        .map_err(|e| self.db_err(id, e))?
-        .rows_affected()
+        let inserted = self
+            .exec(
+                id,
+                sqlx::query(
+                    "INSERT INTO orders (id, kind, host_id, key_number, extension_id, ka_item, state, ka_attempts, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(kind)
+                .bind(&host)
+                .bind(key_number.as_deref())
+                .bind(extension.as_deref())
+                .bind(&item)
+                .bind(now),
+            )
+            .await?
             == 1;
         let order = self.get(id).await?;
         if !inserted {
             // Another request took the same order id just now.
             return self.repeat(order, req);
         }
-        self.drive(id);
+        self.wake();
         Ok((order, true))
     }
 
@@ -314,290 +416,512 @@ impl Orders {
         if !same {
             return Err(OrderError::Conflict(order.id));
         }
-        if order.state != "done" && order.state != "failed" {
-            self.drive(&order.id);
-        }
         Ok((order, false))
     }
 
-    /// At start: every order not yet at its end is driven again.
-    pub async fn resume(self: &Arc<Self>) {
-        match self.list(None).await {
-            Ok(all) => {
-                for o in all
-                    .iter()
-                    .filter(|o| ["pending", "licensed", "queued"].contains(&o.state.as_str()))
-                {
-                    self.drive(&o.id);
-                }
-            }
-            Err(e) => tracing::error!("cannot resume the orders: {e}"),
+    /// `orders retry ID`: an `attention` or `failed` order is driven again from the lookup
+    /// (a new purchase only if KA answers that it holds no key of this order).
+    pub async fn retry(&self, id: &str) -> Result<Order, OrderError> {
+        let n = self
+            .exec(
+                id,
+                sqlx::query(
+                    "UPDATE orders SET state = 'pending', create_open = 1, attempt_until = 0, next_at = 0, \
+                     transient = 0, retries = retries + 1, job_id = NULL, error = NULL, updated_at = $1 \
+                     WHERE id = $2 AND state IN ('attention', 'failed')",
+                )
+                .bind(self.store.now())
+                .bind(id),
+            )
+            .await?;
+        let o = self.get(id).await?;
+        if n == 0 {
+            return Err(OrderError::NotRetriable {
+                id: o.id,
+                state: o.state,
+            });
         }
+        tracing::info!("order {id}: retried by the operator");
+        self.wake();
+        Ok(o)
     }
 
-    /// Starts a task driving the order unless one already does.
-    pub fn drive(self: &Arc<Self>, id: &str) {
-        {
-            let mut d = self.driving.lock().unwrap_or_else(|e| e.into_inner());
-            if !d.insert(id.to_string()) {
+    /// Wakes this replica's idle workers (the others find the change at their next scan).
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Starts the driver workers; they stop when `stop` turns true, abandoning any KA call
+    /// (a create in flight stays `create_open`: the unknown-outcome case).
+    pub async fn start(self: &Arc<Self>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        if self.store.db.dialect == crate::db::Dialect::Sqlite {
+            // One process owns an SQLite file: a lease left by a crashed predecessor is stale.
+            let q = sqlx::query("UPDATE orders SET lease_owner = NULL, lease_until = 0 WHERE lease_until > 0");
+            if let Err(e) = self.exec("-", q).await {
+                tracing::warn!("cannot clear the orders' old leases: {e}");
+            }
+        }
+        (0..WORKERS)
+            .map(|_| tokio::spawn(self.clone().worker(stop.clone())))
+            .collect()
+    }
+
+    /// At a clean stop: leases of this process are given back so another replica (or the
+    /// next start) need not wait for them to expire.
+    pub async fn release_all(&self) {
+        let q =
+            sqlx::query("UPDATE orders SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1").bind(&self.me);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.exec("-", q)).await;
+    }
+
+    async fn worker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
                 return;
             }
+            // Registered before the scan, so a wake during the scan is not lost.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let work = async {
+                while let Some(id) = self.take_due().await {
+                    self.drive_leased(&id).await;
+                }
+            };
+            tokio::select! {
+                _ = work => {}
+                _ = stop.changed() => return,
+            }
+            let jitter = Duration::from_millis(fastrand::u64(0..500));
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(SCAN_EVERY + jitter) => {}
+                _ = stop.changed() => return,
+            }
         }
-        let (me, id) = (self.clone(), id.to_string());
-        tokio::spawn(async move {
-            me.run(&id).await;
-            me.driving.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        });
     }
 
-    /// Drives one order to its end, holding the order's claim so no other replica drives it
-    /// at the same time (two creates at KA for one order would buy it twice).
-    async fn run(&self, id: &str) {
-        let claim = loop {
-            match self.store.db.try_claim(&format!("order:{id}")).await {
-                Ok(Some(claim)) => break claim,
-                Ok(None) => {}
-                Err(e) => tracing::warn!("order {id}: cannot claim it: {e}"),
-            }
-            // Another replica drives it; take over only if it dies before the order ends.
-            match self.get(id).await {
-                Ok(o) if ["done", "failed"].contains(&o.state.as_str()) => return,
-                Err(OrderError::NoOrder(_)) => return,
-                _ => tokio::time::sleep(CLAIM_RETRY).await,
+    /// Takes the lease of one due order: pending or licensed with `next_at` passed, or
+    /// queued with its job ended, cancelled or gone.
+    async fn take_due(&self) -> Option<String> {
+        let now = self.store.now();
+        let due = sqlx::query(
+            "SELECT o.id, o.lease_until FROM orders o LEFT JOIN jobs j ON j.id = o.job_id \
+             WHERE o.lease_until < $1 AND ((o.state IN ('pending', 'licensed') AND o.next_at <= $1) \
+             OR (o.state = 'queued' AND (j.id IS NULL OR j.state <> 'queued'))) \
+             ORDER BY o.next_at, o.id LIMIT 16",
+        )
+        .bind(now)
+        .fetch_all(&self.store.db.pool)
+        .await;
+        let due = match due {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("cannot look for due orders: {}", self.db_err("-", e));
+                return None;
             }
         };
-        self.run_claimed(id).await;
-        claim.release().await;
+        // Shuffled: the workers of several replicas do not all race for the same first row.
+        let mut due: Vec<(String, i64)> = due.iter().map(|r| (r.get(0), r.get(1))).collect();
+        fastrand::shuffle(&mut due);
+        for (id, seen) in due {
+            // Still due: the row may have changed since the SELECT (another driver set next_at).
+            let q = sqlx::query(
+                "UPDATE orders SET lease_owner = $1, lease_until = $2 WHERE id = $3 AND lease_until = $4 \
+                 AND (state = 'queued' OR next_at <= $5)",
+            )
+            .bind(&self.me)
+            .bind(now + LEASE_MS)
+            .bind(&id)
+            .bind(seen)
+            .bind(now);
+            if let Ok(1) = self.exec(&id, q).await {
+                return Some(id);
+            }
+        }
+        None
     }
 
-    async fn run_claimed(&self, id: &str) {
-        let mut backoff = BACKOFF_FIRST;
+    /// Drives the order while renewing its lease, then gives the lease back.
+    async fn drive_leased(&self, id: &str) {
+        let renew = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
+                let q = sqlx::query("UPDATE orders SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+                    .bind(self.store.now() + LEASE_MS)
+                    .bind(id)
+                    .bind(&self.me);
+                if let Ok(0) = self.exec(id, q).await {
+                    // Lost (expired and taken): the fence keeps KA safe; stop working on it.
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.drive(id) => {}
+            _ = renew => tracing::warn!("order {id}: lost its lease; another driver takes over"),
+        }
+        let q = sqlx::query("UPDATE orders SET lease_owner = NULL, lease_until = 0 WHERE id = $1 AND lease_owner = $2")
+            .bind(id)
+            .bind(&self.me);
+        if let Err(e) = self.exec(id, q).await {
+            tracing::warn!("{e}");
+        }
+    }
+
+    async fn drive(&self, id: &str) {
         loop {
             let step = match self.get(id).await {
                 Ok(o) => self.step(&o).await,
                 Err(e) => Err(e),
             };
             match step {
-                Ok(true) => backoff = BACKOFF_FIRST,
-                Ok(false) => return,
+                Ok(Next::Now) => {}
+                Ok(Next::Done) => return,
                 Err(e) => {
-                    tracing::warn!("order {id}: {e}; trying again in {}s", backoff.as_secs());
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    // The database failed (KA's failures are written by the step): look
+                    // again after the backoff.
+                    tracing::warn!("order {id}: {e}");
+                    let q = sqlx::query("UPDATE orders SET next_at = $1, transient = transient + 1 WHERE id = $2")
+                        .bind(self.store.now() + BACKOFF_FIRST_MS * 5)
+                        .bind(id);
+                    let _ = self.exec(id, q).await;
+                    return;
                 }
             }
         }
     }
 
-    /// One step of the machine; `Ok(true)`: there is a next step now.
-    async fn step(&self, o: &Order) -> Result<bool, OrderError> {
+    /// One step of the machine.
+    async fn step(&self, o: &Order) -> Result<Next, OrderError> {
         match o.state.as_str() {
             "pending" => self.buy(o).await,
             "licensed" => self.queue(o).await,
             "queued" => {
-                // The result may have come while this central was down.
-                if let Some(job) = &o.job_id {
-                    match self.store.job(job).await {
-                        Ok(j) => self.job_ended(&j).await?,
-                        // `hosts rm` deletes a host's jobs; the license is bought, not lost.
-                        Err(StoreError::NoJob(_)) => return self.unqueue(o).await,
-                        Err(e) => return Err(e.into()),
+                let Some(job) = &o.job_id else {
+                    return self.unqueue(o).await;
+                };
+                match self.store.job(job).await {
+                    Ok(j) if j.state == "queued" => Ok(Next::Done),
+                    Ok(j) => {
+                        self.job_ended(&j).await?;
+                        Ok(Next::Done)
                     }
+                    // `hosts rm` deletes a host's jobs; the license is bought, not lost.
+                    Err(StoreError::NoJob(_)) => self.unqueue(o).await,
+                    Err(e) => Err(e.into()),
                 }
-                Ok(false)
             }
-            _ => Ok(false),
+            _ => Ok(Next::Done),
         }
     }
 
-    /// `pending` → `licensed`: ask KA by nickname first when a create may have happened (a
-    /// crash or a lost answer), create only when KA has nothing for this order.
-    async fn buy(&self, o: &Order) -> Result<bool, OrderError> {
+    /// `pending` → `licensed`: with a create of unknown outcome, the lookup first; a create
+    /// only after the fence let this driver through.
+    async fn buy(&self, o: &Order) -> Result<Next, OrderError> {
         let Some(ka) = &self.ka else {
-            return Err(OrderError::NoKa);
+            return self.transient(o, &OrderError::NoKa.to_string()).await;
         };
-        let found = if o.ka_attempts > 0 {
-            match self.reconcile(ka, o).await {
-                Ok(k) => k,
-                Err(e) => return self.ka_failed(o, e).await,
-            }
-        } else {
-            None
-        };
-        let key = match found {
-            Some(k) => k,
-            None => {
-                sqlx::query(
-                    "UPDATE orders SET ka_attempts = ka_attempts + 1, updated_at = $1 WHERE id = $2 AND state = 'pending'",
+        let now = self.store.now();
+        if o.create_open {
+            if now < o.attempt_until {
+                // A create may still be in flight (a driver whose session or process died).
+                let q = sqlx::query(
+                    "UPDATE orders SET next_at = $1 WHERE id = $2 AND state = 'pending' AND ka_attempts = $3",
                 )
-                .bind(self.store.now())
+                .bind(o.attempt_until)
                 .bind(&o.id)
-                .execute(&self.store.db.pool)
-                .await
-                .map_err(|e| self.db_err(&o.id, e))?;
-                self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
-                let new = NewKey {
-                    items: vec![o.ka_item.clone()],
-                    parent_key_number: o.key_number.clone(),
-                    nickname: o.id.clone(),
-                };
-                match ka.create_key(&new).await {
-                    Ok(k) => k,
-                    Err(e) => return self.ka_failed(o, e).await,
+                .bind(o.ka_attempts);
+                self.exec(&o.id, q).await?;
+                return Ok(Next::Done);
+            }
+            match self.lookup(ka, o).await {
+                Lookup::Found(key) => return self.licensed(o, o.ka_attempts, &key).await,
+                Lookup::Transient(why) => return self.transient(o, &why).await,
+                Lookup::Undecidable(why) => return self.attention(o, &why).await,
+                Lookup::None => {
+                    let q = sqlx::query(
+                        "UPDATE orders SET create_open = 0, updated_at = $1 \
+                         WHERE id = $2 AND state = 'pending' AND ka_attempts = $3 AND create_open = 1",
+                    )
+                    .bind(now)
+                    .bind(&o.id)
+                    .bind(o.ka_attempts);
+                    if self.exec(&o.id, q).await? != 1 {
+                        return Ok(Next::Now);
+                    }
+                    tracing::info!("order {}: KA holds no key for it; buying", o.id);
                 }
             }
+        }
+        // The fence: only the driver whose compare-and-set changed the row calls KA.
+        let n = o.ka_attempts + 1;
+        let q = sqlx::query(
+            "UPDATE orders SET ka_attempts = $1, create_open = 1, attempt_until = $2, updated_at = $3 \
+             WHERE id = $4 AND state = 'pending' AND ka_attempts = $5 AND create_open = 0",
+        )
+        .bind(n)
+        .bind(self.store.now() + self.attempt_ms)
+        .bind(now)
+        .bind(&o.id)
+        .bind(o.ka_attempts);
+        if self.exec(&o.id, q).await? != 1 {
+            // Another driver recorded an attempt first: read the row again.
+            return Ok(Next::Now);
+        }
+        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
+        let new = NewKey {
+            items: vec![o.ka_item.clone()],
+            parent_key_number: o.key_number.clone(),
+            nickname: o.id.clone(),
         };
-        sqlx::query(
+        let e = match ka.create_key(&new).await {
+            Ok(key) => return self.licensed(o, n, &key).await,
+            Err(e) => e,
+        };
+        self.metrics.ka_errors.fetch_add(1, Ordering::Relaxed);
+        let o = Order {
+            ka_attempts: n,
+            ..o.clone()
+        };
+        if refused(&e) {
+            tracing::warn!("order {} failed: {e}", o.id);
+            let q = sqlx::query(
+                "UPDATE orders SET state = 'failed', create_open = 0, error = $1, next_at = $2, updated_at = $3 \
+                 WHERE id = $4 AND state = 'pending' AND ka_attempts = $5",
+            )
+            .bind(e.verbatim())
+            .bind(NEVER)
+            .bind(self.store.now())
+            .bind(&o.id)
+            .bind(n);
+            self.exec(&o.id, q).await?;
+            return Ok(Next::Done);
+        }
+        if answered(&e) {
+            // The request is over: the lookup need not wait for it.
+            let q = sqlx::query("UPDATE orders SET attempt_until = $1 WHERE id = $2 AND ka_attempts = $3")
+                .bind(self.store.now())
+                .bind(&o.id)
+                .bind(n);
+            self.exec(&o.id, q).await?;
+        }
+        self.transient(
+            &o,
+            &format!("the outcome of KA's create is unknown, to be looked up: {}", reason(&e)),
+        )
+        .await
+    }
+
+    /// Which key KA holds for this order: `nickname` equal to the order id exactly, not
+    /// terminated, and for an extension the order's main key as parent. KA's search filter
+    /// is not trusted to be exact.
+    async fn lookup(&self, ka: &KaClient, o: &Order) -> Lookup {
+        let failed = |e: KaError| {
+            self.metrics.ka_errors.fetch_add(1, Ordering::Relaxed);
+            let transient = matches!(e, KaError::Network { .. })
+                || matches!(e, KaError::Api { status, .. } if status >= 500 || status == 408 || status == 429);
+            if transient {
+                Lookup::Transient(format!("cannot look the order up in KA yet: {}", reason(&e)))
+            } else {
+                Lookup::Undecidable(format!(
+                    "cannot tell whether KA made a key for this order: {}",
+                    reason(&e)
+                ))
+            }
+        };
+        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
+        let found = match ka.find_by_nickname(&o.id).await {
+            Ok(f) => f,
+            Err(e) => return failed(e),
+        };
+        let parent = o.key_number.as_deref().and_then(crate::ka::key_id_of);
+        let mut mine = Vec::new();
+        for short in found {
+            self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
+            let key = match ka.get_key(&short.key_id.to_string()).await {
+                Ok(k) => k,
+                Err(e) => return failed(e),
+            };
+            let parent_ok = o.kind != "extension" || (parent.is_some() && key.parent_key_id == parent);
+            if key.nickname.as_deref() == Some(o.id.as_str()) && !key.terminated && parent_ok {
+                mine.push(key);
+            }
+        }
+        match mine.len() {
+            0 => Lookup::None,
+            1 => Lookup::Found(Box::new(mine.remove(0))),
+            n => Lookup::Undecidable(format!(
+                "KA holds {n} keys for this order (nickname {}): {}; terminate the extra ones in KA, then retry",
+                o.id,
+                mine.iter()
+                    .map(|k| k.key_number.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// `pending` → `licensed` with KA's key, if attempt `n` is still the order's.
+    async fn licensed(&self, o: &Order, n: i64, key: &Key) -> Result<Next, OrderError> {
+        let q = sqlx::query(
             "UPDATE orders SET state = 'licensed', ka_key_id = $1, ka_key_number = $2, activation_code = $3, \
-             error = NULL, updated_at = $4 WHERE id = $5 AND state = 'pending'",
+             create_open = 0, error = NULL, transient = 0, next_at = 0, updated_at = $4 \
+             WHERE id = $5 AND state = 'pending' AND ka_attempts = $6",
         )
         .bind(key.key_id as i64)
         .bind(&key.key_number)
         .bind((o.kind == "plesk").then_some(key.activation_code.as_str()))
         .bind(self.store.now())
         .bind(&o.id)
-        .execute(&self.store.db.pool)
-        .await
-        .map_err(|e| self.db_err(&o.id, e))?;
-        tracing::info!("order {}: KA key {}", o.id, key.key_number);
-        Ok(true)
+        .bind(n);
+        if self.exec(&o.id, q).await? == 1 {
+            tracing::info!("order {}: KA key {}", o.id, key.key_number);
+        }
+        Ok(Next::Now)
     }
 
-    /// The key KA already made for this order, if any.
-    async fn reconcile(&self, ka: &KaClient, o: &Order) -> Result<Option<Key>, KaError> {
-        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
-        let found = ka.find_by_nickname(&o.id).await?;
-        let Some(first) = found.first() else { return Ok(None) };
-        if found.len() > 1 {
-            tracing::warn!(
-                "order {}: KA has {} keys with this nickname; using {}",
-                o.id,
-                found.len(),
-                first.key_id
-            );
-        }
-        self.metrics.ka_calls.fetch_add(1, Ordering::Relaxed);
-        ka.get_key(&first.key_id.to_string()).await.map(Some)
+    /// Still `pending`, the reason shown, looked at again after the backoff.
+    async fn transient(&self, o: &Order, why: &str) -> Result<Next, OrderError> {
+        let wait = backoff_ms(o.transient);
+        tracing::warn!("order {}: {why}; trying again in {} s", o.id, wait / 1000);
+        let q = sqlx::query(
+            "UPDATE orders SET error = $1, next_at = $2, transient = transient + 1, updated_at = $3 \
+             WHERE id = $4 AND state = 'pending' AND ka_attempts = $5",
+        )
+        .bind(why)
+        .bind(self.store.now() + wait)
+        .bind(self.store.now())
+        .bind(&o.id)
+        .bind(o.ka_attempts);
+        self.exec(&o.id, q).await?;
+        Ok(Next::Done)
     }
 
-    /// KA's final word fails the order with its body verbatim; a transient failure keeps it
-    /// pending with the error shown, to be tried again.
-    async fn ka_failed(&self, o: &Order, e: KaError) -> Result<bool, OrderError> {
-        self.metrics.ka_errors.fetch_add(1, Ordering::Relaxed);
-        let final_ = !e.is_transient();
-        sqlx::query("UPDATE orders SET state = $1, error = $2, updated_at = $3 WHERE id = $4 AND state = 'pending'")
-            .bind(if final_ { "failed" } else { "pending" })
-            .bind(e.verbatim())
-            .bind(self.store.now())
-            .bind(&o.id)
-            .execute(&self.store.db.pool)
-            .await
-            .map_err(|e| self.db_err(&o.id, e))?;
-        if final_ {
-            tracing::warn!("order {} failed: {e}", o.id);
-            return Ok(false);
-        }
-        Err(OrderError::Ka {
-            id: o.id.clone(),
-            reason: e.to_string(),
-        })
+    /// KA's answers cannot settle whether a key exists: never bought again by itself.
+    async fn attention(&self, o: &Order, why: &str) -> Result<Next, OrderError> {
+        tracing::warn!("order {} needs attention: {why}", o.id);
+        let q = sqlx::query(
+            "UPDATE orders SET state = 'attention', error = $1, next_at = $2, updated_at = $3 \
+             WHERE id = $4 AND state = 'pending' AND ka_attempts = $5",
+        )
+        .bind(why)
+        .bind(NEVER)
+        .bind(self.store.now())
+        .bind(&o.id)
+        .bind(o.ka_attempts);
+        self.exec(&o.id, q).await?;
+        Ok(Next::Done)
     }
 
     /// `licensed` → `queued`: the job with idempotency key = order id (queued again after a
-    /// crash, it is the same job), which wakes the host.
-    async fn queue(&self, o: &Order) -> Result<bool, OrderError> {
+    /// crash, it is the same job; after `orders retry`, a new one), which wakes the host.
+    async fn queue(&self, o: &Order) -> Result<Next, OrderError> {
         let (kind, code) = if o.kind == "plesk" {
             ("install_key", o.activation_code.as_deref())
         } else {
             ("retrieve_keys", None)
         };
-        let (job, _) = match self.store.add_job(&o.host, kind, code, Some(&o.id)).await {
-            Ok(j) => j,
+        let idem = match o.retries {
+            0 => o.id.clone(),
+            r => format!("{}~retry{r}", o.id),
+        };
+        let job = match self.store.add_job(&o.host, kind, code, Some(&idem)).await {
+            Ok((j, _)) => j,
             Err(StoreError::NoHost(h)) => {
-                // Not retried in a loop: `hosts add` of the same id drives it again.
                 let why = format!("host {h} is not registered; the order waits for `hosts add {h}`");
                 tracing::warn!("order {}: {why}", o.id);
                 self.wait_for_host(o, &why).await?;
-                return Ok(false);
+                return Ok(Next::Done);
             }
             Err(e) => return Err(e.into()),
         };
-        sqlx::query(
-            "UPDATE orders SET state = 'queued', job_id = $1, error = NULL, updated_at = $2 WHERE id = $3 AND state = 'licensed'",
+        let q = sqlx::query(
+            "UPDATE orders SET state = 'queued', job_id = $1, error = NULL, transient = 0, next_at = $2, \
+             updated_at = $3 WHERE id = $4 AND state = 'licensed'",
         )
         .bind(&job.id)
+        .bind(NEVER)
         .bind(self.store.now())
-        .bind(&o.id)
-        .execute(&self.store.db.pool)
-        .await
-        .map_err(|e| self.db_err(&o.id, e))?;
-        Ok(true)
+        .bind(&o.id);
+        self.exec(&o.id, q).await?;
+        Ok(Next::Done)
     }
 
-    /// `queued` → `licensed` when the job is gone with its host: queued again once the host is back.
-    async fn unqueue(&self, o: &Order) -> Result<bool, OrderError> {
+    /// `queued` → `licensed` when the job is gone with its host: queued again at once if the
+    /// host is back, else it waits for it.
+    async fn unqueue(&self, o: &Order) -> Result<Next, OrderError> {
         let why = format!(
             "job {} was removed with host {}",
             o.job_id.as_deref().unwrap_or("-"),
             o.host
         );
-        self.wait_for_host(o, &why).await?;
-        Ok(true)
+        let q = sqlx::query(
+            "UPDATE orders SET state = 'licensed', job_id = NULL, error = $1, next_at = 0, updated_at = $2 \
+             WHERE id = $3 AND state = 'queued'",
+        )
+        .bind(&why)
+        .bind(self.store.now())
+        .bind(&o.id);
+        self.exec(&o.id, q).await?;
+        Ok(Next::Now)
     }
 
-    /// Back to (or still) `licensed`, without a job, with the reason shown: the license is
-    /// bought and waits for its host.
+    /// Still `licensed`, the reason shown, until `hosts add` wakes it. Written only while
+    /// the host is absent: a `hosts add` committed meanwhile leaves the order due.
     async fn wait_for_host(&self, o: &Order, why: &str) -> Result<(), OrderError> {
-        sqlx::query(
-            "UPDATE orders SET state = 'licensed', job_id = NULL, error = $1, updated_at = $2 \
-             WHERE id = $3 AND state IN ('licensed', 'queued')",
+        let q = sqlx::query(
+            "UPDATE orders SET error = $1, next_at = $2, updated_at = $3 WHERE id = $4 AND state = 'licensed' \
+             AND NOT EXISTS (SELECT 1 FROM hosts WHERE hosts.id = orders.host_id)",
         )
         .bind(why)
+        .bind(self.store.now() + HOST_RECHECK_MS)
         .bind(self.store.now())
-        .bind(&o.id)
-        .execute(&self.store.db.pool)
-        .await
-        .map_err(|e| self.db_err(&o.id, e))?;
+        .bind(&o.id);
+        self.exec(&o.id, q).await?;
         Ok(())
     }
 
-    /// A host was added or removed: its orders between KA and the agent look again (a
-    /// removal took their jobs; an addition is what a waiting order waits for).
+    /// A host was added or removed: its orders waiting for it are due now (a removal takes
+    /// their jobs; the scan finds those).
     pub async fn host_changed(self: &Arc<Self>, host: &str) {
-        for state in ["licensed", "queued"] {
-            match self.recent(Some(host), Some(state), 1000, 0).await {
-                Ok((waiting, _)) => waiting.iter().for_each(|o| self.drive(&o.id)),
-                Err(e) => tracing::error!("cannot resume the orders of host {host}: {e}"),
-            }
+        let q = sqlx::query("UPDATE orders SET next_at = 0 WHERE host_id = $1 AND state = 'licensed'").bind(host);
+        if let Err(e) = self.exec("-", q).await {
+            tracing::error!("cannot resume the orders of host {host}: {e}");
         }
+        self.wake();
     }
 
-    /// A job ended: its order (if any) is `done` or `failed`, and its code is erased.
+    /// A job ended or was cancelled: its order (if any) is `done` or `failed`, and its code
+    /// is erased. Best effort from the handlers: the workers' scan finds any order whose job
+    /// ended and calls this again.
     pub async fn job_ended(&self, job: &JobRow) -> Result<(), OrderError> {
         if job.state == "queued" {
             return Ok(());
         }
-        let (state, error) = if job.state == "succeeded" {
-            ("done", None)
-        } else {
-            let why = job
-                .result
-                .as_ref()
-                .map(|r| r.to_string())
-                .unwrap_or_else(|| format!("the job was {}", job.state));
-            ("failed", Some(why))
+        let (state, error) = match job.state.as_str() {
+            "succeeded" => ("done", None),
+            "cancelled" if job.kind == "install_key" => ("failed", Some("install job cancelled".to_string())),
+            "cancelled" => ("failed", Some("retrieve_keys job cancelled".to_string())),
+            _ => {
+                let why = job
+                    .result
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| format!("the job was {}", job.state));
+                ("failed", Some(why))
+            }
         };
-        let r = sqlx::query(
-            "UPDATE orders SET state = $1, error = $2, activation_code = NULL, updated_at = $3 WHERE job_id = $4 AND state = 'queued'",
+        let q = sqlx::query(
+            "UPDATE orders SET state = $1, error = $2, activation_code = NULL, next_at = $3, updated_at = $4 \
+             WHERE job_id = $5 AND state = 'queued'",
         )
         .bind(state)
         .bind(error)
+        .bind(NEVER)
         .bind(self.store.now())
-        .bind(&job.id)
-        .execute(&self.store.db.pool)
-        .await
-        .map_err(|e| self.db_err(&job.id, e))?;
-        if r.rows_affected() > 0 {
+        .bind(&job.id);
+        if self.exec(&job.id, q).await? > 0 {
             self.store.db.after_erase().await;
         }
         Ok(())
@@ -626,12 +950,12 @@ fn order_error(e: OrderError) -> Response {
         OrderError::BadId(_) | OrderError::Shape | OrderError::BadKeyNumber(_) => StatusCode::BAD_REQUEST,
         OrderError::NotSold(_) | OrderError::NoPleskItem => StatusCode::UNPROCESSABLE_ENTITY,
         OrderError::NoKa => StatusCode::SERVICE_UNAVAILABLE,
-        OrderError::Conflict(_) => StatusCode::CONFLICT,
+        OrderError::Conflict(_) | OrderError::NotRetriable { .. } => StatusCode::CONFLICT,
         OrderError::NoOrder(_) | OrderError::Store(StoreError::NoHost(_)) => StatusCode::NOT_FOUND,
         OrderError::Store(StoreError::NoKeyNumber(_) | StoreError::AmbiguousKeyNumber { .. }) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        OrderError::Store(_) | OrderError::Db { .. } | OrderError::Ka { .. } => {
+        OrderError::Store(_) | OrderError::Db { .. } => {
             tracing::error!("{e}");
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -643,6 +967,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/admin/v1/orders", get(list).post(add))
         .route("/admin/v1/orders/{id}", get(show))
+        .route("/admin/v1/orders/{id}/retry", post(retry))
         .with_state(app)
 }
 
@@ -702,6 +1027,17 @@ async fn show(State(app): State<App>, Path(id): Path<String>) -> Response {
         Err(r) => return r,
     };
     match orders.get(&id).await {
+        Ok(o) => Json(o).into_response(),
+        Err(e) => order_error(e),
+    }
+}
+
+async fn retry(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let orders = match orders_of(&app) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match orders.retry(&id).await {
         Ok(o) => Json(o).into_response(),
         Err(e) => order_error(e),
     }

@@ -156,8 +156,8 @@ pub async fn serve(
         admin_token,
         orders: Some(orders.clone()),
     };
-    // A central killed between KA's answer and the job picks the order up here.
-    orders.resume().await;
+    // Order drivers: they pick up whatever a killed predecessor left, and stop with the server.
+    let order_workers = orders.start(stop_rx.clone()).await;
     tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
         tokio::spawn(crate::replicas::run(
@@ -209,8 +209,13 @@ pub async fn serve(
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     let _ = flusher.await;
+    for w in order_workers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), w).await;
+    }
+    orders.release_all().await;
     let _ = std::fs::remove_file(&config.server.admin_socket);
-    db.close().await;
+    // Bounded: a stop must not wait on a connection whatever holds it.
+    let _ = tokio::time::timeout(Duration::from_secs(3), db.close()).await;
     tracing::info!("stopped");
     Ok(())
 }

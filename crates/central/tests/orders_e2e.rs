@@ -34,11 +34,16 @@ fn fake_ka() -> Ka {
 }
 
 fn config(root: &Path, ka: &FakeKa) -> String {
+    config_timeout(root, ka, 5)
+}
+
+/// The config with KA's per-request timeout set to `timeout` seconds.
+fn config_timeout(root: &Path, ka: &FakeKa, timeout: u64) -> String {
     let pw = root.join("ka.password");
     std::fs::write(&pw, format!("{}\n", fake_ka::PASSWORD)).unwrap();
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     format!(
-        "[ka]\nurl = {}\nusername = {}\npassword_file = {}\nowner_id = {}\nplesk_item = {PLESK_ITEM}\ntimeout = 5\n\
+        "[ka]\nurl = {}\nusername = {}\npassword_file = {}\nowner_id = {}\nplesk_item = {PLESK_ITEM}\ntimeout = {timeout}\n\
          [store]\nbuy_redirect = https://shop.example.com/cart?ext={{extension-id}}&kn={{kn}}&host={{host}}\n\
          [sell]\nseo-toolkit = {EXT_ITEM}\nnot-at-ka = ADD-UNKNOWN-1M\n",
         ka.base_url(),
@@ -50,8 +55,12 @@ fn config(root: &Path, ka: &FakeKa) -> String {
 
 /// A central with one host `web-1` whose agent runs and has reported key number [`KN`].
 fn fleet(dir: &Path, ka: &FakeKa, db: &support::TestDb) -> (Central, Agent) {
+    fleet_with(dir, &config(dir, ka), db)
+}
+
+fn fleet_with(dir: &Path, config: &str, db: &support::TestDb) -> (Central, Agent) {
     let root = dir.join("central");
-    let mut central = Central::on(&root, &config(dir, ka), &db.url(&root));
+    let mut central = Central::on(&root, config, &db.url(&root));
     central.start();
     central.pin_port();
     let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
@@ -372,4 +381,303 @@ fn a_create_whose_answer_cannot_be_read_is_looked_up_not_bought_again() {
         agent.license_calls(),
         vec![format!("bin license -i {}", keys[0].activation_code)]
     );
+}
+
+// ---- exactly once (contract version 2, section 6; issue 17) ----
+
+/// The database name of a PostgreSQL URL.
+fn dbname(url: &str) -> &str {
+    url.rsplit('/').next().unwrap()
+}
+
+/// Order work never blocks the agents' API: a poll and /healthz each answer within 1 s.
+fn answers_at_once(central: &Central, token: &str) {
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let polled = support::http::poll(&central.addr, "web-1", token, 0, None);
+        assert_eq!(polled.status, 200, "{}", polled.body);
+        let health = support::http::request(&central.addr, "GET", "/healthz", None, &[], b"");
+        assert_eq!(health.status, 200, "{}", health.body);
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "a poll and /healthz took {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn add_plesk_orders(central: &Central, ids: std::ops::Range<usize>) {
+    for i in ids {
+        let id = format!("ord-{i}");
+        central.json(&["orders", "add", "--order-id", &id, "--host", "web-1", "--plesk"]);
+    }
+}
+
+fn count_in(central: &Central, state: &str) -> usize {
+    central
+        .json(&["orders", "list", "--state", state])
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+on_both! {
+#[test]
+fn forty_open_orders_across_a_restart_and_a_ka_outage_keep_the_api_answering_and_all_end_done(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let root = dir.path().join("central");
+    let mut central = Central::on(&root, &config(dir.path(), &ka.ka), &db.url(&root));
+    central.start();
+    central.pin_port();
+    let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+
+    // KA healthy, no agent yet: 40 orders end queued; the central restarts with all open.
+    add_plesk_orders(&central, 0..40);
+    wait_for(120, "40 orders queued", || (count_in(&central, "queued") == 40).then_some(()));
+    assert_eq!(central.stop(), Some(0));
+    central.start();
+    answers_at_once(&central, &token);
+
+    // KA down: 40 more orders stay pending while the API keeps answering.
+    ka.ka.set_down(true);
+    add_plesk_orders(&central, 40..80);
+    wait_for(60, "every new order tried at KA", || {
+        let tried = central.json(&["orders", "list", "--state", "pending"]).as_array().unwrap().iter()
+            .filter(|o| o["error"].as_str().is_some_and(|e| e.contains("503"))).count();
+        (tried == 40).then_some(())
+    });
+    answers_at_once(&central, &token);
+    assert_eq!(central.stop(), Some(0));
+    central.start();
+    answers_at_once(&central, &token);
+
+    // KA back and the agent running: every order ends done, one key each.
+    ka.ka.set_down(false);
+    let mut agent = Agent::new(&dir.path().join("agent"), &central.url(), "web-1", &token, 25, "");
+    agent.start();
+    wait_for(300, "80 orders done", || (count_in(&central, "done") == 80).then_some(()));
+    for i in 0..80 {
+        assert_eq!(ka.ka.keys_named(&format!("ord-{i}")).len(), 1, "ord-{i}");
+    }
+    assert_eq!(ka.ka.keys().len(), 80);
+    assert_eq!(agent.license_calls().len(), 80);
+}
+}
+
+#[test]
+fn two_replicas_whose_driving_sessions_die_mid_create_buy_once() {
+    let Some(db) = support::TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    // KA takes 8 s to make the key; the request timeout is longer.
+    let config = config_timeout(dir.path(), &ka.ka, 20);
+    let (a, _agent) = fleet_with(dir.path(), &config, &db);
+    let mut b = Central::on(&dir.path().join("b"), &config, &a.db_url);
+    b.start();
+    ka.ka.commit_creates_after(Duration::from_secs(8));
+    a.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    wait_for(30, "the create to be under way", || {
+        (creates(&ka.ka) == 1).then_some(())
+    });
+    // The store sends the order again, to the other replica.
+    b.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // Every session of both replicas dies (failover, idle_session_timeout, a NAT...).
+    let pg = db.pg().unwrap();
+    let killed: i64 = pg
+        .sql(
+            dbname(&a.db_url),
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .parse()
+        .unwrap();
+    assert!(killed >= 2, "{killed} sessions killed");
+    let done = wait_order(&b, "ord-1", "done");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ka.ka.creates_for("ord-1"), 1, "{:?}", ka.ka.calls());
+    assert_eq!(ka.ka.keys_named("ord-1").len(), 1);
+    assert_eq!(done["ka_attempts"], 1);
+}
+
+on_both! {
+#[test]
+fn a_lost_answer_then_a_refused_or_unreadable_lookup_needs_attention_and_retry_buys_nothing_twice(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (admin, port) = support::central::admin_listen(dir.path(), "admin-token-for-the-fleet-page");
+    let (central, agent) = fleet_with(dir.path(), &format!("{}{admin}", config(dir.path(), &ka.ka)), &db);
+
+    // KA makes the key, its answer is lost; then the reseller rotates KA's password.
+    ka.ka.lose_next_answers(1);
+    central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    wait_for(30, "KA to have made the key", || (ka.ka.keys_named("ord-1").len() == 1).then_some(()));
+    ka.ka.set_password("rotated-at-ka");
+    let o = wait_order(&central, "ord-1", "attention");
+    let why = o["error"].as_str().unwrap();
+    assert!(why.contains("401") && why.contains("Authentication failed"), "{why}");
+    let metrics = support::http::request(&central.addr, "GET", "/metrics", None, &[], b"").body;
+    assert!(metrics.contains("central_orders{state=\"attention\"} 1"), "{metrics}");
+    // The fleet page shows it with its reason.
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:admin-token-for-the-fleet-page")
+    );
+    let page = support::http::request(&format!("127.0.0.1:{port}"), "GET", "/ui", None, &[("Authorization", &basic)], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("1 order(s) need attention"), "{}", page.body);
+    assert!(page.body.contains("data-order=\"ord-1\"") && page.body.contains("Authentication failed"), "{}", page.body);
+    // Never bought again by itself.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(central.json(&["orders", "show", "ord-1"])["state"], "attention");
+    assert_eq!(ka.ka.creates_for("ord-1"), 1);
+
+    // The password fixed, the operator retries: the lookup finds the key, nothing is bought.
+    ka.ka.set_password(fake_ka::PASSWORD);
+    let retried = central.json(&["orders", "retry", "ord-1"]);
+    assert_eq!(retried["state"], "pending");
+    let done = wait_order(&central, "ord-1", "done");
+    let keys = ka.ka.keys_named("ord-1");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(ka.ka.creates_for("ord-1"), 1);
+    assert_eq!(done["ka_key_number"], keys[0].key_number.as_str());
+    assert_eq!(agent.license_calls(), vec![format!("bin license -i {}", keys[0].activation_code)]);
+    // Only attention and failed orders are retried.
+    let out = central.cli(&["orders", "retry", "ord-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("order ord-1 is done; only an order in attention or failed can be retried"), "{err}");
+
+    // A lookup answered with something that is not a list: attention too, then retry.
+    ka.ka.lose_next_answers(1);
+    ka.ka.garble_search(true);
+    central.json(&["orders", "add", "--order-id", "ord-2", "--host", "web-1", "--plesk"]);
+    let o = wait_order(&central, "ord-2", "attention");
+    assert!(o["error"].as_str().unwrap().contains("not a list of keys"), "{o}");
+    ka.ka.garble_search(false);
+    central.json(&["orders", "retry", "ord-2"]);
+    wait_order(&central, "ord-2", "done");
+    assert_eq!(ka.ka.creates_for("ord-2"), 1);
+    assert_eq!(ka.ka.keys_named("ord-2").len(), 1);
+}
+}
+
+on_both! {
+#[test]
+fn the_lookup_adopts_only_a_key_of_this_very_order(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    ka.ka.add_key(KN);
+    let other_main = ka.ka.seed_key("another-server", None, false);
+    // Keys KA's loose nickname filter also returns for ord-1 and ext-1.
+    let decoys = [
+        ka.ka.seed_key("ord-10", None, false),
+        ka.ka.seed_key("ORD-1", None, false),
+        ka.ka.seed_key("ord-1", None, true),
+        ka.ka.seed_key("ext-1", Some(other_main), false),
+    ];
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
+
+    // First the extension (installing ord-1's key changes the host's key number).
+    // ext-1's first create is answered 503 (nothing made): the lookup finds only a key with
+    // another parent, so it is bought, attached to KN.
+    ka.ka.fail_next(&[503]);
+    central.json(&["orders", "add", "--order-id", "ext-1", "--key-number", KN, "--extension", "seo-toolkit"]);
+    let done = wait_order(&central, "ext-1", "done");
+    let mine: Vec<_> = ka.ka.keys_named("ext-1").into_iter().filter(|k| k.parent == Some(12345678)).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(done["ka_key_number"], mine[0].key_number.as_str());
+    assert_eq!(ka.ka.creates_for("ext-1"), 2, "the 503 and the purchase");
+    // ord-1's answer is lost: the lookup sees ord-10, ORD-1, a terminated ord-1 and its own.
+    ka.ka.lose_next_answers(1);
+    central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    let done = wait_order(&central, "ord-1", "done");
+    let made: Vec<_> = ka.ka.keys_named("ord-1").into_iter().filter(|k| !k.terminated).collect();
+    assert_eq!(made.len(), 1);
+    assert!(!decoys.contains(&made[0].key_id));
+    assert_eq!(done["ka_key_number"], made[0].key_number.as_str());
+    assert_eq!(ka.ka.creates_for("ord-1"), 1);
+
+    assert_eq!(
+        agent.license_calls(),
+        vec!["bin license --retrieve".to_string(), format!("bin license -i {}", made[0].activation_code)]
+    );
+}
+}
+
+on_both! {
+#[test]
+fn a_cancelled_install_job_fails_its_order_and_leaves_no_code_in_the_database(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
+    drop(agent);
+    central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    let queued = wait_order(&central, "ord-1", "queued");
+    let code = ka.ka.keys()[0].activation_code.clone();
+    central.json(&["jobs", "cancel", queued["job_id"].as_str().unwrap()]);
+    let failed = wait_order(&central, "ord-1", "failed");
+    assert_eq!(failed["error"], "install job cancelled");
+    match db.pg() {
+        None => wait_for(10, "the code erased from the database files", || {
+            (!support::files_hold(&central.db_files(), &code)).then_some(())
+        }),
+        Some(pg) => {
+            let held = pg.sql(
+                dbname(&central.db_url),
+                "SELECT (SELECT count(*) FROM orders WHERE activation_code IS NOT NULL) + \
+                 (SELECT count(*) FROM jobs WHERE activation_code IS NOT NULL)",
+            );
+            assert_eq!(held, "0");
+        }
+    }
+    assert_eq!(creates(&ka.ka), 1);
+}
+}
+
+on_both! {
+#[test]
+fn sigterm_with_a_create_in_flight_stops_within_10_s_and_the_order_is_bought_once(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    // KA makes the key at once but answers after a minute; the central would wait 30 s.
+    let (mut central, _agent) = fleet_with(dir.path(), &config_timeout(dir.path(), &ka.ka, 30), &db);
+    ka.ka.answer_creates_after(Some(Duration::from_secs(60)));
+    central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    wait_for(30, "the create under way", || (creates(&ka.ka) == 1).then_some(()));
+    let t = std::time::Instant::now();
+    assert_eq!(central.stop_within(15), Some(0), "no clean exit within 15 s of SIGTERM");
+    assert!(t.elapsed() < Duration::from_secs(10), "stopped after {:?}", t.elapsed());
+    ka.ka.answer_creates_after(None);
+    central.start();
+    // The lookup waits out the abandoned create's timeout (30 s) and margin first.
+    let done = wait_for(120, "order ord-1 done", || {
+        let o = central.json(&["orders", "show", "ord-1"]);
+        (o["state"] == "done").then_some(o)
+    });
+    assert_eq!(creates(&ka.ka), 1);
+    assert_eq!(done["ka_attempts"], 1);
+}
+}
+
+on_both! {
+#[test]
+fn hosts_rm_and_add_in_quick_succession_drive_the_order_on(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let ka = fake_ka();
+    let (central, agent) = fleet(dir.path(), &ka.ka, &db);
+    drop(agent);
+    central.json(&["orders", "add", "--order-id", "ord-1", "--host", "web-1", "--plesk"]);
+    wait_order(&central, "ord-1", "queued");
+    central.json(&["hosts", "rm", "web-1"]);
+    let token = central.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let mut agent = Agent::new(&dir.path().join("agent2"), &central.url(), "web-1", &token, 25, "");
+    agent.start();
+    wait_order(&central, "ord-1", "done");
+    assert_eq!(creates(&ka.ka), 1);
+    assert_eq!(agent.license_calls().len(), 1);
+}
 }

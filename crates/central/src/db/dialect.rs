@@ -68,17 +68,6 @@ impl Dialect {
         }
     }
 
-    /// Takes a session advisory lock without waiting (`$1`: the lock's key; answers a
-    /// boolean), and gives it back. PostgreSQL only: there replicas share the database and
-    /// must not drive one order at once; a lock held by a replica that dies goes with its
-    /// connection. SQLite runs one process, which keeps its own set of what it drives.
-    pub fn try_lock_statements(self) -> Option<(&'static str, &'static str)> {
-        match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(("SELECT pg_try_advisory_lock($1)", "SELECT pg_advisory_unlock($1)")),
-        }
-    }
-
     /// Connections in the pool: SQLite has one writer anyway.
     pub fn pool_size(self) -> u32 {
         match self {

@@ -76,8 +76,13 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
         (Ok(f), Ok(pg)) => (f, pg),
         (Err(e), _) | (_, Err(e)) => return layout::problem(StatusCode::BAD_REQUEST, Section::Fleet, now, &e),
     };
+    // Orders KA's answers could not settle: an operator must look (docs/orders.md).
+    let attention = match &app.orders {
+        Some(o) => o.recent(None, Some("attention"), 20, 0).await.unwrap_or_default(),
+        None => (Vec::new(), 0),
+    };
     match app.store.hosts().await {
-        Ok(hosts) => layout::respond(StatusCode::OK, render(&hosts, &filter, paging, now)),
+        Ok(hosts) => layout::respond(StatusCode::OK, render(&hosts, &filter, paging, now, &attention)),
         Err(e) => super::store_down(now, Section::Fleet, e),
     }
 }
@@ -94,7 +99,13 @@ fn rank(h: &Host, now: i64) -> (u8, bool) {
 }
 
 /// The whole page for `hosts` (all of them: the counts cover the fleet, the table the filter).
-pub fn render(hosts: &[Host], filter: &Filter, paging: Paging, now: i64) -> Markup {
+pub fn render(
+    hosts: &[Host],
+    filter: &Filter,
+    paging: Paging,
+    now: i64,
+    attention: &(Vec<crate::orders::Order>, i64),
+) -> Markup {
     let census = Census::of(hosts, now);
     let mut shown: Vec<((u8, bool), &Host)> = hosts
         .iter()
@@ -107,6 +118,7 @@ pub fn render(hosts: &[Host], filter: &Filter, paging: Paging, now: i64) -> Mark
     let rows = shown.iter().skip(paging.offset()).take(paging.per).map(|(_, h)| *h);
     let body = html! {
         h1 { "Fleet" }
+        (attention_orders(attention))
         (cards(&census, filter))
         form.search method="get" action="/ui" role="search" {
             input type="search" name="q" value=(filter.search) placeholder="host or key number"
@@ -129,6 +141,23 @@ pub fn render(hosts: &[Host], filter: &Filter, paging: Paging, now: i64) -> Mark
         (paging.nav(total, |n| filter.link(n)))
     };
     layout::page("Fleet", Section::Fleet, now, body)
+}
+
+/// Orders in `attention`, with their reason: never bought again until an operator retries.
+fn attention_orders((list, total): &(Vec<crate::orders::Order>, i64)) -> Markup {
+    html! {
+        @if *total > 0 {
+            section.attention #orders-attention {
+                h2 { a href="/ui/orders?state=attention" { (total) " order(s) need attention" } }
+                ul { @for o in list {
+                    li data-order=(o.id) {
+                        span.mono { (o.id) } ": " (format::first_line(o.error.as_deref().unwrap_or(""), 300))
+                    }
+                } }
+                p.muted { "Fix the cause, then " code { "orders retry ID" } " (docs/orders.md)." }
+            }
+        }
+    }
 }
 
 fn cards(c: &Census, filter: &Filter) -> Markup {

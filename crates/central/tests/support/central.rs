@@ -164,6 +164,26 @@ impl Central {
         child.wait().unwrap().code()
     }
 
+    /// SIGTERM, then up to `secs` for the exit: the exit status code, or None when it had
+    /// to be killed (a stop that hangs fails its test instead of hanging it).
+    pub fn stop_within(&mut self, secs: u64) -> Option<i32> {
+        let mut child = self.child.take()?;
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// SIGKILL: a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

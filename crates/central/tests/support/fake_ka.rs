@@ -2,8 +2,10 @@
 //! (`../shared/reference/ka-partner-api.md` section 12): Basic auth, `POST keys` → 201 +
 //! `Location` (body only with `return-key-state`), `GET keys/<id|code>`, `GET keys?nickname=`,
 //! parents on create, the `{code,type,message,details}` error body, both path prefixes.
-//! Knobs: fail the next calls with a status, answer slowly, and commit a create but answer it
-//! only after a delay (the "answer lost" case: kill the caller meanwhile).
+//! Knobs: fail the next calls with a status, answer slowly, commit a create but answer it only
+//! after a delay or never (the "answer lost" case), a share of creates whose answer is lost,
+//! creates that take long before they commit, an outage, a rotated password, a search that
+//! answers garbage, and keys seeded with any nickname, parent and termination.
 #![allow(dead_code)]
 // Handlers return a ready error Response, as in the central.
 #![allow(clippy::result_large_err)]
@@ -51,9 +53,23 @@ struct Knobs {
     answer_create_after: Option<Duration>,
     /// The next create makes the key but answers 201 with a body no client can read.
     garble_next_create: bool,
+    /// The next this many creates make their key and never answer (the client times out).
+    lose_next_answers: usize,
+    /// Percent of creates that make their key and never answer.
+    lose_rate: u32,
+    /// A create waits this long before it makes its key (KA slow on its side).
+    commit_after: Duration,
+    /// Every call answers 503 and changes nothing.
+    down: bool,
+    /// The search answers 200 with something that is not a list.
+    garble_search: bool,
+    /// How many creates made their key and lost their answer.
+    lost: usize,
 }
 
 struct Inner {
+    /// The password KA accepts now (rotated by the reseller: the central's is then wrong).
+    password: String,
     keys: Vec<FakeKey>,
     next_id: u64,
     items: BTreeSet<String>,
@@ -74,6 +90,7 @@ impl FakeKa {
     /// Starts on 127.0.0.1:0 selling `items`; existing main keys can be added with [`add_key`].
     pub async fn start(items: &[&str]) -> FakeKa {
         let inner = Arc::new(Mutex::new(Inner {
+            password: PASSWORD.to_string(),
             keys: Vec::new(),
             next_id: 12_000_001,
             items: items.iter().map(|s| s.to_string()).collect(),
@@ -122,6 +139,81 @@ impl FakeKa {
             items: vec!["PLESK-12-WEB-HOST-1M".to_string()],
             terminated: false,
         });
+    }
+
+    /// A key made earlier by someone (a decoy for the lookup): any nickname, parent and
+    /// termination. Returns its key id.
+    pub fn seed_key(&self, nickname: &str, parent: Option<u64>, terminated: bool) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        let key_id = inner.next_id;
+        inner.next_id += 1;
+        inner.keys.push(FakeKey {
+            key_id,
+            key_number: format!("PLSK.{key_id:08}.0000"),
+            activation_code: activation_code(key_id),
+            parent,
+            nickname: Some(nickname.to_string()),
+            items: vec!["PLESK-12-WEB-HOST-1M".to_string()],
+            terminated,
+        });
+        key_id
+    }
+
+    /// The password KA accepts from now on (the reseller rotated it; [`PASSWORD`] again: fixed).
+    pub fn set_password(&self, password: &str) {
+        self.inner.lock().unwrap().password = password.to_string();
+    }
+
+    /// The next `n` creates make their key and never answer.
+    pub fn lose_next_answers(&self, n: usize) {
+        self.inner.lock().unwrap().knobs.lose_next_answers = n;
+    }
+
+    /// This percentage of creates make their key and never answer.
+    pub fn lose_answers_percent(&self, percent: u32) {
+        self.inner.lock().unwrap().knobs.lose_rate = percent;
+    }
+
+    /// Creates take this long before the key is made (and answered).
+    pub fn commit_creates_after(&self, after: Duration) {
+        self.inner.lock().unwrap().knobs.commit_after = after;
+    }
+
+    /// How many creates made their key and never answered.
+    pub fn lost_answers(&self) -> usize {
+        self.inner.lock().unwrap().knobs.lost
+    }
+
+    /// KA down (every call 503) or back.
+    pub fn set_down(&self, down: bool) {
+        self.inner.lock().unwrap().knobs.down = down;
+    }
+
+    /// The search answers 200 with a body that is not a list of keys.
+    pub fn garble_search(&self, on: bool) {
+        self.inner.lock().unwrap().knobs.garble_search = on;
+    }
+
+    /// How many creates asked for this nickname (exactly), answered or not.
+    pub fn creates_for(&self, nickname: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.method == "POST")
+            .filter(|c| {
+                serde_json::from_str::<Value>(&c.body)
+                    .ok()
+                    .and_then(|v| v["nickname"].as_str().map(str::to_string))
+                    == Some(nickname.to_string())
+            })
+            .count()
+    }
+
+    /// The keys KA holds with this nickname exactly, terminated or not.
+    pub fn keys_named(&self, nickname: &str) -> Vec<FakeKey> {
+        self.keys()
+            .into_iter()
+            .filter(|k| k.nickname.as_deref() == Some(nickname))
+            .collect()
     }
 
     pub fn keys(&self) -> Vec<FakeKey> {
@@ -215,9 +307,21 @@ async fn prologue(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    let (password, down) = {
+        let inner = state.lock().unwrap();
+        (inner.password.clone(), inner.knobs.down)
+    };
+    if down {
+        return Err(error(
+            503,
+            "300",
+            "Service temporarily unavailable",
+            "KA is down (the fake's outage)",
+        ));
+    }
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{password}"))
     );
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return Err(error(401, "401", "Authentication failed", ""));
@@ -241,16 +345,32 @@ async fn create(
         Ok(v) => v,
         Err(e) => return error(400, "100", "Malformed request", &e.to_string()),
     };
-    let (answer, after) = {
+    let commit_after = state.lock().unwrap().knobs.commit_after;
+    if !commit_after.is_zero() {
+        tokio::time::sleep(commit_after).await;
+    }
+    let (answer, after, lose) = {
         let mut inner = state.lock().unwrap();
         match create_locked(&mut inner, &req) {
             Err(r) => return r,
             Ok(key) => {
                 let all = inner.keys.clone();
-                (key_json(&key, &all), inner.knobs.answer_create_after)
+                let k = &mut inner.knobs;
+                let lose = if k.lose_next_answers > 0 {
+                    k.lose_next_answers -= 1;
+                    true
+                } else {
+                    fastrand::u32(0..100) < k.lose_rate
+                };
+                k.lost += lose as usize;
+                (key_json(&key, &all), k.answer_create_after, lose)
             }
         }
     };
+    if lose {
+        // Committed, and the answer never comes: the client's timeout ends the call.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     if let Some(after) = after {
         tokio::time::sleep(after).await;
     }
@@ -358,10 +478,21 @@ async fn search(
         return r;
     }
     let inner = state.lock().unwrap();
+    if inner.knobs.garble_search {
+        return (StatusCode::OK, axum::Json(json!({"keys": "a proxy's idea of a list"}))).into_response();
+    }
+    // KA's docs do not say how the nickname filter matches [guess]: the fake matches
+    // substrings and ignores case, the loosest reading, so only the central's own exact
+    // comparison keeps an order from adopting another order's key.
+    let matches = |k: &FakeKey, n: &str| {
+        k.nickname
+            .as_deref()
+            .is_some_and(|nick| nick.to_lowercase().contains(&n.to_lowercase()))
+    };
     let list: Vec<Value> = inner
         .keys
         .iter()
-        .filter(|k| q.get("nickname").is_none_or(|n| k.nickname.as_deref() == Some(n.as_str())))
+        .filter(|k| q.get("nickname").is_none_or(|n| matches(k, n)))
         .map(|k| json!({"ownerId": OWNER, "keyId": k.key_id, "parentKeyId": k.parent, "isEls": false, "lastReportingOs": null}))
         .collect();
     axum::Json(Value::Array(list)).into_response()

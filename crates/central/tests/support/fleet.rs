@@ -132,7 +132,7 @@ async fn busy_host(store: &Store, host: &str, now: i64) {
         .put_result(host, &bad.id, "failed", &result("failed", 1, &out))
         .await
         .unwrap();
-    store.add_job(host, "install_key", Some(CODE), None).await.unwrap();
+    let (waiting, _) = store.add_job(host, "install_key", Some(CODE), None).await.unwrap();
     let (gone, _) = store.add_job(host, "retrieve_keys", None, None).await.unwrap();
     store.cancel_job(&gone.id).await.unwrap();
     let orders = [
@@ -142,9 +142,13 @@ async fn busy_host(store: &Store, host: &str, now: i64) {
         ("o-1004", "queued", None),
     ];
     for (i, (id, state, error)) in orders.into_iter().enumerate() {
+        // A queued order waits for its job (the central's order drivers would queue one for
+        // a queued order without a job).
+        let job = (state == "queued").then_some(waiting.id.as_str());
         sqlx::query(
             "INSERT INTO orders (id, kind, host_id, key_number, extension_id, ka_item, state, ka_attempts, \
-             error, created_at, updated_at) VALUES ($1, 'extension', $2, $3, 'wp-toolkit', 'EXT-WPTK', $4, 1, $5, $6, $6)",
+             error, job_id, created_at, updated_at) \
+             VALUES ($1, 'extension', $2, $3, 'wp-toolkit', 'EXT-WPTK', $4, 1, $5, $7, $6, $6)",
         )
         .bind(id)
         .bind(host)
@@ -152,6 +156,7 @@ async fn busy_host(store: &Store, host: &str, now: i64) {
         .bind(state)
         .bind(error)
         .bind(now - 60_000 * (4 - i as i64))
+        .bind(job)
         .execute(&store.db.pool)
         .await
         .unwrap();

@@ -27,7 +27,19 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap();
+    try_request(addr, method, path, token, headers, body).unwrap_or_else(|| panic!("cannot connect to {addr}"))
+}
+
+/// The same, None when nothing listens at `addr` (a server killed on purpose).
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Resp> {
+    let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -44,7 +56,7 @@ pub fn request(
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    parse(&raw)
+    Some(parse(&raw))
 }
 
 pub fn parse(raw: &[u8]) -> Resp {
