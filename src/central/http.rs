@@ -123,13 +123,13 @@ impl HttpTransport {
         Ok(PollOutcome::Instructions { instructions, etag })
     }
 
-    /// Sends a JSON body and treats 2xx (and 409 when `conflict_ok`) as acknowledged.
+    /// Sends a JSON body and treats 2xx (and, for a result, 409 and 410) as acknowledged.
     async fn send_json(
         &self,
         method: reqwest::Method,
         url: String,
         body: Vec<u8>,
-        conflict_ok: bool,
+        result: bool,
     ) -> Result<(), CentralError> {
         let mut response = self
             .client
@@ -144,7 +144,12 @@ impl HttpTransport {
         let status = response.status();
         // Drain a little so the connection can be reused; a huge or endless body is cut off.
         let _ = read_body(&mut response, &url, ACK_BODY_CAP).await;
-        if status.is_success() || (conflict_ok && status == StatusCode::CONFLICT) {
+        if status.is_success() || (result && status == StatusCode::CONFLICT) {
+            Ok(())
+        } else if result && status == StatusCode::GONE {
+            // Version 2: the store no longer has the job (e.g. its host was removed); the
+            // result has nowhere to go, and retrying it for ever helps no one.
+            tracing::info!(url = %url, "the store no longer has this job (410 Gone); its result counts as delivered and is dropped");
             Ok(())
         } else {
             Err(status_error(&url, status))
