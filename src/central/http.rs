@@ -110,6 +110,13 @@ impl HttpTransport {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_MODIFIED => return Ok(PollOutcome::NotModified),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                // A store restarting says when to come back (version 2): not a failure.
+                if let Some(secs) = retry_after(response.headers()) {
+                    return Err(CentralError::RetryAfter { url, secs });
+                }
+                return Err(status_error(&url, StatusCode::SERVICE_UNAVAILABLE));
+            }
             other => return Err(status_error(&url, other)),
         }
         let etag = response
@@ -243,6 +250,17 @@ async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> R
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Most seconds of `Retry-After` taken as "restarting, come back then" (contract 5.1).
+pub const MAX_RETRY_AFTER: u64 = 60;
+
+/// `Retry-After` in whole seconds, when it is one and at most [`MAX_RETRY_AFTER`]; an HTTP
+/// date or a longer delay is an ordinary failure with backoff.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: u64 = v.parse().ok()?;
+    (secs <= MAX_RETRY_AFTER).then_some(secs)
 }
 
 fn status_error(url: &str, status: StatusCode) -> CentralError {

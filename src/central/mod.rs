@@ -32,6 +32,8 @@ pub enum CentralError {
     UnknownHost { url: String },
     #[error("the store answered {status} at {url}")]
     Status { url: String, status: u16 },
+    #[error("the store is restarting (503, Retry-After: {secs} s) at {url}")]
+    RetryAfter { url: String, secs: u64 },
     #[error("cannot reach {url}: {reason}")]
     Network { url: String, reason: String },
     #[error("the answer from {url} is larger than {limit} bytes")]
