@@ -100,6 +100,18 @@ fn fifo_at_panel_ini_is_refused_by_sync_check_and_the_daemon_which_keeps_answeri
         d.log_text()
     );
     assert!(d.wait_status(|s| s["health"]["status"] == "ok", PROMPT).is_some());
+
+    // A FIFO renamed over the file while the daemon watches it: the watcher's re-read
+    // refuses it too, and status keeps answering at once.
+    let fifo = sb.panel_ini.with_file_name("panel.ini.fifo");
+    mkfifo(&fifo);
+    fs::rename(&fifo, &sb.panel_ini).unwrap();
+    let s = d
+        .wait_status(|s| problems(s).contains("FIFO"), PROMPT)
+        .unwrap_or_else(|| panic!("the watcher did not refuse the FIFO; log:\n{}", d.log_text()));
+    assert!(problems(&s).contains(&path), "{s}");
+    let (_, took) = agent_within(&sb, &["status"], PROMPT).expect("status hung");
+    assert!(took < Duration::from_secs(1), "status took {took:?}");
     assert_eq!(d.stop().code(), Some(0));
 }
 
