@@ -6,8 +6,8 @@
 //! Knobs (environment): BENCH_JOBS (jobs per transport, default 50), BENCH_EDITS (drift
 //! edits, default 50), BENCH_IDLE_SECS (idle window, default 60), BENCH_STARTS (start-ups,
 //! default 10), BENCH_EDITOR_EDITS (edits of the concurrent editor, default 10000),
-//! BENCH_ONLY (comma list of longpoll, idle, push, quietpush, spool, drift, editor, ready;
-//! default all), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
+//! BENCH_ONLY (comma list of longpoll, idle, push, quietpush, wake, spool, drift, editor,
+//! ready; default all), BENCH_WAKES (daemons for the wake figures, default 20), BENCH_AGENT_BIN (the agent binary; default the one cargo built).
 //!
 //! "The command starts" is taken by a wrapper: `[plesk] command` points at a symlink named
 //! `plesk` to THIS bench executable. Run under that name, `main` reads CLOCK_REALTIME as its
@@ -43,7 +43,7 @@ const STARTS_LOG: &str = "starts.log";
 const TOKEN: &str = "bench-t0ken-value";
 const SECRET: &str = "bench-push-secret";
 const BUY_URL: &str = "https://shop.example.com";
-/// Pause between jobs, so the poll rate ceiling (burst 3, one per second) is never what is measured.
+/// Pause between jobs, so the poll rate ceiling (one per second on average) is never what is measured.
 const JOB_SPACING: Duration = Duration::from_millis(1100);
 /// Upper bound for any single wait; a bench that hangs is worse than one that fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -154,6 +154,30 @@ fn bench() -> R<()> {
     if want("quietpush") {
         let quiet = quiet_push_jobs(jobs)?;
         report.latency("job latency, push to a quiet daemon (202 -> start)", &quiet);
+    }
+    // (b3) how soon the poll a wake starts begins (contract 5.4 version 2: within 20 ms
+    // whenever the rate rule allows one at once): right after start-up, after a burst of
+    // five `poll-now`s, and rested.
+    if want("wake") {
+        let n = env_num("BENCH_WAKES", 20).max(1) as usize;
+        let w = wake_to_poll(n)?;
+        for (what, v) in [
+            ("right after start-up", &w.after_start),
+            ("after a burst of 5 poll-now", &w.after_burst),
+            ("rested", &w.rested),
+        ] {
+            report.row(
+                &format!("wake -> poll at the store, {what} (n={})", v.len()),
+                format!(
+                    "median {} p95 {} (max {})",
+                    ms(percentile(v, 50.0)),
+                    ms(percentile(v, 95.0)),
+                    ms(percentile(v, 100.0))
+                ),
+                "median <= 20 ms",
+                percentile(v, 50.0) <= Duration::from_millis(20),
+            );
+        }
     }
     // (c) spool.
     if want("spool") {
@@ -374,6 +398,68 @@ fn quiet_push_jobs(n: usize) -> R<Vec<Duration>> {
     }
     d.stop();
     Ok(lat)
+}
+
+struct WakeFigures {
+    after_start: Vec<Duration>,
+    after_burst: Vec<Duration>,
+    rested: Vec<Duration>,
+}
+
+/// Sends a signed wake and returns how long after the send the store saw the poll it started.
+fn timed_wake(store: &FakeStore, d: &Daemon, port: u16) -> R<Duration> {
+    let before = store.poll_count();
+    let t0 = Instant::now();
+    let status = wake(port, SECRET.as_bytes()).map_err(|e| d.failed(&e))?;
+    if status != 202 {
+        return Err(d.failed(&format!("the wake-up was answered {status}, not 202")));
+    }
+    wait_until(STEP_TIMEOUT, || store.poll_count() > before).map_err(|_| d.failed("the wake started no poll"))?;
+    let at = store
+        .requests()
+        .iter()
+        .filter(|r| r.is_poll())
+        .nth(before)
+        .map(|r| r.at)
+        .ok_or_else(|| d.failed("the wake's poll was not recorded"))?;
+    Ok(at.saturating_duration_since(t0))
+}
+
+/// Each sample: a fresh daemon against a store with long_poll = 0 (so no held poll is in
+/// the way) is woken right after its first poll, then again after five `poll-now`s in a
+/// row, then again after resting 1.5 s: 9 polls per daemon, within the burst of 10.
+fn wake_to_poll(n: usize) -> R<WakeFigures> {
+    println!("(b3) wake -> poll: {n} daemons, 3 wakes each ...");
+    let mut w = WakeFigures {
+        after_start: Vec::new(),
+        after_burst: Vec::new(),
+        rested: Vec::new(),
+    };
+    for _ in 0..n {
+        let (store, s, mut d, port) = push_daemon()?;
+        w.after_start.push(timed_wake(&store, &d, port)?);
+        let base = store.poll_count();
+        for _ in 0..5 {
+            let out = Command::new(bin())
+                .arg("--config")
+                .arg(&s.config)
+                .arg("poll-now")
+                .env_remove("PLESK_RESELLER_AGENT_CONFIG")
+                .output()
+                .map_err(|e| format!("cannot run poll-now: {e}"))?;
+            if !out.status.success() {
+                return Err(d.failed("poll-now failed"));
+            }
+        }
+        // Coalesced poll-nows may make fewer than five polls; wait for them to settle.
+        let _ = wait_until(Duration::from_secs(2), || store.poll_count() >= base + 5);
+        std::thread::sleep(Duration::from_millis(20));
+        w.after_burst.push(timed_wake(&store, &d, port)?);
+        std::thread::sleep(Duration::from_millis(1500));
+        w.rested.push(timed_wake(&store, &d, port)?);
+        d.stop();
+    }
+    Ok(w)
 }
 
 fn spool_jobs(n: usize) -> R<Vec<Duration>> {

@@ -141,11 +141,12 @@ impl Seen {
         Ok(match (self, meta) {
             (Seen::Absent, None) => true,
             (Seen::File { dev, ino, sha256 }, Some(m)) if m.dev() == *dev && m.ino() == *ino => {
-                match read_capped(path, cap) {
-                    Ok(Some(now)) => <[u8; 32]>::from(Sha256::digest(&now)) == *sha256,
-                    // Grown past the cap or gone since the stat: not the file we read.
+                // Never a plain open: the name may have become a FIFO since the stat.
+                match read_regular_capped(path, cap) {
+                    Ok(Some((now, _))) => <[u8; 32]>::from(Sha256::digest(&now)) == *sha256,
+                    // Grown past the cap, gone or replaced since the stat: not the file we read.
                     Ok(None) => false,
-                    Err(e) if e.kind() == io::ErrorKind::InvalidData => false,
+                    Err(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput) => false,
                     Err(e) => return Err(e),
                 }
             }
@@ -297,6 +298,70 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     };
     read_to_cap(f, cap).map(Some)
+}
+
+/// Opens `path` for reading the way a root process must open a file others may have placed:
+/// `O_NOFOLLOW` (a symlink at the last component is refused, ELOOP), `O_NONBLOCK` (a FIFO
+/// with no writer would block `open(2)` for ever), and `fstat` of what was opened, which must
+/// be a regular file. `Ok(None)` when nothing is there. A file that is not regular is an
+/// `InvalidInput` error saying what it is.
+pub fn open_regular(path: &Path) -> io::Result<Option<(File, fs::Metadata)>> {
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a symbolic link where a regular file was expected",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta.file_type()));
+    }
+    Ok(Some((f, meta)))
+}
+
+/// What a file that is not a regular one is, in words: "a FIFO (named pipe)", "a directory"...
+pub fn file_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        "a regular file"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The error for a file of type `t` where a regular file must be.
+pub fn not_regular(t: &fs::FileType) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {}, not a regular file", file_kind(t)),
+    )
+}
+
+/// [`open_regular`] and read at most `cap` bytes ([`read_to_cap`]).
+pub fn read_regular_capped(path: &Path, cap: u64) -> io::Result<Option<(Vec<u8>, fs::Metadata)>> {
+    match open_regular(path)? {
+        None => Ok(None),
+        Some((f, meta)) => Ok(Some((read_to_cap(f, cap)?, meta))),
+    }
 }
 
 /// Reads `r` to its end; an `InvalidData` error when it holds more than `cap` bytes (only

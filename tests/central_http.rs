@@ -275,7 +275,7 @@ async fn malformed_instructions_are_refused_whole() {
 }
 
 #[tokio::test]
-async fn results_are_posted_as_json_and_409_is_an_acknowledgement() {
+async fn results_are_posted_as_json_and_409_and_410_are_acknowledgements() {
     let (store, t, _dir) = setup();
     t.send_result("ord-1001", &result()).await.unwrap();
     let r = &store.requests()[0];
@@ -295,6 +295,9 @@ async fn results_are_posted_as_json_and_409_is_an_acknowledgement() {
     t.send_result("ord-1001", &result()).await.unwrap();
     store.result_status(201);
     t.send_result("ord-1001", &result()).await.unwrap();
+    // Version 2: the store no longer has the job; acknowledged, never retried.
+    store.result_status(410);
+    t.send_result("ord-1001", &result()).await.unwrap();
 
     store.result_status(200);
     store.result_statuses(&[500, 400]);
@@ -307,7 +310,7 @@ async fn results_are_posted_as_json_and_409_is_an_acknowledgement() {
         Err(CentralError::Status { status: 400, .. })
     ));
     t.send_result("ord-1", &result()).await.unwrap();
-    assert_eq!(store.results().len(), 6);
+    assert_eq!(store.results().len(), 7);
 }
 
 #[tokio::test]

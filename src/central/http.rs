@@ -110,6 +110,13 @@ impl HttpTransport {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_MODIFIED => return Ok(PollOutcome::NotModified),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                // A store restarting says when to come back (version 2): not a failure.
+                if let Some(secs) = retry_after(response.headers()) {
+                    return Err(CentralError::RetryAfter { url, secs });
+                }
+                return Err(status_error(&url, StatusCode::SERVICE_UNAVAILABLE));
+            }
             other => return Err(status_error(&url, other)),
         }
         let etag = response
@@ -123,13 +130,13 @@ impl HttpTransport {
         Ok(PollOutcome::Instructions { instructions, etag })
     }
 
-    /// Sends a JSON body and treats 2xx (and 409 when `conflict_ok`) as acknowledged.
+    /// Sends a JSON body and treats 2xx (and, for a result, 409 and 410) as acknowledged.
     async fn send_json(
         &self,
         method: reqwest::Method,
         url: String,
         body: Vec<u8>,
-        conflict_ok: bool,
+        result: bool,
     ) -> Result<(), CentralError> {
         let mut response = self
             .client
@@ -144,7 +151,12 @@ impl HttpTransport {
         let status = response.status();
         // Drain a little so the connection can be reused; a huge or endless body is cut off.
         let _ = read_body(&mut response, &url, ACK_BODY_CAP).await;
-        if status.is_success() || (conflict_ok && status == StatusCode::CONFLICT) {
+        if status.is_success() || (result && status == StatusCode::CONFLICT) {
+            Ok(())
+        } else if result && status == StatusCode::GONE {
+            // Version 2: the store no longer has the job (e.g. its host was removed); the
+            // result has nowhere to go, and retrying it for ever helps no one.
+            tracing::info!(url = %url, "the store no longer has this job (410 Gone); its result counts as delivered and is dropped");
             Ok(())
         } else {
             Err(status_error(&url, status))
@@ -238,6 +250,17 @@ async fn read_body(response: &mut reqwest::Response, url: &str, cap: usize) -> R
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Most seconds of `Retry-After` taken as "restarting, come back then" (contract 5.1).
+pub const MAX_RETRY_AFTER: u64 = 60;
+
+/// `Retry-After` in whole seconds, when it is one and at most [`MAX_RETRY_AFTER`]; an HTTP
+/// date or a longer delay is an ordinary failure with backoff.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: u64 = v.parse().ok()?;
+    (secs <= MAX_RETRY_AFTER).then_some(secs)
 }
 
 fn status_error(url: &str, status: StatusCode) -> CentralError {

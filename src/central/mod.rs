@@ -32,6 +32,8 @@ pub enum CentralError {
     UnknownHost { url: String },
     #[error("the store answered {status} at {url}")]
     Status { url: String, status: u16 },
+    #[error("the store is restarting (503, Retry-After: {secs} s) at {url}")]
+    RetryAfter { url: String, secs: u64 },
     #[error("cannot reach {url}: {reason}")]
     Network { url: String, reason: String },
     #[error("the answer from {url} is larger than {limit} bytes")]
@@ -175,7 +177,7 @@ pub trait Transport: Send + Sync {
     /// The store's URL (`https://…` or `file:///…`), for logs and status.
     fn url(&self) -> &str;
     fn poll(&self, req: PollRequest) -> BoxFuture<'_, Result<PollOutcome, CentralError>>;
-    /// Delivers one result; Ok means acknowledged (2xx or 409 over HTTP).
+    /// Delivers one result; Ok means acknowledged (2xx, 409 or 410 over HTTP).
     fn send_result<'a>(&'a self, job_id: &'a str, result: &'a JobResult) -> BoxFuture<'a, Result<(), CentralError>>;
     fn send_report<'a>(&'a self, report: &'a Report) -> BoxFuture<'a, Result<(), CentralError>>;
 }

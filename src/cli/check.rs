@@ -95,7 +95,11 @@ fn token_file(r: &mut Report, cfg: &Config) {
 /// write replaces the file from a temporary beside it.
 fn panel_ini(r: &mut Report, cfg: &Config) {
     let ini = &cfg.panel.ini_path;
-    let ini_target = std::fs::canonicalize(ini).unwrap_or_else(|_| ini.clone());
+    // A FIFO, an unsafe or dangling link: the same refusal the daemon shows in `status`.
+    let ini_target = match crate::panel_ini::file::inspect(ini) {
+        Ok(t) => t,
+        Err(e) => return r.line(false, "panel.ini", e),
+    };
     let writable = if ini_target.exists() {
         access(&ini_target, AccessFlags::W_OK).is_ok()
             && access(&crate::fsutil::parent_dir(&ini_target), AccessFlags::W_OK).is_ok()

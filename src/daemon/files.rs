@@ -81,6 +81,10 @@ pub(super) async fn file_events(
         if publish {
             shared.publish();
         }
+        // The daemon runs on one thread and a reconcile blocks it (file I/O, fsync): under a
+        // stream of file events, give the control socket, the poller and the watchdog a turn
+        // after every batch instead of only when tokio's budget runs out.
+        tokio::task::yield_now().await;
     }
 }
 

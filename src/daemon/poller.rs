@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::schedule::{self, Polled, RateLimit};
+use super::schedule::{Polled, RateLimit, Schedule};
 use crate::central::{CentralError, PollOutcome};
 use crate::engine::PassOutcome;
 
 use super::shared::Shared;
 use super::shutdown::StopSignal;
 
-/// Polls allowed back to back before the one-per-second ceiling bites.
-const POLL_BURST: u32 = 3;
+/// Polls allowed in [`POLL_WINDOW`] (contract 5.1 version 2: a burst of 10, one a second on average).
+const POLL_BURST: u32 = 10;
+const POLL_WINDOW: Duration = Duration::from_secs(10);
 
 /// The poller: the only place passes run.
 pub(super) async fn poll_loop(
@@ -38,7 +39,8 @@ pub(super) async fn poll_loop(
         shared,
         sync_rx,
         stop,
-        rate: RateLimit::new(POLL_BURST, Instant::now()),
+        rate: RateLimit::new(POLL_BURST, POLL_WINDOW),
+        schedule: Schedule::default(),
         next_due: Instant::now(),
         waiting_syncs: Vec::new(),
     };
@@ -65,6 +67,7 @@ struct Poller {
     sync_rx: mpsc::UnboundedReceiver<oneshot::Sender<PassOutcome>>,
     stop: StopSignal,
     rate: RateLimit,
+    schedule: Schedule,
     next_due: Instant,
     /// `sync` requests answered by the next pass's outcome.
     waiting_syncs: Vec<oneshot::Sender<PassOutcome>>,
@@ -99,13 +102,18 @@ impl Poller {
                 Some(tx) = self.sync_rx.recv() => self.waiting_syncs.push(tx),
             }
         }
-        let delay = self.rate.take(Instant::now());
-        if !delay.is_zero() {
+        // Only as long as the rate rule needs; a poll allowed now starts now.
+        loop {
+            let delay = self.rate.delay(Instant::now());
+            if delay.is_zero() {
+                break;
+            }
             tokio::select! {
                 _ = self.stop.stopped() => return false,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+        self.rate.record(Instant::now());
         true
     }
 
@@ -139,6 +147,15 @@ impl Poller {
             }
         };
         let held = t0.elapsed();
+        if let Some(Err(CentralError::RetryAfter { url, secs })) = &polled {
+            // A store restarting: come back when it says, with no failure counted (health
+            // and backoff unchanged). A `sync` waiting for this pass gets the answer as is.
+            if self.waiting_syncs.is_empty() {
+                tracing::info!(url = %url, "the store is restarting; polling again in {secs} s");
+                self.next_due = Instant::now() + Duration::from_secs(*secs);
+                return Step::Again;
+            }
+        }
         let kind = match &polled {
             // A new ETag counts as a change too: the first poll has none to send, so the store
             // answers at once, and only the next poll (carrying it) can be held open.
@@ -177,6 +194,6 @@ impl Poller {
             k => k,
         };
         let long_poll = if done.http { done.long_poll } else { Duration::ZERO };
-        self.next_due = Instant::now() + schedule::next_delay(kind, long_poll, done.poll_interval);
+        self.next_due = Instant::now() + self.schedule.next_delay(kind, long_poll, done.poll_interval);
     }
 }

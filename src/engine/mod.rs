@@ -9,6 +9,7 @@
 pub mod panel;
 pub mod persisted;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -225,6 +226,15 @@ impl EngineView {
     }
 }
 
+/// A result the store refused: consecutive refusals, when the next attempt may go, and the
+/// sentence for `status`.
+#[derive(Debug, Clone)]
+struct Retry {
+    failures: u32,
+    next: std::time::Instant,
+    error: String,
+}
+
 pub struct Engine {
     cfg: Config,
     clock: Arc<dyn Clock>,
@@ -239,10 +249,9 @@ pub struct Engine {
     fresh: bool,
     pub conn: ConnState,
     unanswerable: Vec<String>,
-    delivery_error: Option<String>,
-    /// Consecutive failed deliveries, and when the next attempt may go (backoff).
-    delivery_failures: u32,
-    next_delivery: Option<std::time::Instant>,
+    /// Results the store refused, each backing off on its own: one result the store keeps
+    /// refusing must never hold back the others.
+    retries: HashMap<String, Retry>,
     /// The last report error logged, so a down store is logged once, not every pass.
     report_error: Option<String>,
     key_number: Option<String>,
@@ -294,13 +303,11 @@ impl Engine {
             fresh: true,
             conn: ConnState::Idle,
             unanswerable: Vec::new(),
-            delivery_error: None,
             key_number: None,
             plesk_version: None,
             // None: the report is sent at every start, then whenever it changes.
             last_report: None,
-            delivery_failures: 0,
-            next_delivery: None,
+            retries: HashMap::new(),
             report_error: None,
             running: Arc::new(Mutex::new(None)),
             stop: Arc::new(AtomicBool::new(false)),
@@ -609,23 +616,23 @@ impl Engine {
     async fn deliver(&mut self, out: &mut PassOutcome) {
         let Some(t) = self.transport.clone() else { return };
         let pending = self.journal.undelivered();
-        if pending.is_empty() {
-            return;
-        }
-        if self.next_delivery.is_some_and(|at| std::time::Instant::now() < at) {
-            // Still backing off after the store refused a result; it waits on disk.
-            if let Some(e) = &self.delivery_error {
-                out.failures.push(e.clone());
-            }
-            return;
-        }
-        self.delivery_error = None;
+        self.retries.retain(|id, _| pending.iter().any(|(p, _, _)| p == id));
+        let mut unreachable = false;
         for (id, result, _) in pending {
+            if let Some(r) = self.retries.get(&id) {
+                if std::time::Instant::now() < r.next {
+                    // Still backing off after the store refused this one; it waits on disk.
+                    out.failures.push(r.error.clone());
+                    continue;
+                }
+            }
+            if unreachable {
+                continue;
+            }
             match t.send_result(&id, &result).await {
                 Ok(()) => {
                     tracing::info!(job_id = %id, status = result.status.as_str(), "result delivered");
-                    self.delivery_failures = 0;
-                    self.next_delivery = None;
+                    self.retries.remove(&id);
                     if let Err(e) = self.journal.mark_delivered(&id, self.clock.now()) {
                         tracing::error!("{e}");
                     }
@@ -633,12 +640,18 @@ impl Engine {
                 Err(e) => {
                     let msg = format!("the result of job {id} was not delivered: {e}");
                     tracing::warn!("{msg}");
-                    self.delivery_failures += 1;
-                    self.next_delivery =
-                        Some(std::time::Instant::now() + crate::backoff::backoff(self.delivery_failures));
-                    self.delivery_error = Some(msg.clone());
+                    // The store cannot be reached at all: the others would fail alike, this pass.
+                    unreachable = matches!(e, CentralError::Network { .. });
+                    let failures = self.retries.get(&id).map_or(0, |r| r.failures) + 1;
+                    self.retries.insert(
+                        id,
+                        Retry {
+                            failures,
+                            next: std::time::Instant::now() + crate::backoff::backoff(failures),
+                            error: msg.clone(),
+                        },
+                    );
                     out.failures.push(msg);
-                    break; // the store is unwell; the rest waits for the next attempt
                 }
             }
         }
@@ -710,9 +723,10 @@ impl Engine {
         if late > 0 {
             job_problems.push(format!(
                 "{late} job result(s) have waited more than 10 minutes for delivery{}",
-                self.delivery_error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!(" ({e})"))
+                self.retries
+                    .values()
+                    .next()
+                    .map_or(String::new(), |r| format!(" ({})", r.error))
             ));
         }
         EngineView {

@@ -4,7 +4,10 @@
 //! through a temporary file in the same directory with the old file's mode and owner, fsync,
 //! a swap that only goes through while the file is still the one read (others write it
 //! without our lock), fsync of the directory. Temp files a crash left are removed under the
-//! lock. A symlink is followed and its target replaced. The
+//! lock. A symlink is followed and its target replaced, but only through root-owned
+//! directories no one else can write, and never when dangling; anything that is not a
+//! regular file (a FIFO, device, socket, directory) is refused before it is opened, and
+//! opened only without blocking or following a link (the agent runs as root). The
 //! exclusive lock `state_dir/locks/panel.ini.lock` serializes the daemon and `sync`.
 //! Before the first change the original is kept as `state_dir/backup/panel.ini.orig`, before
 //! each change the previous version as `state_dir/backup/panel.ini.prev`.
@@ -42,6 +45,14 @@ pub enum PanelIniError {
         "{path} changed under the agent {tries} times in a row; left as the other writer made it until its next change"
     )]
     Contended { path: PathBuf, tries: u32 },
+    /// A FIFO, device, socket or directory: never opened in a way that can block, never written.
+    #[error("refusing {path}: it is {kind}, not a regular file; remove it and put Plesk's panel.ini file there")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    /// A symlink whose link or target directory others could change: root must not write through it.
+    #[error("refusing {link}: it is a symlink and {why}, so another user could redirect the agent's root writes; make that directory root-owned and not group/other-writable, or replace the link with the file")]
+    UnsafeLink { link: PathBuf, why: String },
+    #[error("refusing {link}: it is a symlink to {target}, which does not exist, and the agent never creates a file through a link; create the target or replace the link with the file")]
+    Dangling { link: PathBuf, target: PathBuf },
 }
 
 /// The outcome of one reconcile.
@@ -66,19 +77,13 @@ pub struct Reconciled {
 /// up to [`MAX_TRIES`] times, then [`PanelIniError::Contended`] (the other writer's next
 /// change triggers the next try).
 pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Reconciled, PanelIniError> {
-    let target = resolve(path).map_err(|source| PanelIniError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let target = resolve(path)?;
     let _lock = lock(state_dir)?;
     // Under the lock no write of ours is under way: any temp file is a crash's debris.
     remove_debris(&target, state_dir);
 
     for _ in 0..MAX_TRIES {
-        let (old, meta) = read_with_meta(&target).map_err(|source| PanelIniError::Read {
-            path: target.clone(),
-            source,
-        })?;
+        let (old, meta) = read_with_meta(&target)?;
         let old_bytes = old.as_deref().unwrap_or_default();
         let new = editor::apply(old_bytes, desired);
         // A missing file that would stay empty is not created.
@@ -128,19 +133,30 @@ pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Rec
 }
 
 /// The file's bytes and the metadata of the very file they were read from (None, None when
-/// it does not exist).
-fn read_with_meta(path: &Path) -> io::Result<(Option<Vec<u8>>, Option<fs::Metadata>)> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, None)),
-        Err(e) => return Err(e),
-    };
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+/// it does not exist). Opened without following a link and without blocking, and refused
+/// unless it is a regular file ([`fsutil::open_regular`]).
+fn read_with_meta(path: &Path) -> Result<(Option<Vec<u8>>, Option<fs::Metadata>), PanelIniError> {
+    match fsutil::read_regular_capped(path, MAX_SIZE) {
+        Ok(Some((bytes, meta))) => Ok((Some(bytes), Some(meta))),
+        Ok(None) => Ok((None, None)),
+        Err(source) => Err(read_error(path, source)),
     }
-    let buf = fsutil::read_to_cap(f, MAX_SIZE)?;
-    Ok((Some(buf), Some(meta)))
+}
+
+/// A read error, with "not a regular file" as its own variant.
+fn read_error(path: &Path, source: io::Error) -> PanelIniError {
+    match fs::symlink_metadata(path) {
+        Ok(m) if source.kind() == io::ErrorKind::InvalidInput && !m.is_file() && !m.file_type().is_symlink() => {
+            PanelIniError::NotRegular {
+                path: path.to_path_buf(),
+                kind: fsutil::file_kind(&m.file_type()),
+            }
+        }
+        _ => PanelIniError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
 }
 
 /// Removes temp files that writes interrupted by a crash left beside panel.ini (in Plesk's
@@ -169,41 +185,93 @@ fn remove_debris(target: &Path, state_dir: &Path) {
     }
 }
 
-/// Reads the managed keys without changing anything (a missing file has none).
+/// Reads the managed keys without changing anything (a missing file has none), under the
+/// same rules as a write: a link only when safe, a regular file only.
 pub fn read(path: &Path) -> Result<Managed, PanelIniError> {
-    match fsutil::read_capped(path, MAX_SIZE) {
-        Ok(Some(bytes)) => Ok(editor::read_managed(&bytes)),
-        Ok(None) => Ok(Managed::default()),
-        Err(source) => Err(PanelIniError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    let target = resolve(path)?;
+    Ok(match read_with_meta(&target)? {
+        (Some(bytes), _) => editor::read_managed(&bytes),
+        (None, _) => Managed::default(),
+    })
 }
 
-/// The file to read and replace: `path` itself, or the final target of a symlink chain (also
-/// when that target does not exist yet, so a dangling link gets its file created).
-fn resolve(path: &Path) -> io::Result<PathBuf> {
+/// Checks, without opening anything that could block, that the agent may read and write
+/// panel.ini at `path`; returns the file it would edit (`check` uses it).
+pub fn inspect(path: &Path) -> Result<PathBuf, PanelIniError> {
+    let target = resolve(path)?;
+    read_with_meta(&target)?;
+    Ok(target)
+}
+
+/// The file to read and replace: `path` itself, or the final target of a symlink chain.
+///
+/// The agent runs as root: a link is followed only when the directory holding it and the
+/// directory holding the final target are owned by root and not writable by group or others
+/// (otherwise whoever can change them could point root's write at any file), and a dangling
+/// link is refused rather than created through. Anything at the end that is not a regular
+/// file is refused from its `lstat`, before any `open`.
+fn resolve(path: &Path) -> Result<PathBuf, PanelIniError> {
+    let read_err = |source| PanelIniError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut current = path.to_path_buf();
+    let mut linked = false;
     for _ in 0..40 {
         match fs::symlink_metadata(&current) {
             Ok(m) if m.file_type().is_symlink() => {
-                let link = fs::read_link(&current)?;
-                current = if link.is_absolute() {
-                    link
-                } else {
-                    fsutil::parent_dir(&current).join(link)
-                };
+                let dir = fsutil::parent_dir(&current);
+                trusted_dir(&dir).map_err(|why| PanelIniError::UnsafeLink {
+                    link: path.to_path_buf(),
+                    why: format!("the directory holding the link {}, {why}", dir.display()),
+                })?;
+                let link = fs::read_link(&current).map_err(read_err)?;
+                current = if link.is_absolute() { link } else { dir.join(link) };
+                linked = true;
             }
-            Ok(_) => return fs::canonicalize(&current),
+            Ok(m) => {
+                if !m.is_file() {
+                    return Err(PanelIniError::NotRegular {
+                        path: current,
+                        kind: fsutil::file_kind(&m.file_type()),
+                    });
+                }
+                let real = fs::canonicalize(&current).map_err(read_err)?;
+                if linked {
+                    let dir = fsutil::parent_dir(&real);
+                    trusted_dir(&dir).map_err(|why| PanelIniError::UnsafeLink {
+                        link: path.to_path_buf(),
+                        why: format!("the directory holding its target {}, {why}", dir.display()),
+                    })?;
+                }
+                return Ok(real);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && linked => {
+                return Err(PanelIniError::Dangling {
+                    link: path.to_path_buf(),
+                    target: current,
+                })
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(e),
+            Err(e) => return Err(read_err(e)),
         }
     }
-    Err(io::Error::other(format!(
-        "too many levels of symbolic links at {}",
-        path.display()
-    )))
+    Err(read_err(io::Error::other("too many levels of symbolic links")))
+}
+
+/// `Ok` when `dir` is owned by root (or by the agent's own user, when it does not run as
+/// root) and not writable by group or others; else why not, in words.
+fn trusted_dir(dir: &Path) -> Result<(), String> {
+    let m = fs::metadata(dir).map_err(|e| format!("cannot be checked ({e})"))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != euid {
+        return Err(format!("is owned by uid {}, not root", m.uid()));
+    }
+    let mode = m.permissions().mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!("is writable by group or others (mode {mode:04o})"));
+    }
+    Ok(())
 }
 
 /// Creates `dir` with mode 0700 when missing (parents too), leaving an existing one as it is.
@@ -341,6 +409,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let real_dir = dir.path().join("real");
         fs::create_dir(&real_dir).unwrap();
+        // Whatever the umask: a safe link's target directory is not group/other-writable.
+        fs::set_permissions(&real_dir, fs::Permissions::from_mode(0o755)).unwrap();
         let target = real_dir.join("panel.ini");
         fs::write(&target, "[debug]\nenabled = on\n").unwrap();
         let link = dir.path().join("panel.ini");
@@ -361,19 +431,109 @@ mod tests {
     }
 
     #[test]
-    fn dangling_symlink_gets_its_target_created() {
+    fn dangling_symlink_is_refused_and_its_target_never_created() {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("panel.ini");
-        symlink(dir.path().join("elsewhere.ini"), &link).unwrap();
-        let r = reconcile(
+        let target = dir.path().join("elsewhere.ini");
+        symlink(&target, &link).unwrap();
+        let err = reconcile(
             &link,
             &want("https://a.example", "https://c.example"),
             &dir.path().join("s"),
         )
-        .unwrap();
-        assert_eq!(r.path, dir.path().join("elsewhere.ini"));
+        .unwrap_err();
+        assert!(matches!(err, PanelIniError::Dangling { .. }), "{err}");
+        assert!(err.to_string().contains(&*link.to_string_lossy()), "{err}");
+        assert!(!target.exists(), "the agent created a file through a dangling link");
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-        assert_eq!(read(&link).unwrap().buy_url.as_deref(), Some("https://a.example"));
+        assert!(matches!(read(&link), Err(PanelIniError::Dangling { .. })));
+    }
+
+    /// A link in `link_dir` to `target_dir/panel.ini` (holding `before`); returns (link, target).
+    fn linked(link_dir: &Path, target_dir: &Path, before: &str) -> (PathBuf, PathBuf) {
+        fs::create_dir_all(link_dir).unwrap();
+        fs::create_dir_all(target_dir).unwrap();
+        let target = target_dir.join("panel.ini");
+        fs::write(&target, before).unwrap();
+        let link = link_dir.join("panel.ini");
+        symlink(&target, &link).unwrap();
+        (link, target)
+    }
+
+    fn assert_refused_untouched(link: &Path, target: &Path, before: &str, state: &Path, why: &str) {
+        let err = reconcile(link, &want("https://a.example", "https://c.example"), state).unwrap_err();
+        assert!(matches!(err, PanelIniError::UnsafeLink { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&*link.to_string_lossy()) && msg.contains(why), "{msg}");
+        assert_eq!(fs::read(target).unwrap(), before.as_bytes(), "the target was written");
+        assert!(!state.join("backup").exists(), "nothing is touched, not even backups");
+        assert!(matches!(read(link), Err(PanelIniError::UnsafeLink { .. })));
+    }
+
+    #[test]
+    fn link_is_refused_when_its_directory_or_its_targets_is_group_or_other_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = "[extensions]\nbuyUrl = \"https://old.example\"\n";
+        let (link, target) = linked(&dir.path().join("conf1"), &dir.path().join("t1"), before);
+        fs::set_permissions(dir.path().join("conf1"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert_refused_untouched(&link, &target, before, &dir.path().join("s1"), "mode 0777");
+
+        let (link, target) = linked(&dir.path().join("conf2"), &dir.path().join("t2"), before);
+        fs::set_permissions(dir.path().join("t2"), fs::Permissions::from_mode(0o775)).unwrap();
+        assert_refused_untouched(&link, &target, before, &dir.path().join("s2"), "mode 0775");
+    }
+
+    #[test]
+    fn link_is_refused_when_a_directory_is_not_owned_by_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to give a directory away");
+            return;
+        }
+        let nobody = 65534;
+        let dir = tempfile::tempdir().unwrap();
+        let before = "; theirs\n";
+        let (link, target) = linked(&dir.path().join("conf1"), &dir.path().join("t1"), before);
+        nix::unistd::chown(&dir.path().join("conf1"), Some(nobody.into()), None).unwrap();
+        assert_refused_untouched(&link, &target, before, &dir.path().join("s1"), "uid 65534");
+
+        let (link, target) = linked(&dir.path().join("conf2"), &dir.path().join("t2"), before);
+        nix::unistd::chown(&dir.path().join("t2"), Some(nobody.into()), None).unwrap();
+        assert_refused_untouched(&link, &target, before, &dir.path().join("s2"), "uid 65534");
+    }
+
+    #[test]
+    fn fifo_device_socket_and_directory_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.ini");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let sock = dir.path().join("sock.ini");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let subdir = dir.path().join("dir.ini");
+        fs::create_dir(&subdir).unwrap();
+        let link_to_fifo = dir.path().join("link.ini");
+        symlink(&fifo, &link_to_fifo).unwrap();
+        for (p, kind) in [
+            (&fifo, "FIFO"),
+            (&sock, "socket"),
+            (&subdir, "directory"),
+            (&PathBuf::from("/dev/null"), "device"),
+            (&link_to_fifo, "FIFO"),
+        ] {
+            // A blocking open of a FIFO would never return: the test would hang, not fail.
+            let err = reconcile(
+                p,
+                &want("https://a.example", "https://c.example"),
+                &dir.path().join("s"),
+            )
+            .unwrap_err();
+            assert!(matches!(err, PanelIniError::NotRegular { .. }), "{p:?}: {err}");
+            assert!(err.to_string().contains(kind), "{err}");
+            assert!(matches!(read(p), Err(PanelIniError::NotRegular { .. })), "{p:?}");
+            assert!(matches!(inspect(p), Err(PanelIniError::NotRegular { .. })), "{p:?}");
+        }
+        // A FIFO slipped in after the lstat is still refused by the open itself.
+        let err = fsutil::read_regular_capped(&fifo, 10).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,13 @@ struct State {
     honour_wait: bool,
     result_default: u16,
     result_queue: VecDeque<u16>,
+    /// Statuses for the results of given jobs, before the queue and the default.
+    result_for: std::collections::HashMap<String, u16>,
+    /// The longest the store holds a poll, whatever `wait` asks (the central's `max_wait`).
+    max_hold: Option<Duration>,
+    /// Polls held up to this hold number are answered `503` + `Retry-After: <secs>` when
+    /// released (a central stopping).
+    held_503: Option<(u64, u64)>,
     report_status: u16,
     requests: Vec<Recorded>,
     results: Vec<(String, serde_json::Value)>,
@@ -136,6 +143,9 @@ impl FakeStore {
                 honour_wait: true,
                 result_default: 200,
                 result_queue: VecDeque::new(),
+                result_for: Default::default(),
+                max_hold: None,
+                held_503: None,
                 report_status: 200,
                 requests: Vec::new(),
                 results: Vec::new(),
@@ -240,6 +250,26 @@ impl FakeStore {
     /// Statuses for the next result POSTs, in order (e.g. `[500, 200]`); then the default.
     pub fn result_statuses(&self, codes: &[u16]) {
         self.shared.lock().result_queue.extend(codes.iter().copied());
+    }
+
+    /// The status every result of job `id` gets (e.g. 410 for a job the store dropped).
+    pub fn result_status_for(&self, id: &str, code: u16) {
+        self.shared.lock().result_for.insert(id.to_string(), code);
+    }
+
+    /// Holds polls at most `max` (a central whose `max_wait` is below the agent's `wait`).
+    pub fn set_max_hold(&self, max: Duration) {
+        self.shared.lock().max_hold = Some(max);
+    }
+
+    /// Answers every poll held now `503` with `Retry-After: <secs>` at once, as a central
+    /// does at a stop; polls that come later are served as usual.
+    pub fn answer_held_polls_503(&self, retry_after_secs: u64) {
+        {
+            let mut st = self.shared.lock();
+            st.held_503 = Some((st.hold_counter, retry_after_secs));
+        }
+        self.shared.changed.send_modify(|v| *v += 1);
     }
 
     /// The status report PUTs get (default 200).
@@ -421,7 +451,10 @@ fn answer_now(shared: &Shared, rec: &Recorded) -> Option<Response<StoreBody>> {
     Some(match (route, rec.method.as_str()) {
         (Route::Instructions(_), "GET") => return None,
         (Route::Result(_, job_id), "POST") => {
-            let status = st.result_queue.pop_front().unwrap_or(st.result_default);
+            let status = match st.result_for.get(&job_id) {
+                Some(code) => *code,
+                None => st.result_queue.pop_front().unwrap_or(st.result_default),
+            };
             st.results.push((job_id, json_or_string(&rec.body)));
             text(status, "")
         }
@@ -444,17 +477,25 @@ async fn poll(shared: &Shared, peer: &Arc<std::net::TcpStream>, rec: &Recorded) 
         let wait = rec.wait().unwrap_or(0);
         match &st.answer {
             PollAnswer::Json { etag, .. } if wait > 0 && st.honour_wait && inm.as_deref() == Some(etag) => {
-                Some(Duration::from_secs(wait))
+                let wait = Duration::from_secs(wait);
+                Some(st.max_hold.map_or(wait, |m| m.min(wait)))
             }
             _ => None,
         }
     };
     if let Some(wait) = hold {
-        let _held = HeldGuard::new(shared, peer.clone());
+        let held = HeldGuard::new(shared, peer.clone());
         tokio::select! {
             _ = tokio::time::timeout(wait, changed.changed()) => {}
             // Nobody to answer: stop holding (hyper then drops the connection).
             _ = closed_by_client(peer) => return text(499, "client closed the poll"),
+        }
+        let stop = shared.lock().held_503.filter(|(upto, _)| held.1 <= *upto);
+        if let Some((_, secs)) = stop {
+            let mut r = text(503, "stopping");
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().expect("retry-after header"));
+            return r;
         }
     }
     let st = shared.lock();
