@@ -222,9 +222,10 @@ impl Store {
         Ok(())
     }
 
-    /// A time-sortable job id in the contract's grammar: `j-` + 16 hex of (ms << 20 | counter),
-    /// monotonic within the process, + 4 random hex so two processes never collide.
-    fn next_job_id(&self) -> (String, i64) {
+    /// A job id in the contract's grammar: `j-` + 16 hex of (ms << 20 | counter), unique
+    /// within the process, + 4 random hex so two processes never collide. Only an id: the
+    /// queue's order is the database's `job_sequence`, which no clock can step back.
+    fn next_job_id(&self) -> String {
         let floor = (self.now().max(0) as u64) << 20;
         let mut cur = self.seq.load(Ordering::Relaxed);
         loop {
@@ -233,10 +234,7 @@ impl Store {
                 .seq
                 .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    let id = format!("j-{next:016x}{:04x}", fastrand::u16(..));
-                    return (id, next as i64);
-                }
+                Ok(_) => return format!("j-{next:016x}{:04x}", fastrand::u16(..)),
                 Err(seen) => cur = seen,
             }
         }
@@ -407,7 +405,12 @@ impl Store {
         if !self.bump(&mut tx, host).await? {
             return Err(StoreError::NoHost(host.into()));
         }
-        let (id, seq) = self.next_job_id();
+        let id = self.next_job_id();
+        // After the host's bump: one lock order (host, then counter) for every queuer.
+        let seq: i64 = sqlx::query_scalar("UPDATE job_sequence SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         sqlx::query(
             "INSERT INTO jobs (id, host_id, seq, type, activation_code, idempotency_key, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)",
