@@ -270,14 +270,27 @@ impl Store {
         self.commit(tx).await
     }
 
-    /// The host whose token hashes to `token_hash`.
-    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT id FROM hosts WHERE token_sha256 = $1")
+    /// The host whose token hashes to `token_hash` (one lookup in the token's unique index),
+    /// and when it was last seen (None: never).
+    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT id, last_seen_at FROM hosts WHERE token_sha256 = $1")
             .bind(token_hash)
             .fetch_optional(&self.db.pool)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// A host's first poll or report is written at once (later ones are batched), so a
+    /// host that has talked to the central is never shown as never seen.
+    pub async fn first_seen(&self, host: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE hosts SET last_seen_at = $1 WHERE id = $2 AND last_seen_at IS NULL")
+            .bind(self.now())
+            .bind(host)
+            .execute(&self.db.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     pub async fn host(&self, id: &str) -> Result<Host, StoreError> {
@@ -327,7 +340,8 @@ impl Store {
         Ok(())
     }
 
-    /// A new token; the old one stops working with the commit.
+    /// A new token; the old one stops working with the commit, for polls already held too:
+    /// they are woken here and on every replica, and re-check their token.
     pub async fn rotate_token(&self, id: &str, token_hash: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let r = sqlx::query("UPDATE hosts SET token_sha256 = $1, rev = rev + 1 WHERE id = $2")
@@ -339,7 +353,11 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(StoreError::NoHost(id.into()));
         }
-        self.commit(tx).await
+        self.notify_replicas(&mut tx, id).await?;
+        self.commit(tx).await?;
+        // No push: the agent holding the new token polls by itself; the old one must not.
+        self.waiters.notify(id);
+        Ok(())
     }
 
     pub async fn remove_host(&self, id: &str) -> Result<(), StoreError> {
@@ -354,7 +372,7 @@ impl Store {
                 return Err(StoreError::NoHost(id.into()));
             }
         }
-        // No row left to bump: polls held elsewhere must still re-read (and get 403).
+        // No row left to bump: polls held elsewhere must still re-read (and get 401).
         self.notify_replicas(&mut tx, id).await?;
         self.commit(tx).await?;
         self.db.after_erase().await;

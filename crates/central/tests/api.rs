@@ -46,7 +46,7 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one(db) {
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 200);
     // The database keeps the hash only.
     assert!(!support::files_hold(&c.db_files(), new));
-    // A held poll of a host being removed ends with 404, and its token stops working.
+    // A held poll of a host being removed ends with 401, and its token stops working.
     let (addr, held_token) = (c.addr.clone(), new.to_string());
     let etag = poll(&c.addr, "web-a", new, 0, None).header("etag").unwrap().to_string();
     let held = std::thread::spawn(move || poll(&addr, "web-a", &held_token, 30, Some(&etag)));
@@ -55,7 +55,8 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one(db) {
         m.contains("central_held_polls 1").then_some(())
     });
     c.json(&["hosts", "rm", "web-a"]);
-    assert_eq!(held.join().unwrap().status, 404);
+    // Version 2: the token died with its host, so the held poll gets what the token gets.
+    assert_eq!(held.join().unwrap().status, 401);
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 401);
     assert_eq!(c.cli(&["hosts", "add", "web-b"]).status.code(), Some(1));
 }
@@ -406,4 +407,64 @@ fn check_reports_unknown_keys_and_a_missing_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[server] max_wait") && err.lines().count() == 1, "{err}");
+}
+
+on_both! {
+#[test]
+fn a_poll_held_with_a_rotated_or_removed_token_gets_401_and_never_a_later_job(db) {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    let old = token(&c, "web-1");
+    let held = support::held::hold(&c, "web-1", &old, 30);
+    let rotated = c.json(&["hosts", "rotate-token", "web-1"]);
+    let at = Instant::now();
+    // Queued at once: a poll still held with the old token would carry it.
+    let job = c.json(&["jobs", "add", "--host", "web-1", "install-key", CODE]);
+    let (answer, when) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(CODE) && !answer.body.contains(job["id"].as_str().unwrap()));
+    assert!(
+        when.saturating_duration_since(at) < Duration::from_secs(1),
+        "answered {:?} after rotate-token",
+        when.saturating_duration_since(at)
+    );
+    // The new token gets the job.
+    let new = rotated["token"].as_str().unwrap();
+    assert!(poll(&c.addr, "web-1", new, 0, None).body.contains(CODE));
+
+    // `hosts rm` and `hosts add` of the same id: the poll held with the first host's token
+    // gets 401, never the new host's job.
+    let held = support::held::hold(&c, "web-1", new, 30);
+    c.json(&["hosts", "rm", "web-1"]);
+    let second = token(&c, "web-1");
+    let job = c.json(&["jobs", "add", "--host", "web-1", "install-key", CODE]);
+    let (answer, _) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(CODE));
+    assert!(poll(&c.addr, "web-1", &second, 0, None).body.contains(job["id"].as_str().unwrap()));
+}
+}
+
+on_both! {
+#[test]
+fn last_seen_at_is_set_by_the_first_report_and_the_first_poll_at_once(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    let t = token(&c, "web-1");
+    assert!(c.json(&["hosts", "show", "web-1"])["last_seen_at"].is_null());
+    let report = br#"{"agent_version": "0.1.0", "plesk_key_number": "PLSK.12345678.0001", "problems": []}"#;
+    assert_eq!(
+        request(&c.addr, "PUT", "/v1/hosts/web-1/report", Some(&t), &[], report).status,
+        204
+    );
+    let shown = c.json(&["hosts", "show", "web-1"]);
+    assert_eq!(shown["key_number"], "PLSK.12345678.0001");
+    assert!(shown["last_seen_at"].is_string(), "{shown}");
+
+    let t2 = token(&c, "web-2");
+    assert_eq!(poll(&c.addr, "web-2", &t2, 0, None).status, 200);
+    let shown = c.json(&["hosts", "show", "web-2"]);
+    assert!(shown["last_seen_at"].is_string(), "{shown}");
+}
 }

@@ -10,6 +10,7 @@ pub mod browser;
 pub mod central;
 pub mod fake_ka;
 pub mod fleet;
+pub mod held;
 pub mod http;
 pub mod pg;
 
