@@ -238,6 +238,8 @@ async fn result(
         Ok(ResultOutcome::Different) => plain(StatusCode::CONFLICT, "this job already has a different result"),
         Ok(ResultOutcome::Cancelled) => plain(StatusCode::CONFLICT, "this job was cancelled"),
         Ok(ResultOutcome::NotFound) => plain(StatusCode::NOT_FOUND, "this host has no such job"),
+        // Version 2: the agent takes 410 as acknowledged and stops sending it.
+        Ok(ResultOutcome::Gone) => plain(StatusCode::GONE, "the central no longer has this job"),
     }
 }
 

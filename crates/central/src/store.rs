@@ -100,7 +100,10 @@ pub enum ResultOutcome {
     SameAgain,
     Different,
     Cancelled,
+    /// The job is another host's.
     NotFound,
+    /// No host has this job (any more): removed with its host, or never queued.
+    Gone,
 }
 
 #[derive(Clone)]
@@ -532,7 +535,7 @@ impl Store {
     }
 
     /// The first result of a job ends it; the same body again is acknowledged, another one is
-    /// a conflict. A job of another host is reported as not found.
+    /// a conflict. A job of another host is reported as not found, one nobody has as gone.
     pub async fn put_result(
         &self,
         host: &str,
@@ -548,7 +551,15 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         let Some(row) = row else {
-            return Ok(ResultOutcome::NotFound);
+            let elsewhere = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(match elsewhere {
+                Some(_) => ResultOutcome::NotFound,
+                None => ResultOutcome::Gone,
+            });
         };
         let state: String = row.get(0);
         let stored: Option<String> = row.get(1);

@@ -448,6 +448,27 @@ fn a_poll_held_with_a_rotated_or_removed_token_gets_401_and_never_a_later_job(db
 
 on_both! {
 #[test]
+fn a_result_for_a_job_the_central_no_longer_has_gets_410(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    token(&c, "web-1");
+    let job = c.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    let id = job["id"].as_str().unwrap();
+    // The host is removed (its jobs with it) and registered again under the same id.
+    c.json(&["hosts", "rm", "web-1"]);
+    let t = token(&c, "web-1");
+    let ok = result_body("succeeded", "Updating license key ...: Done");
+    let path = format!("/v1/hosts/web-1/jobs/{id}/result");
+    let gone = request(&c.addr, "POST", &path, Some(&t), &[], ok.as_bytes());
+    assert_eq!(gone.status, 410, "{}", gone.body);
+    let never = "/v1/hosts/web-1/jobs/j-00000000000000010000/result";
+    assert_eq!(request(&c.addr, "POST", never, Some(&t), &[], ok.as_bytes()).status, 410);
+    assert!(c.json(&["jobs", "list"]).as_array().unwrap().is_empty());
+}
+}
+
+on_both! {
+#[test]
 fn last_seen_at_is_set_by_the_first_report_and_the_first_poll_at_once(db) {
     let dir = tempfile::tempdir().unwrap();
     let c = started(&dir, &db);
