@@ -184,6 +184,19 @@ async fn instructions(
             )
                 .into_response();
         }
+        // At a stop, never an early 304: the agent would take this store for one that does
+        // not hold polls and fall back to its poll_interval. 503 + Retry-After: 1 instead.
+        if *shutdown.borrow() && hold > 0 {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, "1"),
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                ],
+                "the central is stopping; poll again in a second\n",
+            )
+                .into_response();
+        }
         if *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
             app.metrics.polls_304.fetch_add(1, Ordering::Relaxed);
             return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();

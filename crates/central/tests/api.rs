@@ -489,3 +489,17 @@ fn last_seen_at_is_set_by_the_first_report_and_the_first_poll_at_once(db) {
     assert!(shown["last_seen_at"].is_string(), "{shown}");
 }
 }
+
+on_both! {
+#[test]
+fn at_a_stop_a_held_poll_gets_503_with_retry_after_1(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = started(&dir, &db);
+    let t = token(&c, "web-1");
+    let held = support::held::hold(&c, "web-1", &t, 30);
+    assert_eq!(c.stop(), Some(0));
+    let (answer, _) = held.join().unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header("retry-after"), Some("1"));
+}
+}
