@@ -503,3 +503,48 @@ fn at_a_stop_a_held_poll_gets_503_with_retry_after_1(db) {
     assert_eq!(answer.header("retry-after"), Some("1"));
 }
 }
+
+#[test]
+fn admin_listen_beyond_loopback_without_tls_is_refused_by_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (extra, port) = support::central::admin_listen(dir.path(), "an-admin-token-of-some-length");
+    let extra = extra.replace("127.0.0.1", "0.0.0.0");
+    let c = Central::new(&dir.path().join("central"), &extra);
+    assert_eq!(c.cli(&["migrate"]).status.code(), Some(1));
+    for cmd in ["check", "serve"] {
+        let out = c.cli(&[cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("[server] admin_listen") && err.contains("[server] tls_cert") && err.lines().count() == 1,
+            "{cmd}: {err}"
+        );
+    }
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+        "serve did not listen"
+    );
+}
+
+#[test]
+fn failed_admin_tokens_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "an-admin-token-of-some-length";
+    let (extra, port) = support::central::admin_listen(dir.path(), good);
+    let mut c = Central::new(&dir.path().join("central"), &extra);
+    c.start();
+    let admin = format!("127.0.0.1:{port}");
+    for i in 0..10 {
+        let r = request(&admin, "GET", "/admin/v1/hosts", Some(&format!("guess-{i}")), &[], b"");
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    // The 11th attempt within the minute, and even the right token, wait.
+    for token in ["guess-10", good] {
+        let r = request(&admin, "GET", "/admin/v1/hosts", Some(token), &[], b"");
+        assert_eq!(r.status, 429, "{token}: {}", r.body);
+        let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=300).contains(&after), "{after}");
+    }
+    // The admin socket (local trust) is not limited.
+    assert!(c.json(&["hosts", "list"]).as_array().unwrap().is_empty());
+}
