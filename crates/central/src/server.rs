@@ -33,7 +33,7 @@ pub enum ServeError {
     Listen { addr: String, reason: String },
     #[error("a central server already answers on the admin socket {0}")]
     AlreadyRunning(PathBuf),
-    #[error("cannot create the admin socket {path}: {reason}")]
+    #[error("cannot create the admin socket {path} ([server] admin_socket): {reason}")]
     Socket { path: PathBuf, reason: String },
     #[error("cannot read the admin token file {path}: {reason}")]
     AdminToken { path: PathBuf, reason: String },

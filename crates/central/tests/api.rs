@@ -548,3 +548,62 @@ fn failed_admin_tokens_are_limited_per_address() {
     // The admin socket (local trust) is not limited.
     assert!(c.json(&["hosts", "list"]).as_array().unwrap().is_empty());
 }
+
+#[test]
+fn check_and_serve_name_the_admin_socket_when_it_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the socket's directory should be: nobody, root included, can
+    // create the socket.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let extra = format!("[server]\nadmin_socket = {}/run/admin.sock\n", file.display());
+    let c = Central::new(&dir.path().join("central"), &extra);
+    assert_eq!(c.cli(&["migrate"]).status.code(), Some(0));
+    let out = c.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("admin_socket")).unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL") && line.contains("[server] admin_socket"),
+        "{text}"
+    );
+    let out = c.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[server] admin_socket") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    // As root: a user who may not write the socket's directory (uid 65534, as a service
+    // user without the right group would be).
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let open = |p: &std::path::Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_only = dir.path().join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    open(dir.path());
+    open(&root_only);
+    let extra = format!("[server]\nadmin_socket = {}/run/admin.sock\n", root_only.display());
+    let c = Central::new(&dir.path().join("user"), &extra);
+    open(&c.root);
+    std::fs::set_permissions(&c.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(support::central::bin())
+        .arg("--config")
+        .arg(&c.config)
+        .arg("check")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("admin_socket")).unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL") && line.contains("[server] admin_socket"),
+        "{text}"
+    );
+}
