@@ -411,12 +411,6 @@ impl TokenFailures {
         }
     }
 
-    /// The right token: the address's count starts again.
-    pub fn succeeded(&mut self, ip: IpAddr) {
-        let key = source(ip);
-        self.map.remove(&key);
-    }
-
     /// `ip` itself, or the shared key when the map is full.
     fn key(&self, ip: IpAddr) -> IpAddr {
         if self.map.contains_key(&ip) || self.map.len() < MAX_TRACKED {
@@ -429,8 +423,10 @@ impl TokenFailures {
 
 /// Limits failed admin-token attempts (the admin API's bearer token and the fleet page's
 /// Basic password alike) per source address on `admin_listen`: a request carrying a token
-/// and answered 401 is a failure. A request without any token is not an attempt (a browser
-/// asks once without, to be challenged).
+/// and answered 401 is a failure; a count only ends with its window (a success cannot reset
+/// it: a public path such as the stylesheet answers 200 whatever token it carries). A
+/// request without any token is not an attempt (a browser asks once without, to be
+/// challenged).
 pub fn limit_failed_tokens(router: Router) -> Router {
     let failures = Arc::new(Mutex::new(TokenFailures::default()));
     router.layer(axum::middleware::from_fn(
@@ -452,13 +448,9 @@ pub fn limit_failed_tokens(router: Router) -> Router {
                 }
                 let tried = req.headers().contains_key(header::AUTHORIZATION);
                 let r = next.run(req).await;
-                if tried {
-                    if r.status() == StatusCode::UNAUTHORIZED {
-                        tracing::warn!("a wrong admin token from {ip}");
-                        lock().failed(ip, Instant::now());
-                    } else {
-                        lock().succeeded(ip);
-                    }
+                if tried && r.status() == StatusCode::UNAUTHORIZED {
+                    tracing::warn!("a wrong admin token from {ip}");
+                    lock().failed(ip, Instant::now());
                 }
                 r
             }
@@ -489,18 +481,12 @@ mod tests {
         assert!(f.locked(a, t0 + Duration::from_secs(308)).is_some());
         assert_eq!(f.locked(a, t0 + Duration::from_secs(309)), None, "the lockout ends");
 
-        // Failures spread over more than the window never lock out; a success resets.
+        // Failures spread over more than the window never lock out.
         let mut f = TokenFailures::default();
         for i in 0..30 {
             f.failed(a, t0 + Duration::from_secs(i * 7));
         }
         assert_eq!(f.locked(a, t0 + Duration::from_secs(210)), None);
-        for i in 0..9 {
-            f.failed(b, t0 + Duration::from_secs(i));
-        }
-        f.succeeded(b);
-        f.failed(b, t0 + Duration::from_secs(10));
-        assert_eq!(f.locked(b, t0 + Duration::from_secs(10)), None);
     }
 
     #[test]
