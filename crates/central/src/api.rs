@@ -162,6 +162,20 @@ async fn instructions(
     let _held = HeldGuard::new(&app.metrics);
     let revoked = || plain(StatusCode::UNAUTHORIZED, "this token is no longer valid");
     loop {
+        // At a stop, never an early 304: the agent would take this store for one that does
+        // not hold polls and fall back to its poll_interval. 503 + Retry-After: 1 instead, and
+        // without reading the database (every held poll answers at once).
+        if hold > 0 && *shutdown.borrow() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, "1"),
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                ],
+                "the central is stopping; poll again in a second\n",
+            )
+                .into_response();
+        }
         let (buy, catalog, jobs) = match app.store.poll_inputs(&host).await {
             Ok(v) => v,
             // Removed (`hosts rm`) while its poll was held: its token died with it.
@@ -181,19 +195,6 @@ async fn instructions(
                 StatusCode::OK,
                 [(header::ETAG, etag), (header::CONTENT_TYPE, "application/json".into())],
                 body,
-            )
-                .into_response();
-        }
-        // At a stop, never an early 304: the agent would take this store for one that does
-        // not hold polls and fall back to its poll_interval. 503 + Retry-After: 1 instead.
-        if *shutdown.borrow() && hold > 0 {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [
-                    (header::RETRY_AFTER, "1"),
-                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                ],
-                "the central is stopping; poll again in a second\n",
             )
                 .into_response();
         }
