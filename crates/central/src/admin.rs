@@ -5,6 +5,11 @@
 // per failed request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -345,5 +350,173 @@ async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response 
             Json(j).into_response()
         }
         Err(e) => store_error(e),
+    }
+}
+
+/// Failed admin-token attempts allowed from one address within [`FAILURE_WINDOW`] ...
+pub const FAILURES_ALLOWED: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// ... after which every request from it gets 429 for this long, the right token included
+/// (so a guesser learns nothing while locked out).
+pub const LOCKOUT: Duration = Duration::from_secs(300);
+/// Addresses tracked at once; beyond it, new addresses share one count (a guesser with many
+/// addresses cannot grow the map without bound, and is limited as one).
+const MAX_TRACKED: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    since: Instant,
+    count: u32,
+    locked_until: Option<Instant>,
+}
+
+/// Failed admin-token attempts per source address (IPv6 by /64: one host holds a whole one).
+#[derive(Debug, Default)]
+pub struct TokenFailures {
+    map: HashMap<IpAddr, Failures>,
+}
+
+fn source(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+impl TokenFailures {
+    /// How long `ip` must still wait, if it is locked out.
+    pub fn locked(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let key = self.key(source(ip));
+        let until = self.map.get(&key)?.locked_until?;
+        if until > now {
+            return Some(until - now);
+        }
+        self.map.remove(&key);
+        None
+    }
+
+    pub fn failed(&mut self, ip: IpAddr, now: Instant) {
+        let ip = source(ip);
+        if !self.map.contains_key(&ip) && self.map.len() >= MAX_TRACKED {
+            self.map
+                .retain(|_, f| f.locked_until.is_some_and(|u| u > now) || now - f.since < FAILURE_WINDOW);
+        }
+        let key = self.key(ip);
+        let f = self.map.entry(key).or_insert(Failures {
+            since: now,
+            count: 0,
+            locked_until: None,
+        });
+        if now - f.since >= FAILURE_WINDOW {
+            *f = Failures {
+                since: now,
+                count: 0,
+                locked_until: None,
+            };
+        }
+        f.count += 1;
+        if f.count >= FAILURES_ALLOWED {
+            f.locked_until = Some(now + LOCKOUT);
+        }
+    }
+
+    /// `ip` itself, or the shared key when the map is full.
+    fn key(&self, ip: IpAddr) -> IpAddr {
+        if self.map.contains_key(&ip) || self.map.len() < MAX_TRACKED {
+            ip
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }
+    }
+}
+
+/// Limits failed admin-token attempts (the admin API's bearer token and the fleet page's
+/// Basic password alike) per source address on `admin_listen`: a request carrying a token
+/// and answered 401 is a failure; a count only ends with its window (a success cannot reset
+/// it: a public path such as the stylesheet answers 200 whatever token it carries). A
+/// request without any token is not an attempt (a browser asks once without, to be
+/// challenged).
+pub fn limit_failed_tokens(router: Router) -> Router {
+    let failures = Arc::new(Mutex::new(TokenFailures::default()));
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let failures = failures.clone();
+            async move {
+                let Some(ip) = req.extensions().get::<crate::server::Peer>().map(|p| p.0.ip()) else {
+                    return next.run(req).await;
+                };
+                let lock = || failures.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(wait) = lock().locked(ip, Instant::now()) {
+                    let mut r = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too many wrong admin tokens from this address; try again later",
+                    );
+                    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    r.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
+                    return r;
+                }
+                let tried = req.headers().contains_key(header::AUTHORIZATION);
+                let r = next.run(req).await;
+                if tried && r.status() == StatusCode::UNAUTHORIZED {
+                    tracing::warn!("a wrong admin token from {ip}");
+                    lock().failed(ip, Instant::now());
+                }
+                r
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_failures_in_a_minute_lock_an_address_out_for_five_minutes() {
+        let mut f = TokenFailures::default();
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.7".parse().unwrap();
+        let b: IpAddr = "192.0.2.8".parse().unwrap();
+        for i in 0..9 {
+            f.failed(a, t0 + Duration::from_secs(i));
+        }
+        assert_eq!(f.locked(a, t0 + Duration::from_secs(9)), None);
+        f.failed(a, t0 + Duration::from_secs(9));
+        assert_eq!(
+            f.locked(a, t0 + Duration::from_secs(10)),
+            Some(LOCKOUT - Duration::from_secs(1))
+        );
+        assert_eq!(f.locked(b, t0 + Duration::from_secs(10)), None, "another address");
+        assert!(f.locked(a, t0 + Duration::from_secs(308)).is_some());
+        assert_eq!(f.locked(a, t0 + Duration::from_secs(309)), None, "the lockout ends");
+
+        // Failures spread over more than the window never lock out.
+        let mut f = TokenFailures::default();
+        for i in 0..30 {
+            f.failed(a, t0 + Duration::from_secs(i * 7));
+        }
+        assert_eq!(f.locked(a, t0 + Duration::from_secs(210)), None);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_a_full_map_shares_one_count() {
+        let mut f = TokenFailures::default();
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            let ip: IpAddr = format!("2001:db8:0:1::{i:x}").parse().unwrap();
+            f.failed(ip, t0);
+        }
+        assert!(f.locked("2001:db8:0:1::ffff".parse().unwrap(), t0).is_some());
+        assert!(f.locked("2001:db8:0:2::1".parse().unwrap(), t0).is_none());
+
+        let mut f = TokenFailures::default();
+        for i in 0..MAX_TRACKED as u32 {
+            f.failed(IpAddr::V4(std::net::Ipv4Addr::from(i)), t0);
+        }
+        for i in 0..10u32 {
+            f.failed(IpAddr::V4(std::net::Ipv4Addr::from(0xC000_0000 + i)), t0);
+        }
+        assert_eq!(f.map.len(), MAX_TRACKED + 1);
+        assert!(f.locked("198.51.100.1".parse().unwrap(), t0).is_some());
     }
 }

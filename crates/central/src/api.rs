@@ -55,16 +55,33 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 /// The host a request's bearer token belongs to, if it is `path_host`: 401 for no or an
 /// unknown token, 403 for a valid token of another host (whether or not that host exists).
-async fn authorize(app: &App, headers: &HeaderMap, path_host: &str) -> Result<(), Response> {
+/// Answers the token's hash, for a held poll to check it again. A host's first request is
+/// recorded as seen at once, later ones in the batch.
+async fn authorize(app: &App, headers: &HeaderMap, path_host: &str) -> Result<String, Response> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let Some(token) = tokens::bearer(auth) else {
         return Err(plain(StatusCode::UNAUTHORIZED, "missing bearer token"));
     };
-    match app.store.host_by_token(&tokens::hash(token)).await {
+    let hash = tokens::hash(token);
+    match app.store.host_by_token(&hash).await {
         Err(e) => Err(internal(e)),
         Ok(None) => Err(plain(StatusCode::UNAUTHORIZED, "unknown token")),
-        Ok(Some(h)) if h == path_host => Ok(()),
+        Ok(Some((h, seen))) if h == path_host => {
+            app.saw(&h);
+            if seen.is_none() {
+                app.store.first_seen(&h).await.map_err(internal)?;
+            }
+            Ok(hash)
+        }
         Ok(Some(_)) => Err(plain(StatusCode::FORBIDDEN, "this token belongs to another host")),
+    }
+}
+
+/// Whether `token_hash` is still `host`'s token (rotated or removed: no longer).
+async fn still_valid(app: &App, token_hash: &str, host: &str) -> Result<bool, Response> {
+    match app.store.host_by_token(token_hash).await {
+        Ok(found) => Ok(found.is_some_and(|(h, _)| h == host)),
+        Err(e) => Err(internal(e)),
     }
 }
 
@@ -125,10 +142,10 @@ async fn instructions(
     q: Query<WaitQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&app, &headers, &host).await {
-        return r;
-    }
-    app.saw(&host);
+    let token_hash = match authorize(&app, &headers, &host).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
     app.metrics.polls.fetch_add(1, Ordering::Relaxed);
     let wait = q.wait.as_deref().and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
     let hold = wait.min(app.config.server.max_wait) * 1000;
@@ -143,13 +160,35 @@ async fn instructions(
     let mut rx = app.store.waiters.subscribe(&host);
     let mut shutdown = app.shutdown.clone();
     let _held = HeldGuard::new(&app.metrics);
+    let revoked = || plain(StatusCode::UNAUTHORIZED, "this token is no longer valid");
     loop {
+        // At a stop, never an early 304: the agent would take this store for one that does
+        // not hold polls and fall back to its poll_interval. 503 + Retry-After: 1 instead, and
+        // without reading the database (every held poll answers at once).
+        if hold > 0 && *shutdown.borrow() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [
+                    (header::RETRY_AFTER, "1"),
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                ],
+                "the central is stopping; poll again in a second\n",
+            )
+                .into_response();
+        }
         let (buy, catalog, jobs) = match app.store.poll_inputs(&host).await {
             Ok(v) => v,
-            // Removed (`hosts rm`) while its poll was held.
-            Err(StoreError::NoHost(_)) => return plain(StatusCode::NOT_FOUND, "unknown host"),
+            // Removed (`hosts rm`) while its poll was held: its token died with it.
+            Err(StoreError::NoHost(_)) => return revoked(),
             Err(e) => return internal(e),
         };
+        // The token again, AFTER the read and on every wake: a job the read saw was queued
+        // after any rotation or removal this lookup could miss, so none reaches an old token.
+        match still_valid(&app, &token_hash, &host).await {
+            Ok(true) => {}
+            Ok(false) => return revoked(),
+            Err(r) => return r,
+        }
         let (body, etag) = render(&app, buy, catalog, &jobs);
         if inm.as_deref() != Some(etag.as_str()) {
             return (
@@ -213,6 +252,8 @@ async fn result(
         Ok(ResultOutcome::Different) => plain(StatusCode::CONFLICT, "this job already has a different result"),
         Ok(ResultOutcome::Cancelled) => plain(StatusCode::CONFLICT, "this job was cancelled"),
         Ok(ResultOutcome::NotFound) => plain(StatusCode::NOT_FOUND, "this host has no such job"),
+        // Version 2: the agent takes 410 as acknowledged and stops sending it.
+        Ok(ResultOutcome::Gone) => plain(StatusCode::GONE, "the central no longer has this job"),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `check`: the config parses (unknown keys reported), the TLS certificate and key load, the
 //! database is reachable and migrated, KA credentials are safe when `[ka]` is filled (and,
 //! with `--online`, accepted by KA), the listen addresses are free or held by the running
-//! server. One line per check; exit 0 when all pass.
+//! server, the admin socket can be created by this user. One line per check; exit 0 when all
+//! pass.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -63,6 +64,7 @@ pub async fn run(config: &Config, json_out: bool, online: bool) -> i32 {
     if let Some(a) = config.server.admin_listen {
         lines.push(listen("admin_listen", a, running).await);
     }
+    lines.push(admin_socket(&config.server.admin_socket, running));
     let all_ok = lines.iter().all(|l| l.ok);
     if json_out {
         let v: Vec<_> = lines
@@ -198,5 +200,63 @@ async fn listen(name: &'static str, addr: std::net::SocketAddr, running: bool) -
             ok: false,
             detail: format!("cannot listen on {addr}: {e}"),
         },
+    }
+}
+
+/// Whether `serve`, run as this user, can create the admin socket: its directory exists and
+/// is writable, or the nearest existing one above it is (serve creates the rest).
+fn admin_socket(path: &std::path::Path, running: bool) -> Line {
+    let name = "admin_socket";
+    let fail = |why: String| Line {
+        name,
+        ok: false,
+        detail: format!(
+            "[server] admin_socket {} cannot be created by this user: {why}",
+            path.display()
+        ),
+    };
+    if running {
+        return Line {
+            name,
+            ok: true,
+            detail: format!("{} is the running server's", path.display()),
+        };
+    }
+    let Some(dir) = path.parent() else {
+        return fail("it has no directory".into());
+    };
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(up) => existing = up,
+            None => return fail(format!("no directory above {} exists", dir.display())),
+        }
+    }
+    if !existing.is_dir() {
+        return fail(format!("{} is not a directory", existing.display()));
+    }
+    if let Err(e) = writable(existing) {
+        return fail(format!("{} is not writable: {e}", existing.display()));
+    }
+    Line {
+        name,
+        ok: true,
+        detail: if existing == dir {
+            format!("{} can be created in {}", path.display(), dir.display())
+        } else {
+            format!("{} can be created ({} will be made)", path.display(), dir.display())
+        },
+    }
+}
+
+/// access(2) for writing and entering, as the kernel would decide it for this process.
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }

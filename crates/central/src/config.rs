@@ -217,6 +217,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         _ => {}
     }
+    // The admin token is a bearer secret: beyond loopback it travels only inside TLS.
+    if let Some(a) = server.admin_listen {
+        if !a.ip().to_canonical().is_loopback() && server.tls_cert.is_none() {
+            return Err(s.bad(
+                "server",
+                "admin_listen",
+                "is beyond loopback and needs [server] tls_cert (and tls_key), else the admin token would cross the network in clear",
+            ));
+        }
+    }
     let database_url = s.text("database", "url", "sqlite:///var/lib/plesk-reseller-central/central.db");
     // Both of libpq's schemes are PostgreSQL (as in db::Dialect::of_url).
     if !["sqlite://", "postgres://", "postgresql://"]
@@ -348,6 +358,24 @@ mod tests {
         assert!(e.contains("/etc/c.ini") && e.contains("[server] max_wait"), "{e}");
         let e = p("[server]\nadmin_listen = 127.0.0.1:1\n").unwrap_err().to_string();
         assert!(e.contains("admin_token_file"), "{e}");
+        let token = "admin_token_file = /etc/t\n";
+        for beyond in ["0.0.0.0:1", "192.0.2.1:1", "[::]:1", "[2001:db8::1]:1"] {
+            let e = p(&format!("[server]\nadmin_listen = {beyond}\n{token}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("[server] admin_listen") && e.contains("[server] tls_cert"),
+                "{e}"
+            );
+        }
+        for fine in ["127.0.0.1:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(
+                p(&format!("[server]\nadmin_listen = {fine}\n{token}")).is_ok(),
+                "{fine}"
+            );
+        }
+        let tls = "tls_cert = /etc/c.crt\ntls_key = /etc/c.key\n";
+        assert!(p(&format!("[server]\nadmin_listen = 0.0.0.0:1\n{token}{tls}")).is_ok());
         let e = p("[fleet]\nbuy_url = ftp://x\n").unwrap_err().to_string();
         assert!(e.contains("[fleet] buy_url"), "{e}");
         let e = p("[server]\ntls_cert = /etc/c.crt\n").unwrap_err().to_string();

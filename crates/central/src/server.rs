@@ -33,7 +33,7 @@ pub enum ServeError {
     Listen { addr: String, reason: String },
     #[error("a central server already answers on the admin socket {0}")]
     AlreadyRunning(PathBuf),
-    #[error("cannot create the admin socket {path}: {reason}")]
+    #[error("cannot create the admin socket {path} ([server] admin_socket): {reason}")]
     Socket { path: PathBuf, reason: String },
     #[error("cannot read the admin token file {path}: {reason}")]
     AdminToken { path: PathBuf, reason: String },
@@ -107,6 +107,10 @@ async fn tcp(addr: std::net::SocketAddr) -> Result<TcpListener, ServeError> {
     })
 }
 
+/// The address a TCP request came from, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Runs the server until `stop` resolves. `address_file` receives the agents' bound address.
 pub async fn serve(
     config: Config,
@@ -179,9 +183,8 @@ pub async fn serve(
         stop_rx.clone(),
     ))];
     if let Some(l) = admin_tcp {
-        let r = crate::admin::router_with_token(app.clone())
-            .merge(crate::ui::router(app.clone()))
-            .layer(sensitive());
+        let r = crate::admin::router_with_token(app.clone()).merge(crate::ui::router(app.clone()));
+        let r = crate::admin::limit_failed_tokens(r).layer(sensitive());
         tasks.push(tokio::spawn(accept_tcp(
             l,
             tls.clone(),
@@ -248,7 +251,7 @@ async fn accept_tcp(
             a = l.accept() => a,
             _ = stop.changed() => break,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // EMFILE and the like: pause instead of spinning.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -259,10 +262,10 @@ async fn accept_tcp(
                 let (router, stop, tls, metrics) = (router.clone(), stop.clone(), tls.clone(), metrics.clone());
                 conns.spawn(async move {
                     match tls {
-                        None => serve_conn(stream, router, stop).await,
+                        None => serve_conn(stream, router, stop, Some(peer)).await,
                         // The handshake gets the time the headers get.
                         Some(tls) => match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream)).await {
-                            Ok(Ok(s)) => serve_conn(s, router, stop).await,
+                            Ok(Ok(s)) => serve_conn(s, router, stop, Some(peer)).await,
                             _ => {
                                 metrics.tls_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -299,18 +302,26 @@ async fn accept_unix(l: UnixListener, router: Router, mut stop: watch::Receiver<
         };
         match accepted {
             Ok((stream, _)) => {
-                tokio::spawn(serve_conn(stream, router.clone(), stop.clone()));
+                tokio::spawn(serve_conn(stream, router.clone(), stop.clone(), None));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }
 
-/// One HTTP/1.1 connection: 10 s for headers, graceful close at shutdown.
-async fn serve_conn<S>(stream: S, router: Router, mut stop: watch::Receiver<bool>)
+/// One HTTP/1.1 connection: 10 s for headers, graceful close at shutdown. Each request
+/// carries `peer` (TCP) as a [`Peer`] extension.
+async fn serve_conn<S>(stream: S, router: Router, mut stop: watch::Receiver<bool>, peer: Option<std::net::SocketAddr>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let router =
+        tower::ServiceExt::map_request(router, move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            if let Some(p) = peer {
+                req.extensions_mut().insert(Peer(p));
+            }
+            req
+        });
     let svc = TowerToHyperService::new(router);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

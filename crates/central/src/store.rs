@@ -100,7 +100,10 @@ pub enum ResultOutcome {
     SameAgain,
     Different,
     Cancelled,
+    /// The job is another host's.
     NotFound,
+    /// No host has this job (any more): removed with its host, or never queued.
+    Gone,
 }
 
 #[derive(Clone)]
@@ -222,9 +225,10 @@ impl Store {
         Ok(())
     }
 
-    /// A time-sortable job id in the contract's grammar: `j-` + 16 hex of (ms << 20 | counter),
-    /// monotonic within the process, + 4 random hex so two processes never collide.
-    fn next_job_id(&self) -> (String, i64) {
+    /// A job id in the contract's grammar: `j-` + 16 hex of (ms << 20 | counter), unique
+    /// within the process, + 4 random hex so two processes never collide. Only an id: the
+    /// queue's order is the database's `job_sequence`, which no clock can step back.
+    fn next_job_id(&self) -> String {
         let floor = (self.now().max(0) as u64) << 20;
         let mut cur = self.seq.load(Ordering::Relaxed);
         loop {
@@ -233,10 +237,7 @@ impl Store {
                 .seq
                 .compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    let id = format!("j-{next:016x}{:04x}", fastrand::u16(..));
-                    return (id, next as i64);
-                }
+                Ok(_) => return format!("j-{next:016x}{:04x}", fastrand::u16(..)),
                 Err(seen) => cur = seen,
             }
         }
@@ -272,14 +273,27 @@ impl Store {
         self.commit(tx).await
     }
 
-    /// The host whose token hashes to `token_hash`.
-    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT id FROM hosts WHERE token_sha256 = $1")
+    /// The host whose token hashes to `token_hash` (one lookup in the token's unique index),
+    /// and when it was last seen (None: never).
+    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<(String, Option<i64>)>, StoreError> {
+        let row = sqlx::query("SELECT id, last_seen_at FROM hosts WHERE token_sha256 = $1")
             .bind(token_hash)
             .fetch_optional(&self.db.pool)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// A host's first poll or report is written at once (later ones are batched), so a
+    /// host that has talked to the central is never shown as never seen.
+    pub async fn first_seen(&self, host: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE hosts SET last_seen_at = $1 WHERE id = $2 AND last_seen_at IS NULL")
+            .bind(self.now())
+            .bind(host)
+            .execute(&self.db.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     pub async fn host(&self, id: &str) -> Result<Host, StoreError> {
@@ -329,7 +343,8 @@ impl Store {
         Ok(())
     }
 
-    /// A new token; the old one stops working with the commit.
+    /// A new token; the old one stops working with the commit, for polls already held too:
+    /// they are woken here and on every replica, and re-check their token.
     pub async fn rotate_token(&self, id: &str, token_hash: &str) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         let r = sqlx::query("UPDATE hosts SET token_sha256 = $1, rev = rev + 1 WHERE id = $2")
@@ -341,7 +356,11 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(StoreError::NoHost(id.into()));
         }
-        self.commit(tx).await
+        self.notify_replicas(&mut tx, id).await?;
+        self.commit(tx).await?;
+        // No push: the agent holding the new token polls by itself; the old one must not.
+        self.waiters.notify(id);
+        Ok(())
     }
 
     pub async fn remove_host(&self, id: &str) -> Result<(), StoreError> {
@@ -356,7 +375,7 @@ impl Store {
                 return Err(StoreError::NoHost(id.into()));
             }
         }
-        // No row left to bump: polls held elsewhere must still re-read (and get 403).
+        // No row left to bump: polls held elsewhere must still re-read (and get 401).
         self.notify_replicas(&mut tx, id).await?;
         self.commit(tx).await?;
         self.db.after_erase().await;
@@ -407,7 +426,12 @@ impl Store {
         if !self.bump(&mut tx, host).await? {
             return Err(StoreError::NoHost(host.into()));
         }
-        let (id, seq) = self.next_job_id();
+        let id = self.next_job_id();
+        // After the host's bump: one lock order (host, then counter) for every queuer.
+        let seq: i64 = sqlx::query_scalar("UPDATE job_sequence SET value = value + 1 WHERE id = 1 RETURNING value")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
         sqlx::query(
             "INSERT INTO jobs (id, host_id, seq, type, activation_code, idempotency_key, state, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7)",
@@ -511,7 +535,7 @@ impl Store {
     }
 
     /// The first result of a job ends it; the same body again is acknowledged, another one is
-    /// a conflict. A job of another host is reported as not found.
+    /// a conflict. A job of another host is reported as not found, one nobody has as gone.
     pub async fn put_result(
         &self,
         host: &str,
@@ -527,7 +551,15 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         let Some(row) = row else {
-            return Ok(ResultOutcome::NotFound);
+            let elsewhere = sqlx::query("SELECT 1 FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            return Ok(match elsewhere {
+                Some(_) => ResultOutcome::NotFound,
+                None => ResultOutcome::Gone,
+            });
         };
         let state: String = row.get(0);
         let stored: Option<String> = row.get(1);

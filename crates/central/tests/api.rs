@@ -46,7 +46,7 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one(db) {
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 200);
     // The database keeps the hash only.
     assert!(!support::files_hold(&c.db_files(), new));
-    // A held poll of a host being removed ends with 404, and its token stops working.
+    // A held poll of a host being removed ends with 401, and its token stops working.
     let (addr, held_token) = (c.addr.clone(), new.to_string());
     let etag = poll(&c.addr, "web-a", new, 0, None).header("etag").unwrap().to_string();
     let held = std::thread::spawn(move || poll(&addr, "web-a", &held_token, 30, Some(&etag)));
@@ -55,7 +55,8 @@ fn tokens_answer_401_403_and_rotation_stops_the_old_one(db) {
         m.contains("central_held_polls 1").then_some(())
     });
     c.json(&["hosts", "rm", "web-a"]);
-    assert_eq!(held.join().unwrap().status, 404);
+    // Version 2: the token died with its host, so the held poll gets what the token gets.
+    assert_eq!(held.join().unwrap().status, 401);
     assert_eq!(poll(&c.addr, "web-a", new, 0, None).status, 401);
     assert_eq!(c.cli(&["hosts", "add", "web-b"]).status.code(), Some(1));
 }
@@ -406,4 +407,206 @@ fn check_reports_unknown_keys_and_a_missing_database() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[server] max_wait") && err.lines().count() == 1, "{err}");
+}
+
+on_both! {
+#[test]
+fn a_poll_held_with_a_rotated_or_removed_token_gets_401_and_never_a_later_job(db) {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    let old = token(&c, "web-1");
+    let held = support::held::hold(&c, "web-1", &old, 30);
+    let rotated = c.json(&["hosts", "rotate-token", "web-1"]);
+    let at = Instant::now();
+    // Queued at once: a poll still held with the old token would carry it.
+    let job = c.json(&["jobs", "add", "--host", "web-1", "install-key", CODE]);
+    let (answer, when) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(CODE) && !answer.body.contains(job["id"].as_str().unwrap()));
+    assert!(
+        when.saturating_duration_since(at) < Duration::from_secs(1),
+        "answered {:?} after rotate-token",
+        when.saturating_duration_since(at)
+    );
+    // The new token gets the job.
+    let new = rotated["token"].as_str().unwrap();
+    assert!(poll(&c.addr, "web-1", new, 0, None).body.contains(CODE));
+
+    // `hosts rm` and `hosts add` of the same id: the poll held with the first host's token
+    // gets 401, never the new host's job.
+    let held = support::held::hold(&c, "web-1", new, 30);
+    c.json(&["hosts", "rm", "web-1"]);
+    let second = token(&c, "web-1");
+    let job = c.json(&["jobs", "add", "--host", "web-1", "install-key", CODE]);
+    let (answer, _) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(CODE));
+    assert!(poll(&c.addr, "web-1", &second, 0, None).body.contains(job["id"].as_str().unwrap()));
+}
+}
+
+on_both! {
+#[test]
+fn a_result_for_a_job_the_central_no_longer_has_gets_410(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    token(&c, "web-1");
+    let job = c.json(&["jobs", "add", "--host", "web-1", "retrieve-keys"]);
+    let id = job["id"].as_str().unwrap();
+    // The host is removed (its jobs with it) and registered again under the same id.
+    c.json(&["hosts", "rm", "web-1"]);
+    let t = token(&c, "web-1");
+    let ok = result_body("succeeded", "Updating license key ...: Done");
+    let path = format!("/v1/hosts/web-1/jobs/{id}/result");
+    let gone = request(&c.addr, "POST", &path, Some(&t), &[], ok.as_bytes());
+    assert_eq!(gone.status, 410, "{}", gone.body);
+    let never = "/v1/hosts/web-1/jobs/j-00000000000000010000/result";
+    assert_eq!(request(&c.addr, "POST", never, Some(&t), &[], ok.as_bytes()).status, 410);
+    assert!(c.json(&["jobs", "list"]).as_array().unwrap().is_empty());
+}
+}
+
+on_both! {
+#[test]
+fn last_seen_at_is_set_by_the_first_report_and_the_first_poll_at_once(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = started(&dir, &db);
+    let t = token(&c, "web-1");
+    assert!(c.json(&["hosts", "show", "web-1"])["last_seen_at"].is_null());
+    let report = br#"{"agent_version": "0.1.0", "plesk_key_number": "PLSK.12345678.0001", "problems": []}"#;
+    assert_eq!(
+        request(&c.addr, "PUT", "/v1/hosts/web-1/report", Some(&t), &[], report).status,
+        204
+    );
+    let shown = c.json(&["hosts", "show", "web-1"]);
+    assert_eq!(shown["key_number"], "PLSK.12345678.0001");
+    assert!(shown["last_seen_at"].is_string(), "{shown}");
+
+    let t2 = token(&c, "web-2");
+    assert_eq!(poll(&c.addr, "web-2", &t2, 0, None).status, 200);
+    let shown = c.json(&["hosts", "show", "web-2"]);
+    assert!(shown["last_seen_at"].is_string(), "{shown}");
+}
+}
+
+on_both! {
+#[test]
+fn at_a_stop_a_held_poll_gets_503_with_retry_after_1(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = started(&dir, &db);
+    let t = token(&c, "web-1");
+    let held = support::held::hold(&c, "web-1", &t, 30);
+    assert_eq!(c.stop(), Some(0));
+    let (answer, _) = held.join().unwrap();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header("retry-after"), Some("1"));
+}
+}
+
+#[test]
+fn admin_listen_beyond_loopback_without_tls_is_refused_by_check_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (extra, port) = support::central::admin_listen(dir.path(), "an-admin-token-of-some-length");
+    let extra = extra.replace("127.0.0.1", "0.0.0.0");
+    let c = Central::new(&dir.path().join("central"), &extra);
+    assert_eq!(c.cli(&["migrate"]).status.code(), Some(1));
+    for cmd in ["check", "serve"] {
+        let out = c.cli(&[cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("[server] admin_listen") && err.contains("[server] tls_cert") && err.lines().count() == 1,
+            "{cmd}: {err}"
+        );
+    }
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+        "serve did not listen"
+    );
+}
+
+#[test]
+fn failed_admin_tokens_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "an-admin-token-of-some-length";
+    let (extra, port) = support::central::admin_listen(dir.path(), good);
+    let mut c = Central::new(&dir.path().join("central"), &extra);
+    c.start();
+    let admin = format!("127.0.0.1:{port}");
+    for i in 0..10 {
+        // A public path answers 200 whatever the token: that must not reset the count.
+        let css = request(&admin, "GET", "/ui/style.css", Some("guess"), &[], b"");
+        assert_eq!(css.status, 200);
+        let r = request(&admin, "GET", "/admin/v1/hosts", Some(&format!("guess-{i}")), &[], b"");
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    // The 11th attempt within the minute, and even the right token, wait.
+    for token in ["guess-10", good] {
+        let r = request(&admin, "GET", "/admin/v1/hosts", Some(token), &[], b"");
+        assert_eq!(r.status, 429, "{token}: {}", r.body);
+        let after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=300).contains(&after), "{after}");
+    }
+    // The admin socket (local trust) is not limited.
+    assert!(c.json(&["hosts", "list"]).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn check_and_serve_name_the_admin_socket_when_it_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    // A regular file where the socket's directory should be: nobody, root included, can
+    // create the socket.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let extra = format!("[server]\nadmin_socket = {}/run/admin.sock\n", file.display());
+    let c = Central::new(&dir.path().join("central"), &extra);
+    assert_eq!(c.cli(&["migrate"]).status.code(), Some(0));
+    let out = c.cli(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("admin_socket")).unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL") && line.contains("[server] admin_socket"),
+        "{text}"
+    );
+    let out = c.cli(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[server] admin_socket") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    // As root: a user who may not write the socket's directory (uid 65534, as a service
+    // user without the right group would be).
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let open = |p: &std::path::Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_only = dir.path().join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    open(dir.path());
+    open(&root_only);
+    let extra = format!("[server]\nadmin_socket = {}/run/admin.sock\n", root_only.display());
+    let c = Central::new(&dir.path().join("user"), &extra);
+    open(&c.root);
+    std::fs::set_permissions(&c.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(support::central::bin())
+        .arg("--config")
+        .arg(&c.config)
+        .arg("check")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = text.lines().find(|l| l.contains("admin_socket")).unwrap_or_default();
+    assert!(
+        line.starts_with("FAIL") && line.contains("[server] admin_socket"),
+        "{text}"
+    );
 }

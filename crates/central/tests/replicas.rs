@@ -198,3 +198,41 @@ fn a_replica_whose_listening_connection_silently_goes_dead_reconnects_and_wakes_
         b.log_text()
     );
 }
+
+#[test]
+fn a_poll_held_on_one_replica_gets_401_when_the_token_is_rotated_or_removed_on_the_other() {
+    use std::time::{Duration, Instant};
+    let Some(db) = TestDb::postgres() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let mut a = Central::on(&dir.path().join("a"), "", &url);
+    let mut b = Central::on(&dir.path().join("b"), "", &url);
+    a.start();
+    b.start();
+    let old = a.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let held = support::held::hold(&b, "web-1", &old, 30);
+    let rotated = a.json(&["hosts", "rotate-token", "web-1"]);
+    let at = Instant::now();
+    let job = a.json(&["jobs", "add", "--host", "web-1", "install-key", support::CODE]);
+    let (answer, when) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(support::CODE));
+    assert!(
+        when.saturating_duration_since(at) < Duration::from_secs(1),
+        "B answered {:?} after rotate-token on A",
+        when.saturating_duration_since(at)
+    );
+    let new = rotated["token"].as_str().unwrap().to_string();
+    assert!(poll(&b.addr, "web-1", &new, 0, None)
+        .body
+        .contains(job["id"].as_str().unwrap()));
+
+    // Removed on A and added again under the same id: B's held poll never sees the new job.
+    let held = support::held::hold(&b, "web-1", &new, 30);
+    a.json(&["hosts", "rm", "web-1"]);
+    a.add_host("web-1", &[]);
+    a.json(&["jobs", "add", "--host", "web-1", "install-key", support::CODE]);
+    let (answer, _) = held.join().unwrap();
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains(support::CODE));
+}

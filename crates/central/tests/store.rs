@@ -183,3 +183,84 @@ async fn key_numbers_from_reports_find_hosts(db) {
     assert!(e.contains("a, b"), "{e}");
 }
 }
+
+/// A clock that always says `ms`: a central started with its clock set there.
+fn clock_at(ms: i64) -> plesk_reseller_central::store::Clock {
+    std::sync::Arc::new(move || ms)
+}
+
+fn ids(jobs: &[plesk_reseller_central::store::JobRow]) -> Vec<String> {
+    jobs.iter().map(|j| j.id.clone()).collect()
+}
+
+on_both! {
+#[tokio::test]
+async fn jobs_keep_queue_order_when_the_clock_steps_back(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let d = db::connect(&url).await.unwrap();
+    d.migrate().await.unwrap();
+    let now = system_clock()();
+    let right = Store::new(d.clone(), clock_at(now), None);
+    right.add_host("web-1", "h1", None, "sec").await.unwrap();
+    let a = right.add_job("web-1", "install_key", Some(CODE), None).await.unwrap().0.id;
+    // A restart with a clock an hour behind (or a replica whose clock lags): a new store.
+    let behind = Store::new(d.clone(), clock_at(now - 3_600_000), None);
+    let b = behind.add_job("web-1", "retrieve_keys", None, None).await.unwrap().0.id;
+    let c = right.add_job("web-1", "retrieve_keys", None, None).await.unwrap().0.id;
+    let queued = vec![a, b, c];
+    let (_, _, polled) = right.poll_inputs("web-1").await.unwrap();
+    assert_eq!(ids(&polled), queued, "the poll's jobs");
+    assert_eq!(ids(&behind.jobs(None, None).await.unwrap()), queued, "jobs list");
+    assert_eq!(
+        ids(&right.jobs(Some("web-1"), Some("queued")).await.unwrap()),
+        queued,
+        "jobs list --host --state"
+    );
+    let (newest, _) = right.recent_jobs(None, None, 10, 0).await.unwrap();
+    assert_eq!(ids(&newest), queued.iter().rev().cloned().collect::<Vec<_>>(), "the fleet page");
+}
+}
+
+on_both! {
+#[tokio::test]
+async fn jobs_queued_before_the_sequence_keep_their_order_after_the_migration(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    let d = db::connect(&url).await.unwrap();
+    d.migrate().await.unwrap();
+    // Back to the schema before 0004: rows whose seq came from the clock (ms << 20 | n).
+    for sql in [
+        "DROP TABLE job_sequence",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+        "INSERT INTO hosts (id, token_sha256, push_secret, rev, created_at) VALUES ('web-1', 'h1', 's', 1, 0)",
+    ] {
+        sqlx::query(sql).execute(&d.pool).await.unwrap();
+    }
+    let old_seq = |ms: i64, n: i64| (ms << 20) | n;
+    let now = system_clock()();
+    let mut queued = Vec::new();
+    for (i, seq) in [old_seq(now - 2000, 0), old_seq(now - 1000, 0), old_seq(now - 1000, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("j-{:016x}{i:04x}", seq);
+        sqlx::query(
+            "INSERT INTO jobs (id, host_id, seq, type, state, created_at) VALUES ($1, 'web-1', $2, 'retrieve_keys', 'queued', 0)",
+        )
+        .bind(&id)
+        .bind(seq)
+        .execute(&d.pool)
+        .await
+        .unwrap();
+        queued.push(id);
+    }
+    d.migrate().await.unwrap();
+    // Then a central whose clock is a day behind the old rows queues one more.
+    let s = Store::new(d.clone(), clock_at(now - 86_400_000), None);
+    queued.push(s.add_job("web-1", "retrieve_keys", None, None).await.unwrap().0.id);
+    let (_, _, polled) = s.poll_inputs("web-1").await.unwrap();
+    assert_eq!(ids(&polled), queued);
+    assert_eq!(ids(&s.jobs(None, None).await.unwrap()), queued);
+}
+}

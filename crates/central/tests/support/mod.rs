@@ -10,6 +10,7 @@ pub mod browser;
 pub mod central;
 pub mod fake_ka;
 pub mod fleet;
+pub mod held;
 pub mod http;
 pub mod pg;
 
@@ -87,18 +88,21 @@ impl TestDb {
 }
 
 /// Runs a test body once per backend: `mod NAME { fn sqlite(); fn postgres() }`, the
-/// body seeing the backend as `$db: TestDb`.
+/// body seeing the backend as `$db: TestDb`; attributes after the first (e.g. `#[ignore]`)
+/// go on both.
 #[macro_export]
 macro_rules! on_both {
-    (#[$m:meta] async fn $name:ident($db:ident) $body:block) => {
+    (#[$m:meta] $(#[$more:meta])* async fn $name:ident($db:ident) $body:block) => {
         mod $name {
             use super::*;
             #[$m]
+            $(#[$more])*
             async fn sqlite() {
                 let $db = support::TestDb::sqlite();
                 $body
             }
             #[$m]
+            $(#[$more])*
             async fn postgres() {
                 let Some($db) = support::TestDb::postgres() else {
                     return;
@@ -107,15 +111,17 @@ macro_rules! on_both {
             }
         }
     };
-    (#[$m:meta] fn $name:ident($db:ident) $body:block) => {
+    (#[$m:meta] $(#[$more:meta])* fn $name:ident($db:ident) $body:block) => {
         mod $name {
             use super::*;
             #[$m]
+            $(#[$more])*
             fn sqlite() {
                 let $db = support::TestDb::sqlite();
                 $body
             }
             #[$m]
+            $(#[$more])*
             fn postgres() {
                 let Some($db) = support::TestDb::postgres() else {
                     return;
