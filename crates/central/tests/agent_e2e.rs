@@ -290,7 +290,6 @@ fn a_job_queued_a_second_after_a_sigterm_restart_runs_within_3_s(db) {
 
 on_both! {
 #[test]
-#[ignore = "needs the agent's held-poll counting from branch agent18"]
 fn a_central_capping_waits_at_5_s_still_gets_a_job_to_a_25_s_agent_within_1_s(db) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("central");
