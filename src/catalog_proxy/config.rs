@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ProxyError;
-use crate::config::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
+use plesk_sysutil::ini::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
 
 const SECTION: &str = "catalog_proxy";
 const KEYS: &[&str] = &[
