@@ -5,7 +5,6 @@
 //! tests and benchmarks drive the same code the daemon runs.
 
 pub mod backoff;
-pub mod catalog_proxy;
 pub mod central;
 pub mod cli;
 pub mod clock;

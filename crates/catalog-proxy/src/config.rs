@@ -59,12 +59,12 @@ impl ProxyConfig {
 
 /// Reads the config file and its `[catalog_proxy]` section.
 pub fn load(path: &Path) -> Result<ProxyConfig, ProxyError> {
-    parse(path, &crate::config::read_text(path)?)
+    parse(path, &plesk_sysutil::ini::read_text(path)?)
 }
 
 /// Parses config text; `path` is used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ProxyError> {
-    let ini = crate::config::parse_ini(path, text)?;
+    let ini = plesk_sysutil::ini::parse_ini(path, text)?;
     let mut cfg = ProxyConfig {
         path: path.into(),
         ..ProxyConfig::defaults()
