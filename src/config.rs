@@ -1,11 +1,13 @@
 //! `agent.ini` → typed settings (contract section 3). Read with rust-ini, escapes off
 //! (Windows-style backslashes stay as written); every error names the file, section and key.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use plesk_reseller_protocol::is_valid_host_id;
+use plesk_sysutil::ini::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
+pub use plesk_sysutil::ini::{parse_ini, read_text, ConfigError};
 
 /// Where the config is looked for when neither `--config` nor the environment says.
 pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
@@ -13,8 +15,6 @@ pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
 pub const ENV_VAR: &str = "PLESK_RESELLER_AGENT_CONFIG";
 /// Plesk's own configuration, naming PRODUCT_ROOT_D.
 pub const PSA_CONF: &str = "/etc/psa/psa.conf";
-/// Largest config file read.
-const MAX_CONFIG: u64 = 256 * 1024;
 
 /// Every key the agent knows, by section; anything else is reported, never used.
 const KNOWN: &[(&str, &[&str])] = &[
@@ -27,22 +27,6 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("push", &["listen", "secret_file"]),
     ("agent", &["state_dir", "socket"]),
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the config file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("{path}: {reason}")]
-    Syntax { path: PathBuf, reason: String },
-    #[error("{path}: [{section}] {key} = {value:?}: {reason}")]
-    Value {
-        path: PathBuf,
-        section: String,
-        key: String,
-        value: String,
-        reason: String,
-    },
-}
 
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,37 +118,6 @@ pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
 /// Reads and checks the config file.
 pub fn load(path: &Path, facts: &HostFacts) -> Result<Config, ConfigError> {
     parse(path, &read_text(path)?, facts)
-}
-
-/// Reads a config file as text (capped; the agent and the catalog proxy share the format).
-pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let bytes = crate::fsutil::read_capped(path, MAX_CONFIG)
-        .map_err(|e| ConfigError::Read {
-            path: path.into(),
-            reason: e.to_string(),
-        })?
-        .ok_or_else(|| ConfigError::Read {
-            path: path.into(),
-            reason: "no such file".into(),
-        })?;
-    String::from_utf8(bytes).map_err(|_| ConfigError::Syntax {
-        path: path.into(),
-        reason: "not UTF-8 text".into(),
-    })
-}
-
-/// Parses INI text the way every config of ours is read: rust-ini with quotes and escapes
-/// off (backslashes stay as written), a BOM ignored.
-pub fn parse_ini(path: &Path, text: &str) -> Result<ini::Ini, ConfigError> {
-    let opt = ini::ParseOption {
-        enabled_quote: false,
-        enabled_escape: false,
-        ..Default::default()
-    };
-    ini::Ini::load_from_str_opt(text.trim_start_matches('\u{feff}'), opt).map_err(|e| ConfigError::Syntax {
-        path: path.into(),
-        reason: e.to_string(),
-    })
 }
 
 /// Parses config text; `path` is only used in messages and to resolve nothing else.
@@ -328,35 +281,6 @@ impl<'a> Values<'a> {
     }
 }
 
-// The value rules below are shared with the catalog proxy's section of the same file.
-
-/// Drops a trailing `; comment` (`;` at the start or after whitespace) and surrounding
-/// whitespace: rust-ini with quotes off keeps inline comments in the value.
-pub(crate) fn clean_value(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let end = (0..bytes.len())
-        .find(|&i| bytes[i] == b';' && (i == 0 || bytes[i - 1].is_ascii_whitespace()))
-        .unwrap_or(bytes.len());
-    raw[..end].trim().to_string()
-}
-
-/// Whole seconds from `min` to `max`.
-pub(crate) fn whole_seconds(v: &str, min: u64, max: u64) -> Result<Duration, String> {
-    match v.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Duration::from_secs(n)),
-        _ => Err(format!("expected whole seconds from {min} to {max}")),
-    }
-}
-
-pub(crate) fn absolute(v: &str) -> Result<PathBuf, String> {
-    let p = PathBuf::from(v);
-    if p.is_absolute() {
-        Ok(p)
-    } else {
-        Err("must be an absolute path".into())
-    }
-}
-
 fn parse_central_url(v: &str) -> Result<CentralUrl, String> {
     if let Some(rest) = v.strip_prefix("file://") {
         if !rest.starts_with('/') {
@@ -403,15 +327,6 @@ fn host_of(rest: &str) -> Option<String> {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string()
     };
     (!host.is_empty()).then_some(host)
-}
-
-/// Why a plain `http://` URL to another host is refused.
-pub(crate) const HTTP_LOOPBACK_ONLY: &str =
-    "http:// is accepted only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://";
-
-/// `localhost` or a loopback address (without brackets).
-pub(crate) fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// PRODUCT_ROOT_D from psa.conf + `/admin/conf/panel.ini`, else `/usr/local/psa/…`.

@@ -5,22 +5,22 @@
 //! tests and benchmarks drive the same code the daemon runs.
 
 pub mod backoff;
-pub mod catalog_proxy;
 pub mod central;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod engine;
-pub mod fsutil;
 pub mod journal;
 pub mod logging;
 pub mod panel_ini;
 pub mod plesk;
 pub mod runner;
 pub mod status;
-pub mod systemd;
-pub mod watch;
+
+// Shared with the catalog proxy through plesk-sysutil; re-exported so `crate::watch` etc.
+// read as before.
+pub use plesk_sysutil::{fsutil, systemd, watch};
 
 /// The agent's version, as sent in `User-Agent` and reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

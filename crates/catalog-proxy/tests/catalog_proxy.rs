@@ -2,149 +2,17 @@
 //! in tests/fixtures/catalog (see generate.py there; plesk-sold.json is the oracle).
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Request, Response};
-use plesk_reseller_agent::catalog_proxy::{self, ProxyConfig, Running};
+use plesk_catalog_proxy::{self as catalog_proxy, ProxyConfig, Running};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 mod support;
-use support::net::{self, free_port};
-
-const PACKAGES: &[u8] = include_bytes!("fixtures/catalog/packages.json");
-const CATEGORIES: &[u8] = include_bytes!("fixtures/catalog/categories.json");
-const SOLD: &str = include_str!("fixtures/catalog/plesk-sold.json");
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Normal,
-    Status503,
-    Hang,
-    /// 200 with a body that is not JSON.
-    Garbage,
-    /// 200 with a JSON array of non-objects.
-    NotObjects,
-}
-
-struct FakeState {
-    fetches: AtomicUsize,
-    mode: Mutex<Mode>,
-    delay_ms: AtomicU64,
-    gzip: AtomicBool,
-    seen: Mutex<Vec<(String, hyper::HeaderMap)>>,
-}
-
-struct Fake {
-    addr: SocketAddr,
-    state: Arc<FakeState>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Fake {
-    async fn start() -> Fake {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(FakeState {
-            fetches: AtomicUsize::new(0),
-            mode: Mutex::new(Mode::Normal),
-            delay_ms: AtomicU64::new(0),
-            gzip: AtomicBool::new(false),
-            seen: Mutex::new(Vec::new()),
-        });
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, std::convert::Infallible>(fake_answer(&st, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Fake {
-            addr,
-            state,
-            _task: task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-    fn fetches(&self) -> usize {
-        self.state.fetches.load(Ordering::SeqCst)
-    }
-    fn set_mode(&self, m: Mode) {
-        *self.state.mode.lock().unwrap() = m;
-    }
-    fn seen(&self) -> Vec<(String, hyper::HeaderMap)> {
-        self.state.seen.lock().unwrap().clone()
-    }
-}
-
-async fn fake_answer(st: &FakeState, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    st.fetches.fetch_add(1, Ordering::SeqCst);
-    let pq = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    st.seen.lock().unwrap().push((pq, req.headers().clone()));
-    let delay = st.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    let mode = *st.mode.lock().unwrap();
-    let path = req.uri().path().to_string();
-    let (status, ctype, body): (u16, &str, Bytes) = match mode {
-        Mode::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            unreachable!()
-        }
-        Mode::Status503 => (503, "text/html", Bytes::from_static(b"<h1>down</h1>")),
-        Mode::Garbage => (200, "application/json", Bytes::from_static(b"<html>maintenance</html>")),
-        Mode::NotObjects => (200, "application/json", Bytes::from_static(b"[1,\"x\",null]")),
-        Mode::Normal => match path.as_str() {
-            "/api/v4/packages" => (200, "application/json; charset=utf-8", Bytes::from_static(PACKAGES)),
-            "/api/v4/categories" => (200, "application/json; charset=utf-8", Bytes::from_static(CATEGORIES)),
-            "/api/v4/other" => (
-                200,
-                "text/x-other",
-                Bytes::from_static(b"{\"buy_url\":\"https://go.plesk.com/x\"}"),
-            ),
-            "/api/v4/moved" => (302, "text/plain", Bytes::from_static(b"moved")),
-            _ => (404, "text/plain", Bytes::from_static(b"no such thing")),
-        },
-    };
-    let mut b = Response::builder().status(status).header("content-type", ctype);
-    if status == 302 {
-        b = b.header("location", "http://127.0.0.1:1/elsewhere");
-    }
-    let body = if st.gzip.load(Ordering::SeqCst) {
-        b = b.header("content-encoding", "gzip");
-        gzip(&body).into()
-    } else {
-        body
-    };
-    b.body(Full::new(body)).unwrap()
-}
-
-fn gzip(b: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(b).unwrap();
-    e.finish().unwrap()
-}
+use support::net;
+use support::upstream::*;
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     use std::io::Read;
@@ -166,31 +34,12 @@ async fn proxy(cfg: ProxyConfig) -> Running {
     catalog_proxy::start(cfg).await.unwrap()
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 async fn get(p: &Running, pq: &str) -> reqwest::Response {
     client().get(format!("http://{}{pq}", p.addr)).send().await.unwrap()
 }
 
 async fn json(r: reqwest::Response) -> Value {
     serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
-}
-
-fn sold() -> Vec<String> {
-    serde_json::from_str(SOLD).unwrap()
-}
-
-fn codes(body: &[u8]) -> Vec<String> {
-    let v: Vec<Value> = serde_json::from_slice(body).unwrap();
-    v.iter()
-        .map(|i| i["code"].as_str().map(String::from).unwrap_or_default())
-        .collect()
-}
-
-fn fixture_codes() -> Vec<String> {
-    codes(PACKAGES)
 }
 
 /// One counter's value from the metrics text.
@@ -704,79 +553,6 @@ async fn healthz_and_metrics_move() {
     let h: Value = json(get(&p, "/healthz").await).await;
     assert_eq!(h["cache_entries"], 2);
     p.stop().await;
-}
-
-#[tokio::test]
-async fn the_binary_serves_from_its_config() {
-    let fake = Fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let allow_file = dir.path().join("allow.txt");
-    let sold = sold();
-    std::fs::write(&allow_file, format!("{}\n", sold[2])).unwrap();
-    let port = free_port();
-    let cfg = dir.path().join("agent.ini");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[central]\nurl = https://store.example.com\n[catalog_proxy]\nlisten = 127.0.0.1:{port}\n\
-             upstream = {} ; the fake\nallow = {}\nallow_file = {}\ncache_ttl = 60\nmystery = 1\n",
-            fake.url(),
-            sold[5],
-            allow_file.display()
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plesk-reseller-agent"))
-        .args(["catalog-proxy", "--config"])
-        .arg(&cfg)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = client().get(format!("{base}/healthz")).send().await {
-            assert_eq!(r.status(), 200);
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            panic!("the proxy exited ({status}): {stderr}");
-        }
-        assert!(Instant::now() < deadline, "the proxy did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let r = client().get(format!("{base}/api/v4/packages")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let shown = codes(&r.bytes().await.unwrap());
-    assert!(shown.contains(&sold[2]) && shown.contains(&sold[5]) && !shown.contains(&sold[4]));
-    assert_eq!(shown.len(), fixture_codes().len() - sold.len() + 2);
-
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let out = wait_with_deadline(&mut child, Duration::from_secs(10));
-    assert!(out.success(), "{out:?}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("unknown key [catalog_proxy] mystery"), "{stderr}");
-    assert!(
-        !stderr.contains("[central]"),
-        "the agent's sections are not the proxy's business: {stderr}"
-    );
-}
-
-fn wait_with_deadline(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the proxy did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

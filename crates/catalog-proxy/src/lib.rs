@@ -6,7 +6,12 @@
 //! - [`allow`]: the allow list and its hot reload;
 //! - [`filter`]: `packages` / `categories` filtering that keeps kept items byte for byte;
 //! - [`cache`]: single-flight cache with stale-if-error, ETags and gzip once per body;
-//! - [`upstream`]: the one-host client; [`server`]: the HTTP side; [`metrics`]: counters.
+//! - [`upstream`]: the one-host client; [`server`]: the HTTP side; [`metrics`]: counters;
+//! - [`run`]: the whole foreground command, which the agent binary's `catalog-proxy` calls.
+//!
+//! A crate of its own (not the agent's): it shares no state with the agent, and what both
+//! take from the system (file watching, sd-notify, capped reads, the INI rules) is
+//! plesk-sysutil, so this crate never depends on the agent.
 
 pub mod allow;
 pub mod cache;
@@ -17,7 +22,7 @@ pub mod server;
 pub mod upstream;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use config::ProxyConfig;
@@ -25,7 +30,11 @@ pub use config::ProxyConfig;
 use allow::AllowList;
 use cache::{Cache, Fetched, Got, Parsed};
 use metrics::Metrics;
+use plesk_sysutil::systemd;
 use upstream::Upstream;
+
+/// This crate's version, as sent in the upstream `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What went wrong in the proxy; every variant names the file, address or upstream URL at
 /// fault. Cloned into the cache, so a failed fetch answers every request that waited for it.
@@ -52,12 +61,15 @@ pub enum ProxyError {
     Upstream { url: String, reason: String },
     #[error("upstream {url} answered HTTP {status}")]
     UpstreamStatus { url: String, status: u16 },
+    /// The process could not be made ready to serve (its runtime, its signal handlers).
+    #[error("cannot {what}: {reason}")]
+    Setup { what: &'static str, reason: String },
 }
 
-impl From<crate::config::ConfigError> for ProxyError {
+impl From<plesk_sysutil::ini::ConfigError> for ProxyError {
     /// The shared INI reader's errors, in the proxy's terms.
-    fn from(e: crate::config::ConfigError) -> Self {
-        use crate::config::ConfigError;
+    fn from(e: plesk_sysutil::ini::ConfigError) -> Self {
+        use plesk_sysutil::ini::ConfigError;
         match e {
             ConfigError::Read { path, reason } => ProxyError::ConfigRead { path, reason },
             ConfigError::Syntax { path, reason } => ProxyError::ConfigSyntax { path, reason },
@@ -241,5 +253,48 @@ pub async fn start(config: ProxyConfig) -> Result<Running, ProxyError> {
         stop: Some(tx),
         task,
         reloader,
+    })
+}
+
+/// `catalog-proxy` in the foreground: reads the `[catalog_proxy]` section of `config_path`,
+/// serves until SIGTERM or SIGINT and tells systemd when it is ready and when it stops.
+/// The config's warnings go to the log.
+pub fn run(config_path: &Path) -> Result<(), ProxyError> {
+    let cfg = config::load(config_path)?;
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    // One thread serves everything: answers come from memory, and parsing and gzip of
+    // large bodies run on the blocking pool.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ProxyError::Setup {
+            what: "start the async runtime",
+            reason: e.to_string(),
+        })?;
+    rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let no_signals = |e: std::io::Error| ProxyError::Setup {
+            what: "install signal handlers",
+            reason: e.to_string(),
+        };
+        let mut term = signal(SignalKind::terminate()).map_err(no_signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(no_signals)?;
+        let running = start(cfg).await?;
+        tracing::info!(
+            listen = %running.addr,
+            upstream = %running.proxy.config.upstream,
+            allow = running.proxy.allow.current().codes.len(),
+            "catalog proxy serving"
+        );
+        systemd::ready();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        systemd::stopping();
+        running.stop().await;
+        Ok(())
     })
 }

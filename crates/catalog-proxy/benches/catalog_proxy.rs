@@ -8,7 +8,7 @@
 //!
 //! Every server runs on its own thread with a current-thread runtime (as the proxy does in
 //! production); the load generator is a small raw HTTP/1.1 client on another thread.
-//! `cargo bench --bench catalog_proxy`; `CATALOG_BENCH_SECS` (default 5) and
+//! `cargo bench -p plesk-catalog-proxy --bench catalog_proxy`; `CATALOG_BENCH_SECS` (default 5) and
 //! `CATALOG_BENCH_CONNS` (default 64) change the run. `CATALOG_BENCH_BIN` names an agent
 //! binary (e.g. the portable one the packages ship) whose `catalog-proxy` is measured instead
 //! of the in-process proxy, as its own process with the same settings.
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use plesk_reseller_agent::catalog_proxy::{self, ProxyConfig};
+use plesk_catalog_proxy::{self as catalog_proxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PACKAGES: &[u8] = include_bytes!("../tests/fixtures/catalog/packages.json");

@@ -58,7 +58,7 @@ impl AllowList {
         let mut codes: HashSet<String> = self.fixed.iter().cloned().collect();
         let mut problem = None;
         if let Some(path) = &self.file {
-            match crate::fsutil::read_capped(path, MAX_ALLOW_FILE) {
+            match plesk_sysutil::fsutil::read_capped(path, MAX_ALLOW_FILE) {
                 Ok(Some(bytes)) => codes.extend(parse_allow_file(&String::from_utf8_lossy(&bytes))),
                 Ok(None) => {
                     problem = Some(format!(
@@ -112,7 +112,7 @@ pub fn spawn_reloader(allow: Arc<AllowList>) -> Option<tokio::task::JoinHandle<(
     let path = allow.file()?.to_path_buf();
     Some(tokio::spawn(async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let _watch = match crate::watch::watch(vec![path.clone()], tx) {
+        let _watch = match plesk_sysutil::watch::watch(vec![path.clone()], tx) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("{e}; polling allow_file {} instead", path.display());

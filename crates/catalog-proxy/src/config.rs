@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::ProxyError;
-use crate::config::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
+use plesk_sysutil::ini::{absolute, clean_value, is_loopback_host, whole_seconds, HTTP_LOOPBACK_ONLY};
 
 const SECTION: &str = "catalog_proxy";
 const KEYS: &[&str] = &[
@@ -59,12 +59,12 @@ impl ProxyConfig {
 
 /// Reads the config file and its `[catalog_proxy]` section.
 pub fn load(path: &Path) -> Result<ProxyConfig, ProxyError> {
-    parse(path, &crate::config::read_text(path)?)
+    parse(path, &plesk_sysutil::ini::read_text(path)?)
 }
 
 /// Parses config text; `path` is used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ProxyError> {
-    let ini = crate::config::parse_ini(path, text)?;
+    let ini = plesk_sysutil::ini::parse_ini(path, text)?;
     let mut cfg = ProxyConfig {
         path: path.into(),
         ..ProxyConfig::defaults()

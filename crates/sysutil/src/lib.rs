@@ -1,0 +1,9 @@
+//! What the agent and the catalog proxy both take from the system, in one crate both can
+//! depend on (the proxy must not depend on the agent): the file watcher, sd-notify, careful
+//! file I/O (atomic writes, capped reads, locks) and the INI value rules their configs share.
+//! No product logic lives here.
+
+pub mod fsutil;
+pub mod ini;
+pub mod systemd;
+pub mod watch;
