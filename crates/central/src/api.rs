@@ -308,7 +308,7 @@ async fn healthz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let counts = app.store.job_counts().await.unwrap_or_default();
-    let mut text = app.metrics.render(&counts);
+    let mut text = app.metrics.render(crate::store::JOB_STATES, &counts);
     if let Ok(rows) = app.store.health_rows().await {
         let parts = rows.iter().map(|(seen, report)| (*seen, report.as_ref()));
         text.push_str(&crate::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
