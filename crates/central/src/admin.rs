@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::store::{HostChanges, StoreError};
-use crate::tokens;
+use crate::fleet::store::{HostChanges, StoreError};
+use crate::fleet::tokens;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -36,7 +36,7 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/jobs/{id}", get(show_job))
         .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(app.clone())
-        .merge(crate::orders::router(app))
+        .merge(crate::commerce::orders::router(app))
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
@@ -317,10 +317,13 @@ struct JobFilter {
 
 async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Response {
     if let Some(s) = &f.state {
-        if !crate::store::JOB_STATES.contains(&s.as_str()) {
+        if !crate::fleet::store::JOB_STATES.contains(&s.as_str()) {
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("the state {s:?} is none of {}", crate::store::JOB_STATES.join(", ")),
+                &format!(
+                    "the state {s:?} is none of {}",
+                    crate::fleet::store::JOB_STATES.join(", ")
+                ),
             );
         }
     }

@@ -18,9 +18,9 @@ use plesk_reseller_protocol as proto;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
+use crate::fleet::store::{JobRow, ResultOutcome, StoreError};
+use crate::fleet::tokens;
 use crate::metrics::HeldGuard;
-use crate::store::{JobRow, ResultOutcome, StoreError};
-use crate::tokens;
 
 /// Longest a client may take to send its body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -308,10 +308,10 @@ async fn healthz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let counts = app.store.job_counts().await.unwrap_or_default();
-    let mut text = app.metrics.render(crate::store::JOB_STATES, &counts);
+    let mut text = app.metrics.render(crate::fleet::store::JOB_STATES, &counts);
     if let Ok(rows) = app.store.health_rows().await {
         let parts = rows.iter().map(|(seen, report)| (*seen, report.as_ref()));
-        text.push_str(&crate::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
+        text.push_str(&crate::fleet::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
     }
     if let Some(orders) = &app.orders {
         text.push_str(&orders.render_metrics().await);

@@ -18,8 +18,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::fleet::store::{system_clock, Store};
 use crate::metrics::Metrics;
-use crate::store::{system_clock, Store};
 
 /// Contract: a client gets at most 10 s to send its headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,11 +146,11 @@ pub async fn serve(
     for key in &config.unknown {
         tracing::warn!("{}: unknown key {key} (ignored)", config.path.display());
     }
-    let (push_tx, push_rx) = crate::push::channel();
+    let (push_tx, push_rx) = crate::fleet::push::channel();
     let store = Store::new(db.clone(), system_clock(), Some(push_tx));
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let orders = crate::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
+    let orders = crate::commerce::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -162,9 +162,9 @@ pub async fn serve(
     };
     // Order drivers: they pick up whatever a killed predecessor left, and stop with the server.
     let order_workers = orders.start(stop_rx.clone()).await;
-    tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
+    tokio::spawn(crate::fleet::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
-        tokio::spawn(crate::replicas::run(
+        tokio::spawn(crate::fleet::replicas::run(
             config.database_url.clone(),
             db.url.clone(),
             store.waiters.clone(),

@@ -12,7 +12,7 @@ use super::format;
 use super::layout::{self, Section};
 use super::{ListQuery, Params};
 use crate::app::App;
-use crate::store::{JobRow, JOB_STATES as STATES};
+use crate::fleet::store::{JobRow, JOB_STATES as STATES};
 
 const PER_PAGE: usize = 200;
 

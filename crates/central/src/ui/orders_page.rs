@@ -10,7 +10,7 @@ use super::format;
 use super::layout::{self, Section};
 use super::{ListQuery, Params};
 use crate::app::App;
-use crate::orders::{Order, STATES};
+use crate::commerce::orders::{Order, STATES};
 
 const PER_PAGE: usize = 200;
 

@@ -40,9 +40,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::fleet::store::{JobRow, Store, StoreError};
 use crate::ka::{KaClient, KaError, KaSettings, Key, NewKey};
 use crate::metrics::Metrics;
-use crate::store::{JobRow, Store, StoreError};
 
 /// The states, in order.
 pub const STATES: &[&str] = &["pending", "licensed", "queued", "done", "failed", "attention"];
