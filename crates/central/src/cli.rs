@@ -262,7 +262,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
 }
 
 async fn serve(config: Config, address_file: Option<PathBuf>) -> i32 {
-    match crate::server::serve(config, address_file, stop_signal()).await {
+    match crate::http::server::serve(config, address_file, stop_signal()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");

@@ -3,10 +3,6 @@
 //! database, held polls with ETags, idempotent results, signed wake pushes, and an admin API
 //! with its CLI (contract: central-contract.md).
 
-pub mod admin;
-pub mod api;
-pub mod app;
-pub mod buy;
 pub mod check;
 pub mod cli;
 pub mod cli_text;
@@ -15,10 +11,8 @@ pub mod commerce;
 pub mod config;
 pub mod db;
 pub mod fleet;
+pub mod http;
 pub mod ka;
 pub mod logging;
 pub mod metrics;
-pub mod server;
 pub mod times;
-pub mod tls;
-pub mod ui;

@@ -9,9 +9,9 @@ use maud::{html, Markup};
 use super::format::{self, Paging};
 use super::layout::{self, Section};
 use super::Params;
-use crate::app::App;
 use crate::fleet::host_health::{self, Census, Health};
 use crate::fleet::store::Host;
+use crate::http::app::App;
 
 pub const PER_PAGE: usize = 200;
 

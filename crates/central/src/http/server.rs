@@ -16,9 +16,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use crate::app::App;
 use crate::config::Config;
 use crate::fleet::store::{system_clock, Store};
+use crate::http::app::App;
 use crate::metrics::Metrics;
 
 /// Contract: a client gets at most 10 s to send its headers.
@@ -44,7 +44,7 @@ pub enum ServeError {
     #[error(transparent)]
     Ka(#[from] crate::ka::KaError),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 /// Removes a stale socket (one that refuses connections); refuses when a server answers.
@@ -122,7 +122,7 @@ pub async fn serve(
         _ => None,
     };
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(crate::http::tls::acceptor(cert, key)?),
         _ => None,
     };
     let db = crate::db::connect(&config.database_url).await?;
@@ -173,7 +173,7 @@ pub async fn serve(
     }
     let flusher = tokio::spawn(flush_loop(app.clone(), stop_rx.clone()));
     let sensitive = || SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]);
-    let agents_router = crate::api::router(app.clone()).layer(sensitive());
+    let agents_router = crate::http::api::router(app.clone()).layer(sensitive());
     let mut tasks = vec![tokio::spawn(accept_tcp(
         agents,
         tls.clone(),
@@ -183,8 +183,8 @@ pub async fn serve(
         stop_rx.clone(),
     ))];
     if let Some(l) = admin_tcp {
-        let r = crate::admin::router_with_token(app.clone()).merge(crate::ui::router(app.clone()));
-        let r = crate::admin::limit_failed_tokens(r).layer(sensitive());
+        let r = crate::http::admin::router_with_token(app.clone()).merge(crate::http::ui::router(app.clone()));
+        let r = crate::http::admin::limit_failed_tokens(r).layer(sensitive());
         tasks.push(tokio::spawn(accept_tcp(
             l,
             tls.clone(),
@@ -196,7 +196,7 @@ pub async fn serve(
     }
     tasks.push(tokio::spawn(accept_unix(
         admin_sock,
-        crate::admin::router(app.clone()),
+        crate::http::admin::router(app.clone()),
         stop_rx.clone(),
     )));
     tracing::info!(
