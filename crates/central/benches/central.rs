@@ -103,7 +103,7 @@ fn memory() {
         .enable_all()
         .build()
         .unwrap();
-    let client = plesk_reseller_central::client::Client::new(&c.root.join("run/admin.sock"));
+    let client = plesk_reseller_central::cli::client::Client::new(&c.root.join("run/admin.sock"));
     let t0 = Instant::now();
     let tokens: Vec<String> = rt.block_on(async {
         let mut v = Vec::new();

@@ -17,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plesk_reseller_central::{db, tokens};
+use plesk_reseller_central::db;
+use plesk_reseller_central::fleet::tokens;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UnixStream};
 

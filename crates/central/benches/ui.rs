@@ -14,9 +14,9 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 use base64::Engine;
-use plesk_reseller_central::host_health::Census;
-use plesk_reseller_central::store::{system_clock, Store};
-use plesk_reseller_central::ui::{render_fleet, FleetFilter, Paging, PER_PAGE};
+use plesk_reseller_central::fleet::host_health::Census;
+use plesk_reseller_central::fleet::store::{system_clock, Store};
+use plesk_reseller_central::http::ui::{render_fleet, FleetFilter, Paging, PER_PAGE};
 use support::central::Central;
 
 const HOSTS: usize = 10_000;

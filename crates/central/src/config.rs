@@ -49,9 +49,30 @@ pub struct KaConfig {
     pub owner_id: String,
     pub plesk_item: String,
     /// How a parent key is named on create (the one request shape KA leaves open).
-    pub parent_form: crate::ka::ParentForm,
+    pub parent_form: ParentForm,
     /// Seconds per KA request.
     pub timeout: u64,
+}
+
+/// How the parent key is named when an extension key is created attached to it. KA's docs say
+/// only "pass the main Plesk key number"; the field semantics (page 77843) address keys by
+/// `keyId`, so that is the default. `KeyNumber` is the other reading, one switch away
+/// (`[ka] parent_form = key_number`). Marked as a guess in plesk-facts.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParentForm {
+    #[default]
+    KeyId,
+    KeyNumber,
+}
+
+impl ParentForm {
+    pub fn parse(s: &str) -> Option<ParentForm> {
+        match s {
+            "key_id" => Some(ParentForm::KeyId),
+            "key_number" => Some(ParentForm::KeyNumber),
+            _ => None,
+        }
+    }
 }
 
 /// The whole file.
@@ -249,9 +270,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         owner_id: s.text("ka", "owner_id", ""),
         plesk_item: s.text("ka", "plesk_item", ""),
         parent_form: match s.get("ka", "parent_form") {
-            None => crate::ka::ParentForm::default(),
-            Some(v) => crate::ka::ParentForm::parse(v)
-                .ok_or_else(|| s.bad("ka", "parent_form", "is neither key_id nor key_number"))?,
+            None => ParentForm::default(),
+            Some(v) => {
+                ParentForm::parse(v).ok_or_else(|| s.bad("ka", "parent_form", "is neither key_id nor key_number"))?
+            }
         },
         timeout: s.number("ka", "timeout", 30, 1, 300)?,
     };

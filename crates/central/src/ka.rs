@@ -90,26 +90,10 @@ fn summary(body: &str) -> String {
     }
 }
 
-/// How the parent key is named when an extension key is created attached to it. KA's docs say
-/// only "pass the main Plesk key number"; the field semantics (page 77843) address keys by
-/// `keyId`, so that is the default. `KeyNumber` is the other reading, one switch away
-/// (`[ka] parent_form = key_number`). Marked as a guess in plesk-facts.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ParentForm {
-    #[default]
-    KeyId,
-    KeyNumber,
-}
-
-impl ParentForm {
-    pub fn parse(s: &str) -> Option<ParentForm> {
-        match s {
-            "key_id" => Some(ParentForm::KeyId),
-            "key_number" => Some(ParentForm::KeyNumber),
-            _ => None,
-        }
-    }
-}
+// The parent form is a `[ka]` setting, so config owns the type; the KA client only reads it
+// (config never imports the client: the arrows point from here down to config).
+use crate::config::KaConfig;
+pub use crate::config::ParentForm;
 
 /// Reads KA's password from a file that only root may read (it is the reseller's whole KA
 /// account); trailing whitespace is not part of it.
@@ -147,7 +131,7 @@ pub struct KaSettings {
 impl KaSettings {
     /// From `[ka]`, when it is filled in (a username and a password file); the password
     /// file is read now, so an unusable one is an error at start, not at the first order.
-    pub fn from_config(k: &crate::config::KaConfig) -> Result<Option<KaSettings>, KaError> {
+    pub fn from_config(k: &KaConfig) -> Result<Option<KaSettings>, KaError> {
         let Some(path) = k.password_file.as_deref().filter(|_| !k.username.is_empty()) else {
             return Ok(None);
         };

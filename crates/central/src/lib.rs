@@ -1,29 +1,31 @@
 //! plesk-reseller-central: the reseller store's side of the plesk-reseller-agent protocol —
 //! a fleet registry with one token per Plesk server, a durable job queue on an embedded
-//! database, held polls with ETags, idempotent results, signed wake pushes, and an admin API
-//! with its CLI (contract: central-contract.md).
+//! database, held polls with ETags, idempotent results, signed wake pushes, orders that become
+//! KA keys, and an admin API with its CLI (contract: central-contract.md).
+//!
+//! The crate is in layers, top to bottom; a module imports only from its own layer or one
+//! below it (`tests/layers.rs` checks every `crate::` path):
+//!
+//! - [`cli`]: the command line, its admin-socket client, its texts and `check`.
+//! - [`http`]: the HTTP faces — the agents' API, the admin API, Buy Now, the fleet page, the
+//!   listeners and TLS — and [`http::app::App`], the state every handler shares.
+//! - the domain: [`fleet`] (hosts, tokens, jobs, held polls, pushes, health, replicas) and
+//!   [`commerce`] (orders; next licenses, enroll keys, events).
+//! - the outside world: [`db`] (SQLite or PostgreSQL) and [`ka`] (the KA Partner API client).
+//! - the base: [`config`], [`times`], [`metrics`], [`logging`].
+//!
+//! `main.rs` sits above them all and only calls [`cli::main`].
 
-pub mod admin;
-pub mod api;
-pub mod app;
-pub mod buy;
-pub mod check;
 pub mod cli;
-pub mod cli_text;
-pub mod client;
-pub mod config;
+pub mod http;
+
+pub mod commerce;
+pub mod fleet;
+
 pub mod db;
-pub mod host_health;
 pub mod ka;
+
+pub mod config;
 pub mod logging;
 pub mod metrics;
-pub mod orders;
-pub mod push;
-pub mod replicas;
-pub mod server;
-pub mod store;
 pub mod times;
-pub mod tls;
-pub mod tokens;
-pub mod ui;
-pub mod waiters;

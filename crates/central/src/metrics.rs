@@ -37,7 +37,9 @@ impl Drop for HeldGuard<'_> {
 }
 
 impl Metrics {
-    pub fn render(&self, jobs_by_state: &[(String, i64)]) -> String {
+    /// Prometheus text; `job_states` is every job state, so each gets a line, zeros too (the
+    /// caller passes the store's list: metrics sits below the domain and does not import it).
+    pub fn render(&self, job_states: &[&str], jobs_by_state: &[(String, i64)]) -> String {
         let mut out = String::new();
         let g = |v: &AtomicU64| v.load(Ordering::Relaxed);
         let rows: [(&str, &str, &str, String); 9] = [
@@ -103,7 +105,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP central_ka_errors_total KA Partner API errors.\n# TYPE central_ka_errors_total counter\ncentral_ka_errors_total {}", g(&self.ka_errors));
         let _ = writeln!(out, "# HELP central_jobs Jobs by state.\n# TYPE central_jobs gauge");
         // Every state, zeros too: a dashboard's series should not appear and vanish.
-        for state in crate::store::JOB_STATES {
+        for state in job_states {
             let n = jobs_by_state.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "central_jobs{{state=\"{state}\"}} {n}");
         }

@@ -4,7 +4,7 @@
 mod support;
 
 use plesk_reseller_central::db;
-use plesk_reseller_central::store::{system_clock, ResultOutcome, Store, StoreError};
+use plesk_reseller_central::fleet::store::{system_clock, ResultOutcome, Store, StoreError};
 use serde_json::json;
 
 const CODE: &str = "A00000-K6QK03-KSG046-H6BK67-1GE201";
@@ -185,11 +185,11 @@ async fn key_numbers_from_reports_find_hosts(db) {
 }
 
 /// A clock that always says `ms`: a central started with its clock set there.
-fn clock_at(ms: i64) -> plesk_reseller_central::store::Clock {
+fn clock_at(ms: i64) -> plesk_reseller_central::fleet::store::Clock {
     std::sync::Arc::new(move || ms)
 }
 
-fn ids(jobs: &[plesk_reseller_central::store::JobRow]) -> Vec<String> {
+fn ids(jobs: &[plesk_reseller_central::fleet::store::JobRow]) -> Vec<String> {
     jobs.iter().map(|j| j.id.clone()).collect()
 }
 

@@ -3,7 +3,7 @@
 //! (as the API would) with times set in the past where a state needs it.
 
 use plesk_reseller_central::db;
-use plesk_reseller_central::store::{system_clock, Store};
+use plesk_reseller_central::fleet::store::{system_clock, Store};
 use serde_json::json;
 
 use super::CODE;

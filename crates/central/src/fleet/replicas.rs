@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::watch;
 
-use crate::waiters::Waiters;
+use crate::fleet::waiters::Waiters;
 
 /// The channel [`crate::db::Dialect::notify_statement`] sends on.
 pub const CHANNEL: &str = "central_host";

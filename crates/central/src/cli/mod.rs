@@ -1,6 +1,11 @@
 //! The command line (contract section 1): `serve`, `migrate`, `check`, `sell allow-file`, and
 //! the administrative commands as thin clients of the admin API. Exit 0 ok, 1 error, 3 no
-//! server running.
+//! server running. Below it: [`client`] (the admin socket's client), [`text`] (what the
+//! commands print) and [`check`] (the `check` command); it calls down into `http` for `serve`.
+
+pub mod check;
+pub mod client;
+pub mod text;
 
 use std::path::PathBuf;
 
@@ -8,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::client::{Client, ClientError};
+use crate::cli::client::{Client, ClientError};
 use crate::config::{self, Config};
 
 #[derive(Parser)]
@@ -243,7 +248,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
     match cli.command {
         Command::Serve { address_file } => serve(config, address_file).await,
         Command::Migrate => migrate(&config).await,
-        Command::Check { online } => crate::check::run(&config, json, online).await,
+        Command::Check { online } => crate::cli::check::run(&config, json, online).await,
         Command::Sell(SellCmd::AllowFile) => {
             let ids: Vec<&str> = config.sell.iter().map(|(k, _)| k.as_str()).collect();
             if json {
@@ -262,7 +267,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
 }
 
 async fn serve(config: Config, address_file: Option<PathBuf>) -> i32 {
-    match crate::server::serve(config, address_file, stop_signal()).await {
+    match crate::http::server::serve(config, address_file, stop_signal()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
@@ -327,14 +332,14 @@ fn hosts_request(c: HostsCmd) -> Request {
             Method::POST,
             "/admin/v1/hosts".into(),
             Some(json!({"id": id, "push_url": push_url})),
-            crate::cli_text::host_added,
+            crate::cli::text::host_added,
         ),
-        HostsCmd::List => r(Method::GET, "/admin/v1/hosts".into(), None, crate::cli_text::host_list),
+        HostsCmd::List => r(Method::GET, "/admin/v1/hosts".into(), None, crate::cli::text::host_list),
         HostsCmd::Show { id } => r(
             Method::GET,
             format!("/admin/v1/hosts/{}", seg(&id)),
             None,
-            crate::cli_text::host,
+            crate::cli::text::host,
         ),
         HostsCmd::Set(a) => {
             let mut body = serde_json::Map::new();
@@ -353,20 +358,20 @@ fn hosts_request(c: HostsCmd) -> Request {
                 Method::PATCH,
                 format!("/admin/v1/hosts/{}", seg(&a.id)),
                 Some(Value::Object(body)),
-                crate::cli_text::host,
+                crate::cli::text::host,
             )
         }
         HostsCmd::RotateToken { id } => r(
             Method::POST,
             format!("/admin/v1/hosts/{}/rotate-token", seg(&id)),
             None,
-            crate::cli_text::token,
+            crate::cli::text::token,
         ),
         HostsCmd::Rm { id } => r(
             Method::DELETE,
             format!("/admin/v1/hosts/{}", seg(&id)),
             None,
-            crate::cli_text::removed,
+            crate::cli::text::removed,
         ),
     }
 }
@@ -386,7 +391,7 @@ fn jobs_request(c: JobsCmd) -> Request {
             };
             let body = json!({"host": a.host, "key_number": a.key_number, "type": kind,
                               "activation_code": code, "idempotency_key": a.idempotency_key});
-            r(Method::POST, "/admin/v1/jobs".into(), Some(body), crate::cli_text::job)
+            r(Method::POST, "/admin/v1/jobs".into(), Some(body), crate::cli::text::job)
         }
         JobsCmd::List { host, state } => {
             let mut q = Vec::new();
@@ -401,19 +406,19 @@ fn jobs_request(c: JobsCmd) -> Request {
             } else {
                 format!("/admin/v1/jobs?{}", q.join("&"))
             };
-            r(Method::GET, path, None, crate::cli_text::job_list)
+            r(Method::GET, path, None, crate::cli::text::job_list)
         }
         JobsCmd::Show { id } => r(
             Method::GET,
             format!("/admin/v1/jobs/{}", seg(&id)),
             None,
-            crate::cli_text::job,
+            crate::cli::text::job,
         ),
         JobsCmd::Cancel { id } => r(
             Method::POST,
             format!("/admin/v1/jobs/{}/cancel", seg(&id)),
             None,
-            crate::cli_text::job,
+            crate::cli::text::job,
         ),
     }
 }
@@ -423,7 +428,7 @@ fn orders_request(c: OrdersCmd) -> Request {
         method,
         path,
         body,
-        text: crate::cli_text::order_or_list,
+        text: crate::cli::text::order_or_list,
     };
     match c {
         OrdersCmd::Add {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::fleet::store::Store;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 #[derive(Clone)]
 pub struct App {
@@ -22,7 +22,7 @@ pub struct App {
     /// The admin token for `admin_listen`, read at start.
     pub admin_token: Option<Arc<str>>,
     /// Orders and their worker (None only where orders are not served).
-    pub orders: Option<Arc<crate::orders::Orders>>,
+    pub orders: Option<Arc<crate::commerce::orders::Orders>>,
 }
 
 impl App {

@@ -8,8 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plesk_reseller_protocol as proto;
 
-use crate::app::App;
-use crate::store::StoreError;
+use crate::fleet::store::StoreError;
+use crate::http::app::App;
 
 /// Longest query string taken, and longest single value: Plesk's parameters are short.
 const MAX_QUERY: usize = 4096;

@@ -9,8 +9,8 @@ use maud::{html, Markup};
 use super::format;
 use super::layout::{self, Section};
 use super::{ListQuery, Params};
-use crate::app::App;
-use crate::orders::{Order, STATES};
+use crate::commerce::orders::{Order, STATES};
+use crate::http::app::App;
 
 const PER_PAGE: usize = 200;
 

@@ -20,9 +20,9 @@ use plesk_reseller_protocol as proto;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::App;
-use crate::store::{HostChanges, StoreError};
-use crate::tokens;
+use crate::fleet::store::{HostChanges, StoreError};
+use crate::fleet::tokens;
+use crate::http::app::App;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -36,7 +36,7 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/jobs/{id}", get(show_job))
         .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(app.clone())
-        .merge(crate::orders::router(app))
+        .merge(super::admin_orders::router(app))
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
@@ -74,7 +74,7 @@ fn store_error(e: StoreError) -> Response {
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(body: Body, headers: &HeaderMap) -> Result<T, Response> {
-    let bytes = crate::api::read_body(body, headers).await?;
+    let bytes = super::body::read_body(body, headers).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("the request is not valid: {e}")))
 }
@@ -317,10 +317,13 @@ struct JobFilter {
 
 async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Response {
     if let Some(s) = &f.state {
-        if !crate::store::JOB_STATES.contains(&s.as_str()) {
+        if !crate::fleet::store::JOB_STATES.contains(&s.as_str()) {
             return error(
                 StatusCode::BAD_REQUEST,
-                &format!("the state {s:?} is none of {}", crate::store::JOB_STATES.join(", ")),
+                &format!(
+                    "the state {s:?} is none of {}",
+                    crate::fleet::store::JOB_STATES.join(", ")
+                ),
             );
         }
     }
@@ -442,7 +445,7 @@ pub fn limit_failed_tokens(router: Router) -> Router {
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let failures = failures.clone();
             async move {
-                let Some(ip) = req.extensions().get::<crate::server::Peer>().map(|p| p.0.ip()) else {
+                let Some(ip) = req.extensions().get::<crate::http::server::Peer>().map(|p| p.0.ip()) else {
                     return next.run(req).await;
                 };
                 let lock = || failures.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::format;
 use super::layout::{self, Section};
 use super::{ListQuery, Params};
-use crate::app::App;
-use crate::store::{JobRow, JOB_STATES as STATES};
+use crate::fleet::store::{JobRow, JOB_STATES as STATES};
+use crate::http::app::App;
 
 const PER_PAGE: usize = 200;
 

@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,13 +17,10 @@ use axum::Router;
 use plesk_reseller_protocol as proto;
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
+use crate::fleet::store::{JobRow, ResultOutcome, StoreError};
+use crate::fleet::tokens;
+use crate::http::app::App;
 use crate::metrics::HeldGuard;
-use crate::store::{JobRow, ResultOutcome, StoreError};
-use crate::tokens;
-
-/// Longest a client may take to send its body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -32,7 +29,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/hosts/{host}/report", put(report))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/buy", get(crate::buy::buy))
+        .route("/buy", get(crate::http::buy::buy))
         .with_state(app)
 }
 
@@ -82,27 +79,6 @@ async fn still_valid(app: &App, token_hash: &str, host: &str) -> Result<bool, Re
     match app.store.host_by_token(token_hash).await {
         Ok(found) => Ok(found.is_some_and(|(h, _)| h == host)),
         Err(e) => Err(internal(e)),
-    }
-}
-
-/// Reads a body of at most 1 MiB within 30 s: 413 / 408 otherwise.
-pub async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB");
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > proto::MAX_BODY as u64) {
-        return Err(too_large());
-    }
-    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, proto::MAX_BODY)).await {
-        Err(_) => Err(plain(
-            StatusCode::REQUEST_TIMEOUT,
-            "the body took longer than 30 seconds",
-        )),
-        Ok(Err(e)) if format!("{e:?}").contains("LengthLimit") => Err(too_large()),
-        Ok(Err(_)) => Err(plain(StatusCode::BAD_REQUEST, "the body could not be read")),
-        Ok(Ok(b)) => Ok(b),
     }
 }
 
@@ -219,7 +195,7 @@ async fn result(
     if let Err(r) = authorize(&app, &headers, &host).await {
         return r;
     }
-    let bytes = match read_body(body, &headers).await {
+    let bytes = match super::body::read_body(body, &headers).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -261,7 +237,7 @@ async fn report(State(app): State<App>, Path(host): Path<String>, headers: Heade
     if let Err(r) = authorize(&app, &headers, &host).await {
         return r;
     }
-    let bytes = match read_body(body, &headers).await {
+    let bytes = match super::body::read_body(body, &headers).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -308,10 +284,10 @@ async fn healthz(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let counts = app.store.job_counts().await.unwrap_or_default();
-    let mut text = app.metrics.render(&counts);
+    let mut text = app.metrics.render(crate::fleet::store::JOB_STATES, &counts);
     if let Ok(rows) = app.store.health_rows().await {
         let parts = rows.iter().map(|(seen, report)| (*seen, report.as_ref()));
-        text.push_str(&crate::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
+        text.push_str(&crate::fleet::host_health::Census::of_parts(parts, app.store.now()).render_metrics());
     }
     if let Some(orders) = &app.orders {
         text.push_str(&orders.render_metrics().await);

@@ -25,8 +25,8 @@ use serde::Deserialize;
 pub use fleet_page::{render as render_fleet, Filter as FleetFilter, PER_PAGE};
 pub use format::Paging;
 
-use crate::app::App;
-use crate::tokens;
+use crate::fleet::tokens;
+use crate::http::app::App;
 use layout::Section;
 
 /// The largest page a URL may ask for (`per_page`): the whole of a 10 000-host fleet.

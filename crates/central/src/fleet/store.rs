@@ -11,7 +11,7 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::db::Db;
-use crate::waiters::Waiters;
+use crate::fleet::waiters::Waiters;
 
 /// A store operation that failed; names the host or job at fault.
 #[derive(Debug, thiserror::Error)]

@@ -9,9 +9,9 @@ use maud::{html, Markup};
 use super::format::{self, Paging};
 use super::layout::{self, Section};
 use super::Params;
-use crate::app::App;
-use crate::host_health::{self, Census, Health};
-use crate::store::Host;
+use crate::fleet::host_health::{self, Census, Health};
+use crate::fleet::store::Host;
+use crate::http::app::App;
 
 pub const PER_PAGE: usize = 200;
 
@@ -104,7 +104,7 @@ pub fn render(
     filter: &Filter,
     paging: Paging,
     now: i64,
-    attention: &(Vec<crate::orders::Order>, i64),
+    attention: &(Vec<crate::commerce::orders::Order>, i64),
 ) -> Markup {
     let census = Census::of(hosts, now);
     let mut shown: Vec<((u8, bool), &Host)> = hosts
@@ -144,7 +144,7 @@ pub fn render(
 }
 
 /// Orders in `attention`, with their reason: never bought again until an operator retries.
-fn attention_orders((list, total): &(Vec<crate::orders::Order>, i64)) -> Markup {
+fn attention_orders((list, total): &(Vec<crate::commerce::orders::Order>, i64)) -> Markup {
     html! {
         @if *total > 0 {
             section.attention #orders-attention {

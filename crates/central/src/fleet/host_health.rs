@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::store::Host;
+use crate::fleet::store::Host;
 
 /// A host that has not polled for this long is "not seen" (an agent polls at least every
 /// poll interval, 60 s by default, or holds a poll for up to `max_wait`).
@@ -101,7 +101,7 @@ impl Census {
         Census::of_parts(hosts.iter().map(|h| (h.last_seen_at, h.report.as_ref())), now_ms)
     }
 
-    /// From each host's last poll time and report (what [`crate::store::Store::health_rows`] reads).
+    /// From each host's last poll time and report (what [`crate::fleet::store::Store::health_rows`] reads).
     pub fn of_parts<'a>(hosts: impl Iterator<Item = (Option<i64>, Option<&'a Value>)>, now_ms: i64) -> Census {
         let mut c = Census::default();
         for (last_seen_at, report) in hosts {

@@ -16,10 +16,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use crate::app::App;
 use crate::config::Config;
+use crate::fleet::store::{system_clock, Store};
+use crate::http::app::App;
 use crate::metrics::Metrics;
-use crate::store::{system_clock, Store};
 
 /// Contract: a client gets at most 10 s to send its headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,7 +44,7 @@ pub enum ServeError {
     #[error(transparent)]
     Ka(#[from] crate::ka::KaError),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 /// Removes a stale socket (one that refuses connections); refuses when a server answers.
@@ -122,7 +122,7 @@ pub async fn serve(
         _ => None,
     };
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(crate::http::tls::acceptor(cert, key)?),
         _ => None,
     };
     let db = crate::db::connect(&config.database_url).await?;
@@ -146,11 +146,11 @@ pub async fn serve(
     for key in &config.unknown {
         tracing::warn!("{}: unknown key {key} (ignored)", config.path.display());
     }
-    let (push_tx, push_rx) = crate::push::channel();
+    let (push_tx, push_rx) = crate::fleet::push::channel();
     let store = Store::new(db.clone(), system_clock(), Some(push_tx));
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let orders = crate::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
+    let orders = crate::commerce::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -162,9 +162,9 @@ pub async fn serve(
     };
     // Order drivers: they pick up whatever a killed predecessor left, and stop with the server.
     let order_workers = orders.start(stop_rx.clone()).await;
-    tokio::spawn(crate::push::run(store.clone(), metrics.clone(), push_rx));
+    tokio::spawn(crate::fleet::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
-        tokio::spawn(crate::replicas::run(
+        tokio::spawn(crate::fleet::replicas::run(
             config.database_url.clone(),
             db.url.clone(),
             store.waiters.clone(),
@@ -173,7 +173,7 @@ pub async fn serve(
     }
     let flusher = tokio::spawn(flush_loop(app.clone(), stop_rx.clone()));
     let sensitive = || SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]);
-    let agents_router = crate::api::router(app.clone()).layer(sensitive());
+    let agents_router = crate::http::api::router(app.clone()).layer(sensitive());
     let mut tasks = vec![tokio::spawn(accept_tcp(
         agents,
         tls.clone(),
@@ -183,8 +183,8 @@ pub async fn serve(
         stop_rx.clone(),
     ))];
     if let Some(l) = admin_tcp {
-        let r = crate::admin::router_with_token(app.clone()).merge(crate::ui::router(app.clone()));
-        let r = crate::admin::limit_failed_tokens(r).layer(sensitive());
+        let r = crate::http::admin::router_with_token(app.clone()).merge(crate::http::ui::router(app.clone()));
+        let r = crate::http::admin::limit_failed_tokens(r).layer(sensitive());
         tasks.push(tokio::spawn(accept_tcp(
             l,
             tls.clone(),
@@ -196,7 +196,7 @@ pub async fn serve(
     }
     tasks.push(tokio::spawn(accept_unix(
         admin_sock,
-        crate::admin::router(app.clone()),
+        crate::http::admin::router(app.clone()),
         stop_rx.clone(),
     )));
     tracing::info!(

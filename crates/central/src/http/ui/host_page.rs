@@ -9,9 +9,9 @@ use serde_json::Value;
 use super::format;
 use super::layout::{self, Section};
 use super::{jobs_page, orders_page};
-use crate::app::App;
-use crate::host_health;
-use crate::store::{Host, StoreError};
+use crate::fleet::host_health;
+use crate::fleet::store::{Host, StoreError};
+use crate::http::app::App;
 
 /// The newest jobs and orders shown; the jobs and orders pages have them all.
 const RECENT: i64 = 50;

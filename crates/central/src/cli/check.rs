@@ -31,7 +31,7 @@ pub async fn run(config: &Config, json_out: bool, online: bool) -> i32 {
         },
     }];
     if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
-        lines.push(match crate::tls::load(cert, key) {
+        lines.push(match crate::http::tls::load(cert, key) {
             Ok(k) => Line {
                 name: "tls",
                 ok: true,

@@ -10,8 +10,8 @@ use std::time::Duration;
 use plesk_reseller_protocol as proto;
 use tokio::sync::{mpsc, Semaphore};
 
+use crate::fleet::store::Store;
 use crate::metrics::Metrics;
-use crate::store::Store;
 
 const IN_FLIGHT: usize = 64;
 const TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,0 +1,5 @@
+//! Commerce (domain layer): orders that become KA keys and then jobs for the fleet; next,
+//! licenses, enroll keys and events. Uses the fleet's store and the KA client; no HTTP here
+//! (the admin routes for orders are in `http::admin_orders`).
+
+pub mod orders;
