@@ -215,7 +215,7 @@ async fn result(
     app.metrics.results.fetch_add(1, Ordering::Relaxed);
     let stored = app.store.put_result(&host, &job, parsed.status.as_str(), &value).await;
     if let (Ok(ResultOutcome::Stored), Some(orders)) = (&stored, &app.orders) {
-        // The order of this job ends with it (an error here is caught up at the next start).
+        // The order of this job ends with it (an error here is caught up by the order workers' scan).
         if let Ok(j) = app.store.job(&job).await {
             if let Err(e) = orders.job_ended(&j).await {
                 tracing::warn!("{e}");
