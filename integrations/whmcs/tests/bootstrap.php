@@ -22,12 +22,16 @@ final class FakeWhmcs
     public static $log = [];
     /** @var array<string,callable[]> */
     public static $hooks = [];
+    /** @var array<int,int> service id => product id */
+    public static $pid = [];
+    /** @var array<int,array<string,int>> product id => custom field name => id */
+    public static $productFields = [];
     /** @var bool UpdateClientProduct fails (WHMCS's database down) */
     public static $failUpdates = false;
 
     public static function reset(): void
     {
-        self::$fields = self::$status = self::$calls = self::$log = self::$hooks = [];
+        self::$fields = self::$status = self::$calls = self::$log = self::$hooks = self::$pid = self::$productFields = [];
         self::$failUpdates = false;
     }
 
@@ -91,7 +95,13 @@ function localAPI($command, $values = [], $adminUser = '')
             foreach (FakeWhmcs::$fields[$sid] ?? [] as $name => $v) {
                 $cf[] = ['id' => FakeWhmcs::fieldId($name), 'name' => $name, 'value' => $v];
             }
-            return ['result' => 'success', 'products' => ['product' => [['id' => $sid, 'customfields' => ['customfield' => $cf]]]]];
+            return ['result' => 'success', 'products' => ['product' => [['id' => $sid, 'pid' => FakeWhmcs::$pid[$sid] ?? 0, 'customfields' => ['customfield' => $cf]]]]];
+        case 'GetProducts':
+            $cf = [];
+            foreach (FakeWhmcs::$productFields[(int) $values['pid']] ?? [] as $name => $id) {
+                $cf[] = ['id' => $id, 'name' => $name];
+            }
+            return ['result' => 'success', 'products' => ['product' => [['pid' => (int) $values['pid'], 'customfields' => ['customfield' => $cf]]]]];
         case 'UpdateClientProduct':
             if (FakeWhmcs::$failUpdates) {
                 return ['result' => 'error', 'message' => 'database down'];
@@ -134,3 +144,4 @@ function add_hook($name, $priority, $fn)
 
 require_once __DIR__ . '/../modules/servers/pleskreseller/pleskreseller.php';
 require_once __DIR__ . '/../modules/servers/pleskreseller/lib/Callback.php';
+require_once __DIR__ . '/../modules/servers/pleskreseller/hooks.php';

@@ -7,4 +7,8 @@ return [
     'webhook_secret_file' => '',
     // Where processed webhook ids and the license/host links are kept (not web-served).
     'state_dir' => '',
+    // Buy Now: the [sell] extension id => the WHMCS product id that sells it.
+    'buy_now_products' => [
+        // 'seo-toolkit' => 12,
+    ],
 ];

@@ -8,7 +8,7 @@ namespace PleskReseller;
 
 final class Config
 {
-    /** @return array{webhook_secret: string, state_dir: string} */
+    /** @return array{webhook_secret: string, state_dir: string, file: string, buy_now_products: array} */
     public static function load(?string $file = null): array
     {
         if ($file === null) {
@@ -26,6 +26,6 @@ final class Config
         if ($dir === '') {
             $dir = sys_get_temp_dir() . '/pleskreseller-' . substr(hash('sha256', dirname(__DIR__)), 0, 12);
         }
-        return ['webhook_secret' => $secret, 'state_dir' => $dir, 'file' => $file];
+        return ['webhook_secret' => $secret, 'state_dir' => $dir, 'file' => $file, 'buy_now_products' => (array) ($c['buy_now_products'] ?? [])];
     }
 }
