@@ -2,7 +2,8 @@
 # `php -l` on every PHP file of the WHMCS module (integrations/whmcs) for the oldest and the
 # newest PHP it claims, 7.4 and 8.3, besides the machine's own php. Debian has one php, so
 # 7.4 and 8.3 come from the npm registry as PHP.wasm builds (@php-wasm/cli, WordPress
-# Playground's), run by the machine's Node.js; cached in target/php-wasm.
+# Playground's), run by the machine's Node.js; cached in target/php-wasm. tests/smoke.php then
+# runs the module's pure parts on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,13 @@ for v in 7.4 8.3; do
     got=$(PHP=$v node "$cli" -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;' 2>/dev/null | tail -1)
     [ "$got" = "$v" ] || { echo "PHP.wasm for $v runs PHP $got" >&2; exit 1; }
     lint "$v" env PHP=$v node "$cli" -l
+    # And the pure parts run there (the webhook vector, Buy Now, the server URLs), not only parse.
+    # PHP.wasm's exit status is 0 even after exit(1): judge by the output.
+    out=$(PHP=$v node "$cli" integrations/whmcs/tests/smoke.php 2>&1 || true)
+    if ! grep -q "^smoke ok on PHP $v\." <<<"$out"; then
+        echo "PHP $v: tests/smoke.php: $out" >&2
+        failed=$((failed + 1))
+    fi
 done
 command -v php >/dev/null && lint "$(php -r 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION;')" php -l
 echo "php -l: ${#files[@]} files on PHP 7.4, 8.3 and the installed php; $failed failed"
