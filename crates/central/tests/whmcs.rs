@@ -119,7 +119,7 @@ fn the_whmcs_module_sells_and_manages_licenses_through_the_central() {
     let config = format!(
         "{admin}[ka]\nurl = {}\nusername = {}\npassword_file = {}\nowner_id = {}\nplesk_item = {PLESK_ITEM}\ntimeout = 5\n\
          [webhooks]\nurl = http://127.0.0.1:{cb_port}/callback.php\nsecret_file = {}\n\
-         [sell]\nseo-toolkit = {EXT_ITEM}\n",
+         [sell]\nseo-toolkit = {EXT_ITEM}\nnot-at-ka = ADD-UNKNOWN-1M\n",
         ka.base_url(),
         fake_ka::USER,
         pw.display(),
@@ -173,6 +173,8 @@ fn the_whmcs_module_sells_and_manages_licenses_through_the_central() {
     assert!(recorded.contains("extension_order=whmcs-2001-create-1"), "{recorded}");
     assert_eq!(ka.creates_for("whmcs-1001-create-1"), 1);
     assert_eq!(ka.creates_for("whmcs-2001-create-1"), 1);
+    assert!(recorded.contains("refused_order=whmcs-3001-create-1"), "{recorded}");
+    assert_eq!(ka.creates_for("whmcs-3001-create-1"), 2, "refused, then Create again");
     let plesk_key = ka.keys_named("whmcs-1001-create-1").remove(0);
     assert_eq!(plesk_key.key_number, "PLSK.12000002.0000", "the stand-in's new_key_id");
     let calls = agent.license_calls();

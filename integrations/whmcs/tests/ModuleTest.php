@@ -112,6 +112,27 @@ final class ModuleTest extends TestCase
         $this->assertStringContainsString('refused', $r['error']);
     }
 
+    public function testKasRefusalIsShownVerbatimAndCreateAgainRetriesTheOrder(): void
+    {
+        $config = ['configoption1' => 'extension', 'configoption2' => '', 'configoption3' => 'not-at-ka'];
+        $p = $this->params(3001, $config, [Service::F_PARENT_KN => self::$env['KN']]);
+        $this->assertSame('success', pleskreseller_CreateAccount($p), 'queued; KA answers later');
+        $failed = $this->waitOrder('whmcs-3001-create-1', 'failed');
+        $tab = pleskreseller_AdminServicesTabFields($this->params(3001, $config));
+        $this->assertSame('order failed', $tab['Central state']);
+        $this->assertSame(htmlspecialchars($failed['error'], ENT_QUOTES), $tab['Central error']);
+        $this->assertStringContainsString('ADD-UNKNOWN-1M', $failed['error'], "KA's body, verbatim");
+        // The admin clicks Create again: the central retries the same order from its lookup.
+        $this->assertSame('success', pleskreseller_CreateAccount($this->params(3001, $config)));
+        $this->record('refused_order', 'whmcs-3001-create-1');
+        $deadline = time() + 60;
+        do {
+            $o = $this->central()->admin('GET', '/admin/v1/orders/whmcs-3001-create-1')->json;
+            usleep(200000);
+        } while (($o['ka_attempts'] ?? 0) < 2 && time() < $deadline);
+        $this->assertSame(2, $o['ka_attempts'], json_encode($o));
+    }
+
     public function testAnExtensionCreateOrdersOnceForBuyNowsKeyNumberAndTheServerRetrieves(): void
     {
         $p = $this->params(2001, ['configoption1' => 'extension', 'configoption2' => '', 'configoption3' => self::$env['EXTENSION']], [Service::F_PARENT_KN => self::$env['KN']]);

@@ -147,7 +147,18 @@ function pleskreseller_CreateAccount(array $params)
         $a = $central->admin('POST', '/admin/v1/orders', $body);
         pleskreseller_log('CreateAccount', $body, $a->body, (string) $a->status, $params);
         if ($a->ok()) {
-            $svc->save([Service::F_ORDER => $orderId, Service::F_STATE => 'order ' . ($a->json['state'] ?? 'pending')]);
+            $state = (string) ($a->json['state'] ?? 'pending');
+            if ($state === 'failed' || $state === 'attention') {
+                // Create again on an order KA refused or could not settle: the central drives
+                // it again from its lookup in KA, so a key that exists is never bought twice.
+                $r = $central->admin('POST', '/admin/v1/orders/' . rawurlencode($orderId) . '/retry');
+                pleskreseller_log('CreateAccount retry', $orderId, $r->body, (string) $r->status, $params);
+                if (!$r->ok()) {
+                    return $r->sentence("retrying order {$orderId}");
+                }
+                $state = (string) ($r->json['state'] ?? 'pending');
+            }
+            $svc->save([Service::F_ORDER => $orderId, Service::F_STATE => 'order ' . $state]);
             return 'success';
         }
         if (isset($body['host']) && $a->status === 404 && isset($a->json['error']) && stripos($a->json['error'], 'host') !== false) {
@@ -283,6 +294,10 @@ function pleskreseller_status(array $params): array
         return $out;
     }
     $out['state'] = 'order ' . ($o->json['state'] ?? '?');
+    if (!empty($o->json['error'])) {
+        // KA's answer verbatim (the central keeps it with the order).
+        $out['error'] = (string) $o->json['error'];
+    }
     $out['keyNumber'] = (string) ($o->json['ka_key_number'] ?? $out['keyNumber']);
     $out['installed'] = ($o->json['state'] ?? '') === 'done' ? 'yes' : 'not yet';
     // Read only once the service knows its license (an operation or a webhook told it): a
