@@ -2,8 +2,8 @@
 # Runs the whole test suite. The panel.ini tests use PHP's own INI parser (Debian's
 # php-cli, the reader Plesk uses) as an oracle; the central's tests start throw-away
 # PostgreSQL clusters (initdb + pg_ctl in a temp dir) and drive headless Chromium for the
-# fleet page. Each is installed here from Debian's packages when missing; with CI=true the
-# tests that need them refuse to skip.
+# fleet page; the WHMCS module's tests run PHPUnit. Each is installed here from Debian's
+# packages when missing; with CI=true the tests that need them refuse to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ need() {
     fi
 }
 need php-cli "the panel.ini oracle" command -v php
+need phpunit "the WHMCS module's tests (crates/central/tests/whmcs.rs)" command -v phpunit
 need postgresql "the central's second database" sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
 need chromium "the fleet page's browser test" test -x /usr/bin/chromium
 if ! command -v php >/dev/null 2>&1 && [ "${SKIP_PHP_ORACLE:-}" != 1 ]; then
