@@ -3,7 +3,8 @@
 # php-cli, the reader Plesk uses) as an oracle; the central's tests start throw-away
 # PostgreSQL clusters (initdb + pg_ctl in a temp dir) and drive headless Chromium for the
 # fleet page; the WHMCS module's tests run PHPUnit. Each is installed here from Debian's
-# packages when missing; with CI=true the tests that need them refuse to skip.
+# packages when missing; the OpenAPI document's validator comes from PyPI. With CI=true the
+# tests that need them refuse to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,15 @@ need php-cli "the panel.ini oracle" command -v php
 need phpunit "the WHMCS module's tests (crates/central/tests/whmcs.rs)" command -v phpunit
 need postgresql "the central's second database" sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
 need chromium "the fleet page's browser test" test -x /usr/bin/chromium
+need python3-pip "the PyPI test tools below" python3 -m pip --version
+# The OpenAPI document's validator (crates/central/tests/openapi.rs): from PyPI, Debian has no
+# package of it. Pinned; pip refuses a system Python without --break-system-packages.
+if ! python3 -m openapi_spec_validator --version >/dev/null 2>&1; then
+    echo "installing openapi-spec-validator (the OpenAPI document's validator)..." >&2
+    python3 -m pip install -q openapi-spec-validator==0.9.0 >/dev/null 2>&1 ||
+        python3 -m pip install -q --break-system-packages openapi-spec-validator==0.9.0 >/dev/null 2>&1 ||
+        echo "openapi-spec-validator is missing (pip install failed): the OpenAPI validity test skips or fails" >&2
+fi
 if ! command -v php >/dev/null 2>&1 && [ "${SKIP_PHP_ORACLE:-}" != 1 ]; then
     echo "php is missing: install php-cli, or set SKIP_PHP_ORACLE=1 to skip the PHP oracle test" >&2
     exit 1

@@ -79,13 +79,14 @@ impl JobKind {
 }
 
 /// A job's result (section 5.2).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
     pub status: ResultStatus,
     /// `null` for `rejected` (nothing ran) and for a command killed by a signal.
     #[serde(default)]
     pub exit_code: Option<i32>,
-    /// Masked, at most [`crate::MAX_OUTPUT`] bytes (the tail).
+    /// Masked; the tail, at most 16 KiB (`MAX_OUTPUT`).
     pub output: String,
     pub attempts: u32,
     /// RFC 3339, UTC.
@@ -95,6 +96,7 @@ pub struct JobResult {
 
 /// `succeeded`, `failed` (ran and failed, timed out, or interrupted too often) or
 /// `rejected` (invalid, nothing ran).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
@@ -114,6 +116,7 @@ impl ResultStatus {
 }
 
 /// The report (section 5.3).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub agent_version: String,
@@ -127,6 +130,7 @@ pub struct Report {
 }
 
 /// `panel_ini` of the report: the file, the values in force, whether it is in sync.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportPanelIni {
     pub path: String,

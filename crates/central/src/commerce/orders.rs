@@ -81,14 +81,16 @@ pub enum OrderError {
 }
 
 /// An order as the admin API shows it; the activation code never leaves the database.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Order {
     pub id: String,
+    /// `plesk` (a main key) or `extension` (an extension key attached to `key_number`).
     pub kind: String,
     pub host: String,
     pub key_number: Option<String>,
     pub extension_id: Option<String>,
     pub ka_item: String,
+    #[schema(schema_with = state_schema)]
     pub state: String,
     pub ka_attempts: i64,
     pub ka_key_id: Option<i64>,
@@ -98,8 +100,10 @@ pub struct Order {
     /// why KA's answers cannot settle it in attention).
     pub error: Option<String>,
     #[serde(serialize_with = "crate::times::req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::times::req")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
     #[serde(skip)]
     pub activation_code: Option<String>,
@@ -142,14 +146,23 @@ fn order_of(r: &AnyRow) -> Order {
     }
 }
 
-/// What `POST /admin/v1/orders` takes.
-#[derive(Debug, Deserialize)]
+fn state_schema() -> utoipa::openapi::Object {
+    crate::fleet::store::one_of(STATES)
+}
+
+/// What `POST /admin/v1/orders` takes: `order_id`, `host` and `plesk: true` (a main Plesk
+/// key for that host), or `order_id`, `key_number` and `extension` (an extension key attached
+/// to that main key).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewOrder {
+    /// The store's order id: letters, digits and . _ - (first a letter or digit, at most 128).
     pub order_id: String,
     pub host: Option<String>,
     #[serde(default)]
     pub plesk: bool,
+    /// A main key number (`PLSK.12345678.0001`) for an extension order.
     pub key_number: Option<String>,
+    /// An extension id listed in `[sell]`.
     pub extension: Option<String>,
 }
 

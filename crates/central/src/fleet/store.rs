@@ -48,41 +48,79 @@ pub fn system_clock() -> Clock {
 }
 
 /// A host as the admin API shows it (never its token).
-#[derive(Debug, Clone, Serialize)]
+// ToSchema describes this very serialisation in the admin API's OpenAPI document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Host {
     pub id: String,
+    /// Where wake pushes go; `null`: none.
     pub push_url: Option<String>,
+    /// panel.ini `[extensions] buyUrl` for this host; `null`: the fleet value, `""`: absent.
     pub buy_url: Option<String>,
+    /// panel.ini `[extensions] catalog.url` for this host; `null`: the fleet value, `""`: absent.
     pub catalog_url: Option<String>,
     #[serde(serialize_with = "crate::times::req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::times::opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<i64>,
+    /// The Plesk key number of the last report (`PLSK.12345678.0001`).
     pub key_number: Option<String>,
     pub agent_version: Option<String>,
+    /// The agent's last report (agent contract section 5.3).
+    #[schema(value_type = Option<plesk_reseller_protocol::Report>)]
     pub report: Option<serde_json::Value>,
     #[serde(serialize_with = "crate::times::opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub report_at: Option<i64>,
     #[serde(skip)]
     pub push_secret: String,
 }
 
-/// A job as the admin API shows it: the code is never shown, only whether one is held.
-#[derive(Debug, Clone, Serialize)]
+/// A job as the admin API shows it (never its activation code).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobRow {
     pub id: String,
     pub host: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = job_type_schema)]
     pub kind: String,
+    #[schema(schema_with = job_state_schema)]
     pub state: String,
     pub idempotency_key: Option<String>,
     #[serde(serialize_with = "crate::times::req")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "crate::times::opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<i64>,
+    /// The agent's result once the job ended (agent contract section 5.2).
+    #[schema(value_type = Option<plesk_reseller_protocol::JobResult>)]
     pub result: Option<serde_json::Value>,
     #[serde(skip)]
     pub activation_code: Option<String>,
+}
+
+/// The OpenAPI schema of a string that is one of `values` (the same constants the code checks).
+pub fn one_of(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// The job types, as on the wire.
+pub const JOB_TYPES: &[&str] = &["install_key", "retrieve_keys"];
+
+/// `type` of a job in the OpenAPI document.
+pub fn job_type_schema() -> utoipa::openapi::Object {
+    one_of(JOB_TYPES)
+}
+
+/// `state` of a job in the OpenAPI document.
+pub fn job_state_schema() -> utoipa::openapi::Object {
+    one_of(JOB_STATES)
 }
 
 /// A per-host value change: `None` leaves it, `Some(None)` unsets it, `Some(Some(v))` sets it.

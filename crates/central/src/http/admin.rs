@@ -14,29 +14,36 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use plesk_reseller_protocol as proto;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::fleet::store::{HostChanges, StoreError};
+use crate::fleet::store::{Host, HostChanges, JobRow, StoreError};
 use crate::fleet::tokens;
 use crate::http::app::App;
+use crate::http::openapi::ErrorBody;
 
+/// Every admin route, each registered with its `#[utoipa::path]` description: the one list
+/// both the router and the OpenAPI document (`crate::http::openapi`) are built from. One
+/// `routes!(…)` per path, with the handlers of its methods (docs/openapi.md).
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_hosts, add_host))
+        .routes(routes!(show_host, set_host, remove_host))
+        .routes(routes!(rotate_token))
+        .routes(routes!(list_jobs, add_job))
+        .routes(routes!(show_job))
+        .routes(routes!(cancel_job))
+        .merge(super::admin_orders::routes())
+        .routes(routes!(super::openapi::serve))
+}
+
+/// The admin API on the admin socket (local trust).
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/admin/v1/hosts", get(list_hosts).post(add_host))
-        .route(
-            "/admin/v1/hosts/{id}",
-            get(show_host).patch(set_host).delete(remove_host),
-        )
-        .route("/admin/v1/hosts/{id}/rotate-token", post(rotate_token))
-        .route("/admin/v1/jobs", get(list_jobs).post(add_job))
-        .route("/admin/v1/jobs/{id}", get(show_job))
-        .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
-        .with_state(app.clone())
-        .merge(super::admin_orders::router(app))
+    routes().split_for_parts().0.with_state(app)
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
@@ -56,8 +63,8 @@ pub fn router_with_token(app: App) -> Router {
     ))
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
-    (status, Json(json!({ "error": msg }))).into_response()
+pub(crate) fn error(status: StatusCode, msg: &str) -> Response {
+    (status, Json(ErrorBody { error: msg.into() })).into_response()
 }
 
 fn store_error(e: StoreError) -> Response {
@@ -89,12 +96,37 @@ fn check_url(what: &str, v: &Option<String>) -> Result<(), Response> {
     }
 }
 
-#[derive(Deserialize)]
+/// A host to register.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewHost {
+    /// Letters, digits and . _ - (first a letter or digit, at most 128).
     id: String,
+    /// An http:// or https:// URL for wake pushes; empty or absent: none.
     push_url: Option<String>,
 }
 
+/// A registered host's credentials, shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+struct HostCreated {
+    id: String,
+    /// The agent's bearer token (only its hash is stored).
+    token: String,
+    /// The secret that signs wake pushes to this host.
+    push_secret: String,
+}
+
+/// Registers a Plesk server; its token and push secret are shown once.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/hosts",
+    tag = "hosts",
+    request_body = NewHost,
+    responses(
+        (status = 201, description = "Registered.", body = HostCreated),
+        (status = 400, description = "Not JSON, or the host id or push URL is not valid.", body = ErrorBody),
+        (status = 409, description = "The host exists.", body = ErrorBody),
+    )
+)]
 async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let req: NewHost = match json_body(body, &headers).await {
         Ok(r) => r,
@@ -128,7 +160,11 @@ async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
             }
             (
                 StatusCode::CREATED,
-                Json(json!({ "id": req.id, "token": token, "push_secret": secret })),
+                Json(HostCreated {
+                    id: req.id,
+                    token,
+                    push_secret: secret,
+                }),
             )
                 .into_response()
         }
@@ -136,6 +172,13 @@ async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
     }
 }
 
+/// The fleet.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/hosts",
+    tag = "hosts",
+    responses((status = 200, description = "Every host.", body = Vec<Host>))
+)]
 async fn list_hosts(State(app): State<App>) -> Response {
     match app.store.hosts().await {
         Ok(h) => Json(h).into_response(),
@@ -143,6 +186,25 @@ async fn list_hosts(State(app): State<App>) -> Response {
     }
 }
 
+/// A host and the jobs queued for it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct HostDetail {
+    #[serde(flatten)]
+    host: Host,
+    queued_jobs: Vec<JobRow>,
+}
+
+/// One host: last seen, key number, agent version, its last report, queued jobs.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/hosts/{id}",
+    tag = "hosts",
+    params(("id" = String, Path, description = "The host id.")),
+    responses(
+        (status = 200, description = "The host.", body = HostDetail),
+        (status = 404, description = "No such host.", body = ErrorBody),
+    )
+)]
 async fn show_host(State(app): State<App>, Path(id): Path<String>) -> Response {
     let host = match app.store.host(&id).await {
         Ok(h) => h,
@@ -152,9 +214,11 @@ async fn show_host(State(app): State<App>, Path(id): Path<String>) -> Response {
         Ok(j) => j,
         Err(e) => return store_error(e),
     };
-    let mut v = serde_json::to_value(&host).unwrap_or(Value::Null);
-    v["queued_jobs"] = serde_json::to_value(&jobs).unwrap_or(Value::Null);
-    Json(v).into_response()
+    Json(HostDetail {
+        host,
+        queued_jobs: jobs,
+    })
+    .into_response()
 }
 
 /// A field of a PATCH: absent = leave, `null` = back to the fleet value, a string = set.
@@ -170,6 +234,31 @@ fn change(v: &Value, key: &str) -> Result<Option<Option<String>>, Response> {
     }
 }
 
+/// Per-host panel.ini values and push URL (PATCH: only the fields given change).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the body; set_host reads it field by field (absent ≠ null).
+struct HostPatch {
+    /// A string sets it (`""`: the key must be absent); `null`: back to the fleet value.
+    buy_url: Option<String>,
+    /// A string sets it (`""`: the key must be absent); `null`: back to the fleet value.
+    catalog_url: Option<String>,
+    /// A URL sets it; `""` or `null`: no pushes.
+    push_url: Option<String>,
+}
+
+/// Changes a host's values; absent fields are left as they are.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/hosts/{id}",
+    tag = "hosts",
+    params(("id" = String, Path, description = "The host id.")),
+    request_body = HostPatch,
+    responses(
+        (status = 200, description = "The host after the change.", body = HostDetail),
+        (status = 400, description = "Not JSON, a field is neither a string nor null, or a URL is not http(s).", body = ErrorBody),
+        (status = 404, description = "No such host.", body = ErrorBody),
+    )
+)]
 async fn set_host(State(app): State<App>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let v: Value = match json_body(body, &headers).await {
         Ok(v) => v,
@@ -209,36 +298,78 @@ async fn set_host(State(app): State<App>, Path(id): Path<String>, headers: Heade
     }
 }
 
+/// A host's new token, shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+struct NewToken {
+    token: String,
+}
+
+/// Gives a host a new token; the old one stops working at once.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/hosts/{id}/rotate-token",
+    tag = "hosts",
+    params(("id" = String, Path, description = "The host id.")),
+    responses(
+        (status = 200, description = "The new token.", body = NewToken),
+        (status = 404, description = "No such host.", body = ErrorBody),
+    )
+)]
 async fn rotate_token(State(app): State<App>, Path(id): Path<String>) -> Response {
     let token = match tokens::generate() {
         Ok(t) => t,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     match app.store.rotate_token(&id, &tokens::hash(&token)).await {
-        Ok(()) => Json(json!({ "token": token })).into_response(),
+        Ok(()) => Json(NewToken { token }).into_response(),
         Err(e) => store_error(e),
     }
 }
 
+/// What `DELETE /admin/v1/hosts/{id}` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+struct HostRemoved {
+    id: String,
+    /// Always true.
+    removed: bool,
+}
+
+/// Forgets a host.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/hosts/{id}",
+    tag = "hosts",
+    params(("id" = String, Path, description = "The host id.")),
+    responses(
+        (status = 200, description = "Removed.", body = HostRemoved),
+        (status = 404, description = "No such host.", body = ErrorBody),
+    )
+)]
 async fn remove_host(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.store.remove_host(&id).await {
         Ok(()) => {
             if let Some(orders) = &app.orders {
                 orders.host_changed(&id).await;
             }
-            Json(json!({ "id": id, "removed": true })).into_response()
+            Json(HostRemoved { id, removed: true }).into_response()
         }
         Err(e) => store_error(e),
     }
 }
 
-#[derive(Deserialize)]
+/// A job to queue: for `host`, or for the host whose last report carried `key_number`.
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewJob {
+    /// The host id (give either this or `key_number`).
     host: Option<String>,
+    /// A Plesk key number (`PLSK.12345678.0001`): the host that reported it.
     key_number: Option<String>,
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::fleet::store::job_type_schema)]
     kind: String,
+    /// For `install_key` only: groups of 4 to 8 capital letters or digits (`A00000-K6QK03-…`).
     activation_code: Option<String>,
+    /// 1 to 200 characters: the same key for the same host returns the first job (200).
     idempotency_key: Option<String>,
 }
 
@@ -269,6 +400,20 @@ fn validate_job(req: &NewJob) -> Result<(), String> {
     Ok(())
 }
 
+/// Queues a job and wakes its host.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/jobs",
+    tag = "jobs",
+    request_body = NewJob,
+    responses(
+        (status = 201, description = "Queued.", body = JobRow),
+        (status = 200, description = "The job queued before with the same idempotency key for this host.", body = JobRow),
+        (status = 400, description = "Not JSON, or a field breaks its grammar (the sentence names it), or neither/both of host and key_number.", body = ErrorBody),
+        (status = 404, description = "No such host.", body = ErrorBody),
+        (status = 422, description = "No host, or more than one, reported that key number.", body = ErrorBody),
+    )
+)]
 async fn add_job(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let req: NewJob = match json_body(body, &headers).await {
         Ok(r) => r,
@@ -309,12 +454,27 @@ async fn add_job(State(app): State<App>, headers: HeaderMap, body: Body) -> Resp
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobFilter {
+    /// Only this host's jobs.
     host: Option<String>,
+    /// Only jobs in this state.
+    #[param(schema_with = crate::fleet::store::job_state_schema)]
     state: Option<String>,
 }
 
+/// The queue and results.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/jobs",
+    tag = "jobs",
+    params(JobFilter),
+    responses(
+        (status = 200, description = "The jobs.", body = Vec<JobRow>),
+        (status = 400, description = "An unknown state.", body = ErrorBody),
+    )
+)]
 async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Response {
     if let Some(s) = &f.state {
         if !crate::fleet::store::JOB_STATES.contains(&s.as_str()) {
@@ -333,6 +493,17 @@ async fn list_jobs(State(app): State<App>, Query(f): Query<JobFilter>) -> Respon
     }
 }
 
+/// One job and, once it ended, the agent's result.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job id.")),
+    responses(
+        (status = 200, description = "The job.", body = JobRow),
+        (status = 404, description = "No such job.", body = ErrorBody),
+    )
+)]
 async fn show_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.store.job(&id).await {
         Ok(j) => Json(j).into_response(),
@@ -340,6 +511,18 @@ async fn show_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// Cancels a queued job (its order, if any, ends failed).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job id.")),
+    responses(
+        (status = 200, description = "The cancelled job.", body = JobRow),
+        (status = 404, description = "No such job.", body = ErrorBody),
+        (status = 409, description = "The job is not queued any more.", body = ErrorBody),
+    )
+)]
 async fn cancel_job(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.store.cancel_job(&id).await {
         Ok(j) => {

@@ -10,18 +10,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::commerce::orders::{NewOrder, OrderError, Orders, STATES};
+use crate::commerce::orders::{NewOrder, Order, OrderError, Orders, STATES};
 use crate::fleet::store::StoreError;
+use crate::http::admin::error;
 use crate::http::app::App;
-
-fn error(status: StatusCode, msg: &str) -> Response {
-    (status, Json(json!({ "error": msg }))).into_response()
-}
+use crate::http::openapi::ErrorBody;
 
 fn order_error(e: OrderError) -> Response {
     let status = match &e {
@@ -41,12 +39,12 @@ fn order_error(e: OrderError) -> Response {
     error(status, &e.to_string())
 }
 
-pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/admin/v1/orders", get(list).post(add))
-        .route("/admin/v1/orders/{id}", get(show))
-        .route("/admin/v1/orders/{id}/retry", post(retry))
-        .with_state(app)
+/// The orders routes, with their descriptions (merged into `admin::routes`).
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(show))
+        .routes(routes!(retry))
 }
 
 fn orders_of(app: &App) -> Result<&Arc<Orders>, Response> {
@@ -55,6 +53,24 @@ fn orders_of(app: &App) -> Result<&Arc<Orders>, Response> {
         .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "orders are not served here"))
 }
 
+/// Takes an order from the store: KA creates the key, then a job installs it on the host.
+/// Returns at once; the order moves on by itself (`state`).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/orders",
+    tag = "orders",
+    operation_id = "add_order",
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Taken (pending).", body = Order),
+        (status = 200, description = "The same order id with the same parameters: the stored order.", body = Order),
+        (status = 400, description = "Not JSON, a bad order id or key number, or neither shape (host + plesk, key_number + extension).", body = ErrorBody),
+        (status = 404, description = "No such host.", body = ErrorBody),
+        (status = 409, description = "The order id exists with other parameters.", body = ErrorBody),
+        (status = 422, description = "The extension is not in [sell], the config has no Plesk item, or no host (or more than one) reported the key number.", body = ErrorBody),
+        (status = 503, description = "KA is not configured, or orders are not served here.", body = ErrorBody),
+    )
+)]
 async fn add(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let orders = match orders_of(&app) {
         Ok(o) => o,
@@ -75,11 +91,31 @@ async fn add(State(app): State<App>, headers: HeaderMap, body: Body) -> Response
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Filter {
+    /// Only orders in this state.
+    #[param(schema_with = state_schema)]
     state: Option<String>,
 }
 
+fn state_schema() -> utoipa::openapi::Object {
+    crate::fleet::store::one_of(STATES)
+}
+
+/// The orders.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orders",
+    tag = "orders",
+    operation_id = "list_orders",
+    params(Filter),
+    responses(
+        (status = 200, description = "The orders.", body = Vec<Order>),
+        (status = 400, description = "An unknown state.", body = ErrorBody),
+        (status = 503, description = "Orders are not served here.", body = ErrorBody),
+    )
+)]
 async fn list(State(app): State<App>, Query(f): Query<Filter>) -> Response {
     let orders = match orders_of(&app) {
         Ok(o) => o,
@@ -99,6 +135,19 @@ async fn list(State(app): State<App>, Query(f): Query<Filter>) -> Response {
     }
 }
 
+/// One order, with KA's answer verbatim when it failed or needs attention.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orders/{id}",
+    tag = "orders",
+    operation_id = "show_order",
+    params(("id" = String, Path, description = "The order id.")),
+    responses(
+        (status = 200, description = "The order.", body = Order),
+        (status = 404, description = "No such order.", body = ErrorBody),
+        (status = 503, description = "Orders are not served here.", body = ErrorBody),
+    )
+)]
 async fn show(State(app): State<App>, Path(id): Path<String>) -> Response {
     let orders = match orders_of(&app) {
         Ok(o) => o,
@@ -110,6 +159,21 @@ async fn show(State(app): State<App>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// Drives an order in attention or failed again, from a lookup in KA (a new purchase only if
+/// the lookup finds no key of this order).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/orders/{id}/retry",
+    tag = "orders",
+    operation_id = "retry_order",
+    params(("id" = String, Path, description = "The order id.")),
+    responses(
+        (status = 200, description = "The order, driven again.", body = Order),
+        (status = 404, description = "No such order.", body = ErrorBody),
+        (status = 409, description = "The order is neither in attention nor failed.", body = ErrorBody),
+        (status = 503, description = "Orders are not served here.", body = ErrorBody),
+    )
+)]
 async fn retry(State(app): State<App>, Path(id): Path<String>) -> Response {
     let orders = match orders_of(&app) {
         Ok(o) => o,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod body;
 pub mod buy;
+pub mod openapi;
 pub mod server;
 pub mod tls;
 pub mod ui;
