@@ -174,7 +174,11 @@ async fn instructions(
             )
                 .into_response();
         }
-        if *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
+        // A stop that began while this poll read the database: back to the top for the 503.
+        if hold > 0 && *shutdown.borrow() {
+            continue;
+        }
+        if tokio::time::Instant::now() >= deadline {
             app.metrics.polls_304.fetch_add(1, Ordering::Relaxed);
             return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
         }
