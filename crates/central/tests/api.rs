@@ -553,6 +553,32 @@ fn failed_admin_tokens_are_limited_per_address() {
 }
 
 #[test]
+fn unknown_admin_paths_are_404_and_never_lock_the_store_out() {
+    // A store's client that asks for a route this central does not have (an older central)
+    // must learn "no such route", not "wrong token", and must not be locked out by it.
+    let dir = tempfile::tempdir().unwrap();
+    let good = "an-admin-token-of-some-length";
+    let (extra, port) = support::central::admin_listen(dir.path(), good);
+    let mut c = Central::new(&dir.path().join("central"), &extra);
+    c.start();
+    let admin = format!("127.0.0.1:{port}");
+    for i in 0..12 {
+        let r = request(
+            &admin,
+            "GET",
+            &format!("/admin/v1/no-such-route-{i}"),
+            Some(good),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 404, "attempt {i}: {}", r.body);
+        assert!(r.body.contains("no such admin route"), "{}", r.body);
+    }
+    let r = request(&admin, "GET", "/admin/v1/hosts", Some(good), &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
 fn check_and_serve_name_the_admin_socket_when_it_cannot_be_created() {
     let dir = tempfile::tempdir().unwrap();
     // A regular file where the socket's directory should be: nobody, root included, can

@@ -49,7 +49,9 @@ pub fn router(app: App) -> Router {
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
 pub fn router_with_token(app: App) -> Router {
     let token = app.admin_token.clone();
-    router(app).layer(axum::middleware::from_fn(
+    // route_layer: only a route that exists asks for the token, so an unknown path is a 404
+    // (`not_found`), never a failed token that counts toward the address's lock-out.
+    router(app).route_layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let token = token.clone();
             async move {
@@ -61,6 +63,11 @@ pub fn router_with_token(app: App) -> Router {
             }
         },
     ))
+}
+
+/// The admin listener's answer to a path no route serves.
+pub async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "there is no such admin route or page")
 }
 
 pub(crate) fn error(status: StatusCode, msg: &str) -> Response {

@@ -183,7 +183,9 @@ pub async fn serve(
         stop_rx.clone(),
     ))];
     if let Some(l) = admin_tcp {
-        let r = crate::http::admin::router_with_token(app.clone()).merge(crate::http::ui::router(app.clone()));
+        let r = crate::http::admin::router_with_token(app.clone())
+            .merge(crate::http::ui::router(app.clone()))
+            .fallback(crate::http::admin::not_found);
         let r = crate::http::admin::limit_failed_tokens(r).layer(sensitive());
         tasks.push(tokio::spawn(accept_tcp(
             l,

@@ -39,7 +39,7 @@ pub fn router(app: App) -> Router {
         .route("/ui/hosts/{id}", get(host_page::get))
         .route("/ui/jobs", get(jobs_page::get))
         .route("/ui/orders", get(orders_page::get))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        .route_layer(axum::middleware::from_fn(move |req: Request, next: Next| {
             let token = token.clone();
             async move { basic_auth(token, req, next).await }
         }))
