@@ -36,7 +36,8 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/jobs/{id}", get(show_job))
         .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(app.clone())
-        .merge(super::admin_orders::router(app))
+        .merge(super::admin_orders::router(app.clone()))
+        .merge(super::admin_licenses::router(app))
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).
@@ -125,6 +126,9 @@ async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
         Ok(()) => {
             if let Some(orders) = &app.orders {
                 orders.host_changed(&req.id).await;
+            }
+            if let Some(licenses) = &app.licenses {
+                licenses.host_changed().await;
             }
             (
                 StatusCode::CREATED,
@@ -225,6 +229,9 @@ async fn remove_host(State(app): State<App>, Path(id): Path<String>) -> Response
         Ok(()) => {
             if let Some(orders) = &app.orders {
                 orders.host_changed(&id).await;
+            }
+            if let Some(licenses) = &app.licenses {
+                licenses.host_changed().await;
             }
             Json(json!({ "id": id, "removed": true })).into_response()
         }
