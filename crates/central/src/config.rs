@@ -426,6 +426,18 @@ mod tests {
     }
 
     #[test]
+    fn reconcile_settings_default_and_are_bounded() {
+        let c = p("[server]\nlisten = 127.0.0.1:0\n").unwrap();
+        assert_eq!((c.ka.reconcile_interval, c.ka.max_concurrency), (21600, 4));
+        let c = p("[ka]\nreconcile_interval = 0\nmax_concurrency = 1\n").unwrap();
+        assert_eq!((c.ka.reconcile_interval, c.ka.max_concurrency), (0, 1));
+        let e = p("[ka]\nmax_concurrency = 0\n").unwrap_err().to_string();
+        assert!(e.contains("[ka] max_concurrency") && e.contains("from 1 to 64"), "{e}");
+        let e = p("[ka]\nreconcile_interval = soon\n").unwrap_err().to_string();
+        assert!(e.contains("[ka] reconcile_interval"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_listed() {
         let c = p("[server]\nlisten = 127.0.0.1:0\nlisen = x\n[other]\na = 1\n").unwrap();
         assert_eq!(c.unknown, vec!["[other] a".to_string(), "[server] lisen".to_string()]);
