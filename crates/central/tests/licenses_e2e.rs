@@ -126,7 +126,10 @@ fn each_operation_changes_ka_and_the_server_retrieves_its_keys(db) {
     assert!(!ka.ka.key(12345678).suspended);
     wait_retrieves(&agent, 2);
 
-    // Change: the whole target list; KA bumps the revision, the central shows it.
+    // Change: the whole target list; KA bumps the revision, the central shows it. The
+    // stand-in's key becomes .0002 as Plesk's would once it retrieved the changed key; the
+    // agent reads it again after the job and reports it.
+    agent.set_key("PLSK123456780002");
     central.json(&["licenses", "change", KEY, "--items", &format!("{PLESK_PRO},{EXT_ITEM}"), "--op-id", "c-1"]);
     wait_op(&central, KEY, "c-1", "done");
     let k = ka.ka.key(12345678);
@@ -136,8 +139,14 @@ fn each_operation_changes_ka_and_the_server_retrieves_its_keys(db) {
     let l = central.json(&["licenses", "show", KEY]);
     assert_eq!(l["key_number"], "PLSK.12345678.0002", "{l}");
     assert_eq!(l["items"], serde_json::json!([PLESK_PRO, EXT_ITEM]));
-    let text = String::from_utf8_lossy(&central.cli(&["licenses", "show", KEY]).stdout).into_owned();
-    assert!(text.contains("key revision: KA has PLSK.12345678.0002"), "{text}");
+    let text = wait_for(30, "the server's .0002 reported", || {
+        let text = String::from_utf8_lossy(&central.cli(&["licenses", "show", KEY]).stdout).into_owned();
+        text.contains("the server has PLSK.12345678.0002").then_some(text)
+    });
+    assert!(
+        text.contains("key revision: KA has PLSK.12345678.0002, the server has PLSK.12345678.0002"),
+        "{text}"
+    );
 
     // A downgrade KA refuses: failed with KA's message verbatim, no host job.
     ka.ka.refuse_downgrade_to(Some(PLESK_ADMIN));
