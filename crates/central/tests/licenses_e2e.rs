@@ -336,3 +336,64 @@ fn an_order_that_ka_answered_makes_a_license(db) {
     wait_retrieves(&agent, 1);
 }
 }
+
+on_both! {
+#[tokio::test]
+async fn the_migration_makes_a_license_of_every_order_that_ka_answered(db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url(dir.path());
+    // The schema as it was before licenses: migrations 0001-0004 only.
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for e in std::fs::read_dir(&all).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(e.path(), old.join(&name)).unwrap();
+        }
+    }
+    let d = plesk_reseller_central::db::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&d.pool).await.unwrap();
+    type OldOrder<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, Option<i64>, Option<&'a str>);
+    let orders: [OldOrder; 4] = [
+        ("ord-a", "plesk", None, "done", Some(12_000_001), Some("PLSK.12000001.0000")),
+        ("ord-b", "extension", Some(KN), "queued", Some(12_000_002), Some("EXT.12000002.0000")),
+        ("ord-c", "plesk", None, "pending", None, None),
+        ("ord-d", "extension", Some(KN), "failed", None, None),
+    ];
+    for (id, kind, kn, state, key_id, key_number) in orders {
+        sqlx::query(
+            "INSERT INTO orders (id, kind, host_id, key_number, ka_item, state, ka_attempts, ka_key_id, ka_key_number, \
+             created_at, updated_at) VALUES ($1, $2, 'web-1', $3, $4, $5, 1, $6, $7, 1000, 2000)",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(kn)
+        .bind(if kind == "plesk" { PLESK_ITEM } else { EXT_ITEM })
+        .bind(state)
+        .bind(key_id)
+        .bind(key_number)
+        .execute(&d.pool)
+        .await
+        .unwrap();
+    }
+    d.migrate().await.unwrap();
+    type Row = (i64, String, String, String, Option<i64>, Option<String>, String, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, key_number, kind, items, parent_id, host_id, state, order_id FROM licenses ORDER BY id",
+    )
+    .fetch_all(&d.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (12_000_001, "PLSK.12000001.0000".into(), "plesk".into(), format!("[\"{PLESK_ITEM}\"]"), None,
+             Some("web-1".into()), "active".into(), Some("ord-a".into())),
+            (12_000_002, "EXT.12000002.0000".into(), "extension".into(), format!("[\"{EXT_ITEM}\"]"), Some(12_345_678),
+             Some("web-1".into()), "active".into(), Some("ord-b".into())),
+        ]
+    );
+    d.close().await;
+}
+}
