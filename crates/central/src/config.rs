@@ -52,6 +52,10 @@ pub struct KaConfig {
     pub parent_form: ParentForm,
     /// Seconds per KA request.
     pub timeout: u64,
+    /// Seconds between reads of every live license from KA (reconcile); 0 = off.
+    pub reconcile_interval: u64,
+    /// KA requests at once, for reconcile and license operations.
+    pub max_concurrency: usize,
 }
 
 /// How the parent key is named when an extension key is created attached to it. KA's docs say
@@ -138,6 +142,8 @@ const KNOWN: &[(&str, &[&str])] = &[
             "plesk_item",
             "parent_form",
             "timeout",
+            "reconcile_interval",
+            "max_concurrency",
         ],
     ),
     ("store", &["buy_redirect"]),
@@ -276,6 +282,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             }
         },
         timeout: s.number("ka", "timeout", 30, 1, 300)?,
+        reconcile_interval: s.number("ka", "reconcile_interval", 21600, 0, 30 * 86400)?,
+        max_concurrency: s.number("ka", "max_concurrency", 4, 1, 64)? as usize,
     };
     if !(ka.url.starts_with("https://") || ka.url.starts_with("http://")) || !ka.url.ends_with('/') {
         return Err(s.bad("ka", "url", "is not an http(s) URL ending in /"));
@@ -415,6 +423,18 @@ mod tests {
         assert!(c.unknown.is_empty(), "{:?}", c.unknown);
         assert_eq!(c.server.max_wait, 60);
         assert_eq!(c.database_url, "sqlite:///var/lib/plesk-reseller-central/central.db");
+    }
+
+    #[test]
+    fn reconcile_settings_default_and_are_bounded() {
+        let c = p("[server]\nlisten = 127.0.0.1:0\n").unwrap();
+        assert_eq!((c.ka.reconcile_interval, c.ka.max_concurrency), (21600, 4));
+        let c = p("[ka]\nreconcile_interval = 0\nmax_concurrency = 1\n").unwrap();
+        assert_eq!((c.ka.reconcile_interval, c.ka.max_concurrency), (0, 1));
+        let e = p("[ka]\nmax_concurrency = 0\n").unwrap_err().to_string();
+        assert!(e.contains("[ka] max_concurrency") && e.contains("from 1 to 64"), "{e}");
+        let e = p("[ka]\nreconcile_interval = soon\n").unwrap_err().to_string();
+        assert!(e.contains("[ka] reconcile_interval"), "{e}");
     }
 
     #[test]

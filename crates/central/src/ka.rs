@@ -1,5 +1,6 @@
 //! Key Administrator (KA) Partner API v3 client: create a main Plesk key, create an extension
-//! key attached to a main key, read a key, find keys by nickname.
+//! key attached to a main key, read a key, find keys by nickname, and the lifecycle calls of
+//! a license (`PUT keys/<id>` to suspend, resume or change items; `DELETE keys/<id>`).
 //!
 //! What is documented and what is guessed is in `../shared/reference/ka-partner-api.md`; the
 //! one open request shape (how the parent key is named on create) is [`ParentForm`].
@@ -177,7 +178,23 @@ pub struct Key {
     pub parent_key_id: Option<u64>,
     pub nickname: Option<String>,
     pub terminated: bool,
+    /// KA's `suspended` (booleans or the strings "true"/"false").
+    pub suspended: bool,
+    /// KA's `status` (its value set is not documented: kept as given).
+    pub status: Option<String>,
+    pub expiration_date: Option<String>,
+    pub auto_renew: Option<bool>,
+    /// The item constants, in KA's order.
+    pub items: Vec<String>,
     pub raw: Value,
+}
+
+/// What a `PUT keys/<id>` changes (a partial structure: omitted = no action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modify {
+    Suspended(bool),
+    /// The whole target list (KA: "caller needs to specify just the target state").
+    Items(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -200,6 +217,31 @@ struct KeyWire {
     nickname: Option<String>,
     #[serde(default)]
     terminated: Option<Value>,
+    #[serde(default)]
+    suspended: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    expiration_date: Option<String>,
+    #[serde(default)]
+    auto_renew: Option<Value>,
+    #[serde(default)]
+    items: Option<Vec<ItemRead>>,
+}
+
+#[derive(Deserialize)]
+struct ItemRead {
+    item: String,
+}
+
+/// A boolean as KA (or Plesk's own modules) may write it: `true` or `"true"`.
+fn flag(v: &Option<Value>) -> Option<bool> {
+    match v {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
 }
 
 /// One element of a search answer (KA's short structure).
@@ -301,6 +343,44 @@ impl KaClient {
         parse_key("GET", &url, &text)
     }
 
+    /// `PUT keys/<id>?return-key-state=yes`: idempotent (KA's docs, page 77837), so a lost
+    /// answer may be settled by reading the key back. `suspended` goes as a JSON boolean
+    /// (documented type; Plesk's modules send strings and KA takes both).
+    pub async fn modify_key(&self, key_id: u64, change: &Modify) -> Result<Key, KaError> {
+        let body = match change {
+            Modify::Suspended(s) => serde_json::json!({ "suspended": s }),
+            Modify::Items(items) => {
+                serde_json::json!({ "items": items.iter().map(|i| serde_json::json!({"item": i})).collect::<Vec<_>>() })
+            }
+        };
+        let url = self.url(&format!("keys/{key_id}?return-key-state=yes"));
+        let request = self
+            .http
+            .put(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let (status, text) = self.send("PUT", &url, request).await?;
+        if status != 200 {
+            return Err(unexpected("PUT", &url, status, &text));
+        }
+        parse_key("PUT", &url, &text)
+    }
+
+    /// `DELETE keys/<id>?return-key-state=yes`: terminate, final. KA answers a second one
+    /// with 400 type 24204 ("detected as terminated").
+    pub async fn terminate_key(&self, key_id: u64) -> Result<Option<Key>, KaError> {
+        let url = self.url(&format!("keys/{key_id}?return-key-state=yes"));
+        let (status, text) = self.send("DELETE", &url, self.http.delete(&url)).await?;
+        if status != 200 && status != 204 {
+            return Err(unexpected("DELETE", &url, status, &text));
+        }
+        // The body is documented only with the flag; an empty one is still a success.
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        parse_key("DELETE", &url, &text).map(Some)
+    }
+
     /// `GET keys?nickname=`: the keys we created for one order id.
     pub async fn find_by_nickname(&self, nickname: &str) -> Result<Vec<ShortKey>, KaError> {
         let url = self.url(&format!("keys?nickname={}", encode_query(nickname)));
@@ -391,8 +471,18 @@ fn parse_key(method: &'static str, url: &str, text: &str) -> Result<Key, KaError
         .activation_code
         .ok_or_else(|| answer("keyIdentifiers.activationCode is missing".into()))?;
     // Plesk's own modules send booleans as strings ("true"); KA may answer the same way.
-    let terminated = matches!(wire.terminated, Some(Value::Bool(true))) || wire.terminated == Some("true".into());
+    let terminated = flag(&wire.terminated).unwrap_or(false);
+    let status = match wire.status {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    };
     Ok(Key {
+        suspended: flag(&wire.suspended).unwrap_or(false),
+        status,
+        expiration_date: wire.expiration_date,
+        auto_renew: flag(&wire.auto_renew),
+        items: wire.items.unwrap_or_default().into_iter().map(|i| i.item).collect(),
         key_id: ids.key_id,
         key_number,
         activation_code,

@@ -155,3 +155,62 @@ fn the_password_file_must_be_root_only_and_is_named_when_refused() {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(read_password(&p).unwrap(), "s3cret");
 }
+
+/// The lifecycle calls: suspend and resume (booleans from the client; the strings Plesk's own
+/// modules send are accepted too), items with the revision bump, the documented conflict,
+/// terminate and KA's 24204 on a second one, a refused downgrade's body kept verbatim.
+#[tokio::test]
+async fn suspends_resumes_changes_and_terminates_a_key() {
+    let ka = FakeKa::start(&["PLESK-12-WEB-HOST-1M", "PLESK-12-WEB-PRO-1M", "PLESK-12-WEB-ADMIN-1M"]).await;
+    ka.add_key("PLSK.12345678.0001");
+    let c = client(&ka, ParentForm::KeyId, Duration::from_secs(5));
+    let k = c.modify_key(12345678, &Modify::Suspended(true)).await.unwrap();
+    assert!(k.suspended && ka.key(12345678).suspended);
+    assert_eq!(ka.calls().last().unwrap().body, r#"{"suspended":true}"#);
+    let k = c.modify_key(12345678, &Modify::Suspended(false)).await.unwrap();
+    assert!(!k.suspended);
+
+    // What sitejet / 360monitoring send: the strings, on the raw wire.
+    let http = reqwest::Client::new();
+    let put = |body: &'static str| {
+        http.put(format!("{}keys/12345678?return-key-state=yes", ka.base_url()))
+            .basic_auth(fake_ka::USER, Some(fake_ka::PASSWORD))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(put(r#"{"suspended":"true"}"#).await.unwrap().status(), 200);
+    assert!(ka.key(12345678).suspended);
+    assert_eq!(put(r#"{"suspended":"false"}"#).await.unwrap().status(), 200);
+    assert!(!ka.key(12345678).suspended);
+    // Suspend/resume cannot share a request with an items change (documented conflict).
+    let r = put(r#"{"suspended":true,"items":[{"item":"PLESK-12-WEB-PRO-1M"}]}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let k = c
+        .modify_key(12345678, &Modify::Items(vec!["PLESK-12-WEB-PRO-1M".into()]))
+        .await
+        .unwrap();
+    assert_eq!(k.key_number, "PLSK.12345678.0002");
+    assert_eq!(k.items, vec!["PLESK-12-WEB-PRO-1M".to_string()]);
+    ka.refuse_downgrade_to(Some("PLESK-12-WEB-ADMIN-1M"));
+    let e = c
+        .modify_key(12345678, &Modify::Items(vec!["PLESK-12-WEB-ADMIN-1M".into()]))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, KaError::Api { status: 400, .. }), "{e}");
+    assert!(
+        e.verbatim().contains("Downgrade of the license key is not allowed"),
+        "{e}"
+    );
+    assert_eq!(ka.key(12345678).key_number, "PLSK.12345678.0002");
+
+    let k = c.terminate_key(12345678).await.unwrap().unwrap();
+    assert!(k.terminated);
+    let e = c.terminate_key(12345678).await.unwrap_err();
+    assert!(e.verbatim().contains("\"type\":\"24204\""), "{e}");
+    let e = c.modify_key(12345678, &Modify::Suspended(true)).await.unwrap_err();
+    assert!(e.verbatim().contains("24204"), "{e}");
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use support::browser::{self, Browser};
 use support::central::Central;
-use support::fleet::{self, Seeded, HOSTILE};
+use support::fleet::{self, Seeded, HOSTILE, LICENSE_DRIFT};
 use support::CODE;
 
 const TOKEN: &str = "the-admin-token-for-the-page";
@@ -154,6 +154,26 @@ fn jobs_and_orders(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
     assert_eq!(b.goto(&format!("{base}/ui/orders?state=paid")), 400);
 }
 
+fn licenses(b: &mut Browser, base: &str, s: &Seeded, shot: bool) {
+    assert_eq!(b.goto(&format!("{base}/ui/licenses")), 200);
+    assert_eq!(b.count("table.licenses tbody tr"), 2);
+    // KA's text with HTML in it is text; the drift is counted.
+    assert_eq!(b.text("tr[data-license='10000000'] td.error"), LICENSE_DRIFT);
+    assert_eq!(b.count("img"), 0);
+    assert!(b.text("body").contains("1 with drift"), "{}", b.text("body"));
+    // The operation in flight, with its license.
+    assert_eq!(b.count("table.operations tbody tr[data-operation='op-seeded']"), 1);
+    let last = b.text("tr[data-license='20000001'] td:nth-child(7)");
+    assert!(last.contains("suspend") && last.contains("pending"), "{last}");
+    if shot {
+        b.screenshot(&screenshots().join("licenses.png"));
+    }
+    // On the host's page too.
+    assert_eq!(b.goto(&format!("{base}/ui/hosts/{}", s.busy)), 200);
+    assert_eq!(b.count("table.licenses tbody tr"), 2);
+    assert_eq!(b.goto(&format!("{base}/ui/licenses?state=gone")), 400);
+}
+
 on_both! {
 #[test]
 fn the_fleet_page_shows_the_fleet_in_a_browser(db) {
@@ -164,6 +184,7 @@ fn the_fleet_page_shows_the_fleet_in_a_browser(db) {
     fleet_page(&mut b, &base, &seeded, shot);
     host_page(&mut b, &base, &seeded, shot);
     jobs_and_orders(&mut b, &base, &seeded, shot);
+    licenses(&mut b, &base, &seeded, shot);
     // /metrics counts as the page does.
     let m = support::http::request(&c.addr, "GET", "/metrics", None, &[], b"").body;
     assert!(m.contains(&format!("central_hosts{{health=\"degraded\"}} {}\n", seeded.degraded)), "{m}");

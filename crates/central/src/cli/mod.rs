@@ -55,6 +55,9 @@ pub enum Command {
     /// Orders: a paid license bought from KA and installed on the server.
     #[command(subcommand)]
     Orders(OrdersCmd),
+    /// Licenses the central bought or adopted, and their life after the sale.
+    #[command(subcommand)]
+    Licenses(LicensesCmd),
     /// Check the config, TLS files, the database and the listen addresses.
     Check {
         /// Also ask KA whether it accepts the [ka] credentials (one read-only request).
@@ -170,6 +173,70 @@ pub enum JobWhat {
 }
 
 #[derive(Subcommand)]
+pub enum LicensesCmd {
+    /// The licenses, oldest first.
+    List {
+        /// Only the licenses of this host.
+        #[arg(long, value_name = "ID")]
+        host: Option<String>,
+        /// Only licenses in this state: active, suspended, terminated or expired.
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+    },
+    /// One license (by KA key id or key number) with KA's last-read fields and its operations.
+    Show {
+        /// The KA key id (12345678) or key number (PLSK.12345678.0001).
+        id: String,
+    },
+    /// Record a key bought elsewhere (read from KA; nothing is bought).
+    Adopt {
+        /// The key number (PLSK.12345678.0001).
+        #[arg(long, value_name = "KN", conflicts_with = "key_id")]
+        key_number: Option<String>,
+        /// The KA key id.
+        #[arg(long, value_name = "N")]
+        key_id: Option<u64>,
+        /// The host it is installed on (default: the host whose report carries its key number).
+        #[arg(long, value_name = "ID")]
+        host: Option<String>,
+    },
+    /// Suspend the key in KA (PUT suspended=true), then retrieve keys on its host.
+    Suspend(OpArgs),
+    /// Resume the key in KA (PUT suspended=false), then retrieve keys on its host.
+    Resume(OpArgs),
+    /// Change the key's items in KA to exactly this list, then retrieve keys on its host.
+    Change {
+        #[command(flatten)]
+        op: OpArgs,
+        /// The whole target list of KA item constants, comma-separated.
+        #[arg(long, value_name = "A[,B…]", value_delimiter = ',', required = true)]
+        items: Vec<String>,
+    },
+    /// Terminate the key in KA (DELETE; cannot be undone), then retrieve keys on its host.
+    Terminate {
+        #[command(flatten)]
+        op: OpArgs,
+        /// Terminate the main license's active extension licenses first, each its own operation.
+        #[arg(long)]
+        with_extensions: bool,
+    },
+    /// Read the key from KA again (nothing changes in KA).
+    Refresh(OpArgs),
+}
+
+#[derive(Args)]
+pub struct OpArgs {
+    /// The license: KA key id (12345678) or key number (PLSK.12345678.0001).
+    id: String,
+    /// Your retry key: the same id again returns the first operation, never a second KA call.
+    #[arg(long, value_name = "K")]
+    op_id: Option<String>,
+    /// Do not queue the retrieve_keys job on the license's host.
+    #[arg(long)]
+    no_retrieve: bool,
+}
+
+#[derive(Subcommand)]
 pub enum OrdersCmd {
     /// Take an order (returns at once; KA and the job follow): --host H --plesk, or
     /// --key-number KN --extension EXT-ID.
@@ -263,6 +330,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
         Command::Hosts(c) => admin_call(&config, json, hosts_request(c)).await,
         Command::Jobs(c) => admin_call(&config, json, jobs_request(c)).await,
         Command::Orders(c) => admin_call(&config, json, orders_request(c)).await,
+        Command::Licenses(c) => admin_call(&config, json, licenses_request(c)).await,
     }
 }
 
@@ -453,6 +521,59 @@ fn orders_request(c: OrdersCmd) -> Request {
         ),
         OrdersCmd::Show { id } => r(Method::GET, format!("/admin/v1/orders/{}", seg(&id)), None),
         OrdersCmd::Retry { id } => r(Method::POST, format!("/admin/v1/orders/{}/retry", seg(&id)), None),
+    }
+}
+
+fn licenses_request(c: LicensesCmd) -> Request {
+    let op = |a: OpArgs, kind: &str, items: Option<Vec<String>>, with_extensions: bool| Request {
+        method: Method::POST,
+        path: format!("/admin/v1/licenses/{}/operations", seg(&a.id)),
+        body: Some(json!({"op_id": a.op_id, "kind": kind, "items": items,
+                          "no_retrieve": a.no_retrieve, "with_extensions": with_extensions})),
+        text: crate::cli::text::operation,
+    };
+    match c {
+        LicensesCmd::List { host, state } => {
+            let mut q = Vec::new();
+            if let Some(h) = host {
+                q.push(format!("host={}", seg(&h)));
+            }
+            if let Some(s) = state {
+                q.push(format!("state={}", seg(&s)));
+            }
+            let path = if q.is_empty() {
+                "/admin/v1/licenses".to_string()
+            } else {
+                format!("/admin/v1/licenses?{}", q.join("&"))
+            };
+            Request {
+                method: Method::GET,
+                path,
+                body: None,
+                text: crate::cli::text::license_or_list,
+            }
+        }
+        LicensesCmd::Show { id } => Request {
+            method: Method::GET,
+            path: format!("/admin/v1/licenses/{}", seg(&id)),
+            body: None,
+            text: crate::cli::text::license_or_list,
+        },
+        LicensesCmd::Adopt {
+            key_number,
+            key_id,
+            host,
+        } => Request {
+            method: Method::POST,
+            path: "/admin/v1/licenses".into(),
+            body: Some(json!({"key_number": key_number, "key_id": key_id, "host": host})),
+            text: crate::cli::text::license_or_list,
+        },
+        LicensesCmd::Suspend(a) => op(a, "suspend", None, false),
+        LicensesCmd::Resume(a) => op(a, "resume", None, false),
+        LicensesCmd::Change { op: a, items } => op(a, "change", Some(items), false),
+        LicensesCmd::Terminate { op: a, with_extensions } => op(a, "terminate", None, with_extensions),
+        LicensesCmd::Refresh(a) => op(a, "refresh", None, false),
     }
 }
 

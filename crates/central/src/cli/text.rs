@@ -157,3 +157,88 @@ pub fn order_or_list(v: &Value) -> String {
     }
     out
 }
+
+/// One license (a line per field, its operations) or a list of licenses (a line each).
+pub fn license_or_list(v: &Value) -> String {
+    let n = |x: &Value, k: &str| match x.get(k) {
+        Some(Value::Null) | None => "-".to_string(),
+        Some(Value::String(t)) => t.clone(),
+        Some(other) => other.to_string(),
+    };
+    if let Some(list) = v.as_array() {
+        let mut out = String::from("LICENSE\tKEY NUMBER\tKIND\tSTATE\tHOST\tKA STATUS\tDRIFT\n");
+        for l in list {
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                n(l, "id"),
+                n(l, "key_number"),
+                n(l, "kind"),
+                n(l, "state"),
+                n(l, "host"),
+                n(&l["ka"], "status"),
+                n(l, "drift")
+            ));
+        }
+        return out;
+    }
+    let mut out = format!("license {} ({}): {}\n", n(v, "id"), n(v, "key_number"), n(v, "state"));
+    for k in [
+        "kind", "items", "parent", "children", "host", "order", "drift", "drift_at",
+    ] {
+        out.push_str(&format!("  {k}: {}\n", n(v, k)));
+    }
+    out.push_str(&format!(
+        "  key revision: KA has {}, the server has {}\n",
+        n(v, "key_number"),
+        n(v, "host_key_number")
+    ));
+    for k in [
+        "status",
+        "suspended",
+        "terminated",
+        "expiration_date",
+        "auto_renew",
+        "items",
+        "checked_at",
+    ] {
+        out.push_str(&format!("  ka.{k}: {}\n", n(&v["ka"], k)));
+    }
+    for o in v.get("operations").and_then(Value::as_array).into_iter().flatten() {
+        out.push_str(&format!(
+            "  operation {} {}: {} (job {} {}){}\n",
+            n(o, "id"),
+            n(o, "kind"),
+            n(o, "state"),
+            n(o, "job_id"),
+            n(o, "job_state"),
+            o.get("error")
+                .and_then(Value::as_str)
+                .map(|e| format!("; KA: {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// One license operation.
+pub fn operation(v: &Value) -> String {
+    let mut out = format!("operation {}: {}\n", s(v, "id"), s(v, "state"));
+    for k in [
+        "kind",
+        "job_id",
+        "job_state",
+        "job_wait",
+        "parent_op",
+        "created_at",
+        "updated_at",
+    ] {
+        if let Some(x) = v.get(k).and_then(Value::as_str) {
+            out.push_str(&format!("  {k}: {x}\n"));
+        }
+    }
+    out.push_str(&format!("  license: {}\n", v.get("license").unwrap_or(&Value::Null)));
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        out.push_str(&format!("  error (as KA gave it): {e}\n"));
+    }
+    out
+}

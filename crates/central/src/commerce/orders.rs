@@ -39,17 +39,17 @@ pub const STATES: &[&str] = &["pending", "licensed", "queued", "done", "failed",
 const WORKERS: usize = 4;
 /// How often an idle worker looks for due orders without being woken (other replicas'
 /// changes, a job ended elsewhere, a lost wake).
-const SCAN_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const SCAN_EVERY: Duration = Duration::from_secs(2);
 /// A lease lasts this long and is renewed every third of it while its driver works.
-const LEASE_MS: i64 = 15_000;
+pub(crate) const LEASE_MS: i64 = 15_000;
 /// Retry of a transient failure: 1 s doubling to 60 s.
-const BACKOFF_FIRST_MS: i64 = 1_000;
+pub(crate) const BACKOFF_FIRST_MS: i64 = 1_000;
 const BACKOFF_MAX_MS: i64 = 60_000;
 /// After a create's request timeout, how much longer a lookup waits (a create still being
 /// processed at KA, clocks of replicas a little apart).
-const ATTEMPT_MARGIN_MS: i64 = 5_000;
+pub(crate) const ATTEMPT_MARGIN_MS: i64 = 5_000;
 /// `next_at` of an order that only an event moves on (its job ending, `orders retry`).
-const NEVER: i64 = i64::MAX / 4;
+pub(crate) const NEVER: i64 = i64::MAX / 4;
 /// An order waiting for its host looks again this often even if no `hosts add` wakes it.
 const HOST_RECHECK_MS: i64 = 300_000;
 
@@ -188,24 +188,24 @@ enum Lookup {
 /// A create KA refused (4xx on the create itself): the key was not made. 408 and 429 say
 /// nothing about that, and every other failure (5xx, no answer, an unreadable or unexpected
 /// 2xx) leaves the outcome unknown.
-fn refused(e: &KaError) -> bool {
+pub(crate) fn refused(e: &KaError) -> bool {
     matches!(e, KaError::Api { status, .. } if (400..500).contains(status) && *status != 408 && *status != 429)
 }
 
 /// KA's answer came back (read or not): the request is over, no create is still in flight.
-fn answered(e: &KaError) -> bool {
+pub(crate) fn answered(e: &KaError) -> bool {
     matches!(e, KaError::Api { .. } | KaError::Answer { .. } | KaError::Unread { .. })
 }
 
 /// The error with KA's body verbatim (the summary in the message alone may cut it).
-fn reason(e: &KaError) -> String {
+pub(crate) fn reason(e: &KaError) -> String {
     match e {
         KaError::Api { body, .. } => format!("{e}; KA's answer: {body}"),
         other => other.to_string(),
     }
 }
 
-fn backoff_ms(transient: i64) -> i64 {
+pub(crate) fn backoff_ms(transient: i64) -> i64 {
     (BACKOFF_FIRST_MS << transient.clamp(0, 10)).min(BACKOFF_MAX_MS)
 }
 
@@ -764,8 +764,16 @@ impl Orders {
         }
     }
 
-    /// `pending` → `licensed` with KA's key, if attempt `n` is still the order's.
+    /// `pending` → `licensed` with KA's key, if attempt `n` is still the order's; the key
+    /// becomes a license in the same transaction (contract section 6: each order that KA
+    /// answered makes a license).
     async fn licensed(&self, o: &Order, n: i64, key: &Key) -> Result<Next, OrderError> {
+        let db = &self.store.db;
+        let mut tx = db
+            .pool
+            .begin_with(db.dialect.begin_write())
+            .await
+            .map_err(|e| self.db_err(&o.id, e))?;
         let q = sqlx::query(
             "UPDATE orders SET state = 'licensed', ka_key_id = $1, ka_key_number = $2, activation_code = $3, \
              create_open = 0, error = NULL, transient = 0, next_at = 0, updated_at = $4 \
@@ -777,7 +785,18 @@ impl Orders {
         .bind(self.store.now())
         .bind(&o.id)
         .bind(n);
-        if self.exec(&o.id, q).await? == 1 {
+        let changed = q
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db_err(&o.id, e))?
+            .rows_affected();
+        if changed == 1 {
+            crate::commerce::licenses::insert_from_order(&mut tx, key, &o.kind, &o.host, &o.id, self.store.now())
+                .await
+                .map_err(|e| self.db_err(&o.id, e))?;
+        }
+        tx.commit().await.map_err(|e| self.db_err(&o.id, e))?;
+        if changed == 1 {
             tracing::info!("order {}: KA key {}", o.id, key.key_number);
         }
         Ok(Next::Now)

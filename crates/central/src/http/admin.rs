@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(show_job))
         .routes(routes!(cancel_job))
         .merge(super::admin_orders::routes())
+        .merge(super::admin_licenses::routes())
         .routes(routes!(super::openapi::serve))
 }
 
@@ -164,6 +165,9 @@ async fn add_host(State(app): State<App>, headers: HeaderMap, body: Body) -> Res
         Ok(()) => {
             if let Some(orders) = &app.orders {
                 orders.host_changed(&req.id).await;
+            }
+            if let Some(licenses) = &app.licenses {
+                licenses.host_changed().await;
             }
             (
                 StatusCode::CREATED,
@@ -357,6 +361,9 @@ async fn remove_host(State(app): State<App>, Path(id): Path<String>) -> Response
         Ok(()) => {
             if let Some(orders) = &app.orders {
                 orders.host_changed(&id).await;
+            }
+            if let Some(licenses) = &app.licenses {
+                licenses.host_changed().await;
             }
             Json(HostRemoved { id, removed: true }).into_response()
         }

@@ -23,6 +23,8 @@ pub struct App {
     pub admin_token: Option<Arc<str>>,
     /// Orders and their worker (None only where orders are not served).
     pub orders: Option<Arc<crate::commerce::orders::Orders>>,
+    /// Licenses, their operations' workers and reconcile (None where not served).
+    pub licenses: Option<Arc<crate::commerce::licenses::Licenses>>,
 }
 
 impl App {

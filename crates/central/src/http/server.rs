@@ -151,6 +151,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let orders = crate::commerce::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
+    let licenses = crate::commerce::licenses::Licenses::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -159,9 +160,12 @@ pub async fn serve(
         shutdown: stop_rx.clone(),
         admin_token,
         orders: Some(orders.clone()),
+        licenses: Some(licenses.clone()),
     };
     // Order drivers: they pick up whatever a killed predecessor left, and stop with the server.
-    let order_workers = orders.start(stop_rx.clone()).await;
+    let mut order_workers = orders.start(stop_rx.clone()).await;
+    // License operations and reconcile, on the same design.
+    order_workers.extend(licenses.start(stop_rx.clone()).await);
     tokio::spawn(crate::fleet::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
         tokio::spawn(crate::fleet::replicas::run(
@@ -218,6 +222,7 @@ pub async fn serve(
         let _ = tokio::time::timeout(Duration::from_secs(1), w).await;
     }
     orders.release_all().await;
+    licenses.release_all().await;
     let _ = std::fs::remove_file(&config.server.admin_socket);
     // Bounded: a stop must not wait on a connection whatever holds it.
     let _ = tokio::time::timeout(Duration::from_secs(3), db.close()).await;

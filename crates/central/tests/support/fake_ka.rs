@@ -6,6 +6,13 @@
 //! after a delay or never (the "answer lost" case), a share of creates whose answer is lost,
 //! creates that take long before they commit, an outage, a rotated password, a search that
 //! answers garbage, and keys seeded with any nickname, parent and termination.
+//! Lifecycle (section 2, 4.3, 12): `PUT keys/<id>` with `suspended` (JSON booleans and the
+//! strings "true"/"false" Plesk's modules send) or `items` (the whole target list; an items
+//! change bumps the key number's revision .0001 -> .0002), the documented conflict of
+//! suspend/resume with other changes, `DELETE keys/<id>` (a second one, or any PUT after it:
+//! 400 type 24204). Knobs: refuse a downgrade with a KA error body, change a key "in Partner
+//! Central" behind the central's back, hold PUT answers (committed, answered later), and the
+//! peak of requests in flight at once.
 #![allow(dead_code)]
 // Handlers return a ready error Response, as in the central.
 #![allow(clippy::result_large_err)]
@@ -37,6 +44,24 @@ pub struct FakeKey {
     pub nickname: Option<String>,
     pub items: Vec<String>,
     pub terminated: bool,
+    pub suspended: bool,
+    pub expiration_date: String,
+}
+
+impl FakeKey {
+    fn new(key_id: u64, key_number: String, parent: Option<u64>, nickname: Option<String>, items: Vec<String>) -> Self {
+        FakeKey {
+            key_id,
+            key_number,
+            activation_code: activation_code(key_id),
+            parent,
+            nickname,
+            items,
+            terminated: false,
+            suspended: false,
+            expiration_date: "2027-01-01T00:00:00.000Z".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +90,13 @@ struct Knobs {
     garble_search: bool,
     /// How many creates made their key and lost their answer.
     lost: usize,
+    /// A PUT of items containing this item is refused as a downgrade (KA's body below).
+    refuse_downgrade_to: Option<String>,
+    /// PUTs commit at once but are answered only when this turns false (or never).
+    hold_puts: bool,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    peak: usize,
 }
 
 struct Inner {
@@ -99,7 +131,7 @@ impl FakeKa {
         }));
         let api = Router::new()
             .route("/keys", get(search).post(create))
-            .route("/keys/{id}", get(read));
+            .route("/keys/{id}", get(read).put(modify).delete(terminate));
         let app = Router::new()
             .nest("/30", api.clone())
             .nest("/jsonrest/business-partner/30", api)
@@ -130,15 +162,66 @@ impl FakeKa {
     pub fn add_key(&self, key_number: &str) {
         let key_id = key_number[5..13].parse().unwrap();
         let mut inner = self.inner.lock().unwrap();
-        inner.keys.push(FakeKey {
+        inner.keys.push(FakeKey::new(
             key_id,
-            key_number: key_number.to_string(),
-            activation_code: activation_code(key_id),
-            parent: None,
-            nickname: None,
-            items: vec!["PLESK-12-WEB-HOST-1M".to_string()],
-            terminated: false,
-        });
+            key_number.to_string(),
+            None,
+            None,
+            vec!["PLESK-12-WEB-HOST-1M".to_string()],
+        ));
+    }
+
+    /// An extension key attached to `parent` (a key id), e.g. bought before; returns its id.
+    pub fn add_child(&self, parent: u64, item: &str) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        let key_id = inner.next_id;
+        inner.next_id += 1;
+        inner.keys.push(FakeKey::new(
+            key_id,
+            format!("EXT.{key_id:08}.0001"),
+            Some(parent),
+            None,
+            vec![item.to_string()],
+        ));
+        key_id
+    }
+
+    /// Changes a key "in Partner Central", behind the central's back (KA's fraud team
+    /// suspending it, someone editing items there).
+    pub fn change_by_hand(&self, key_id: u64, f: impl FnOnce(&mut FakeKey)) {
+        let mut inner = self.inner.lock().unwrap();
+        let k = inner.keys.iter_mut().find(|k| k.key_id == key_id).expect("no such key");
+        f(k);
+    }
+
+    pub fn key(&self, key_id: u64) -> FakeKey {
+        self.keys()
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .expect("no such key")
+    }
+
+    /// A PUT of items that contains `item` is refused as a downgrade; None: accepted.
+    pub fn refuse_downgrade_to(&self, item: Option<&str>) {
+        self.inner.lock().unwrap().knobs.refuse_downgrade_to = item.map(str::to_string);
+    }
+
+    /// PUTs commit at once but their answer waits while this is on.
+    pub fn hold_puts(&self, on: bool) {
+        self.inner.lock().unwrap().knobs.hold_puts = on;
+    }
+
+    /// The most requests that were ever being answered at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.inner.lock().unwrap().knobs.peak
+    }
+
+    /// Calls of this method to a path starting with `path` (e.g. "/keys/12345678").
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.method == method && (c.path == path || c.path.starts_with(&format!("{path}?"))))
+            .count()
     }
 
     /// A key made earlier by someone (a decoy for the lookup): any nickname, parent and
@@ -147,15 +230,15 @@ impl FakeKa {
         let mut inner = self.inner.lock().unwrap();
         let key_id = inner.next_id;
         inner.next_id += 1;
-        inner.keys.push(FakeKey {
+        let mut key = FakeKey::new(
             key_id,
-            key_number: format!("PLSK.{key_id:08}.0000"),
-            activation_code: activation_code(key_id),
+            format!("PLSK.{key_id:08}.0000"),
             parent,
-            nickname: Some(nickname.to_string()),
-            items: vec!["PLESK-12-WEB-HOST-1M".to_string()],
-            terminated,
-        });
+            Some(nickname.to_string()),
+            vec!["PLESK-12-WEB-HOST-1M".to_string()],
+        );
+        key.terminated = terminated;
+        inner.keys.push(key);
         key_id
     }
 
@@ -281,9 +364,9 @@ fn key_json(k: &FakeKey, all: &[FakeKey]) -> Value {
         "productConfigurationId": null,
         "items": k.items.iter().map(|i| json!({"item": i, "externalId": null})).collect::<Vec<_>>(),
         "creationDate": "2026-12-01T00:00:00.000Z", "lastModificationDate": "2026-12-01T00:00:00.000Z",
-        "updateDate": "2026-12-01T00:00:00.000Z", "expirationDate": "2027-01-01T00:00:00.000Z",
-        "susExpirationDate": null, "susStatus": null, "status": "ACTIVE", "terminated": k.terminated,
-        "suspended": false, "ownerSuspended": false, "autoRenew": true
+        "updateDate": "2026-12-01T00:00:00.000Z", "expirationDate": k.expiration_date,
+        "susExpirationDate": null, "susStatus": null, "status": status_of(k), "terminated": k.terminated,
+        "suspended": k.suspended, "ownerSuspended": false, "autoRenew": true
     })
 }
 
@@ -302,11 +385,15 @@ async fn prologue(
             path,
             body: String::from_utf8_lossy(body).into_owned(),
         });
+        inner.knobs.in_flight += 1;
+        inner.knobs.peak = inner.knobs.peak.max(inner.knobs.in_flight);
         inner.knobs.delay
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    // Counted while the answer is being made (the delay is most of it).
+    state.lock().unwrap().knobs.in_flight -= 1;
     let (password, down) = {
         let inner = state.lock().unwrap();
         (inner.password.clone(), inner.knobs.down)
@@ -437,17 +524,173 @@ fn create_locked(inner: &mut Inner, req: &Value) -> Result<FakeKey, Response> {
     let key_id = inner.next_id;
     inner.next_id += 1;
     let prefix = if parent.is_some() { "EXT" } else { "PLSK" };
-    let key = FakeKey {
+    let key = FakeKey::new(
         key_id,
-        key_number: format!("{prefix}.{key_id:08}.0000"),
-        activation_code: activation_code(key_id),
+        format!("{prefix}.{key_id:08}.0000"),
         parent,
-        nickname: req.get("nickname").and_then(Value::as_str).map(str::to_string),
+        req.get("nickname").and_then(Value::as_str).map(str::to_string),
         items,
-        terminated: false,
-    };
+    );
     inner.keys.push(key.clone());
     Ok(key)
+}
+
+/// KA's `status` value set is not documented [guess: the search filter's values, upper case].
+fn status_of(k: &FakeKey) -> &'static str {
+    if k.terminated {
+        "TERMINATED"
+    } else if k.suspended {
+        "SUSPENDED"
+    } else {
+        "ACTIVE"
+    }
+}
+
+fn terminated_error(k: &FakeKey) -> Response {
+    error(
+        400,
+        "24204",
+        "The license key is detected as terminated. No further actions with this license key are allowed",
+        &format!("Key number = {}.", k.key_number),
+    )
+}
+
+/// `.0001` -> `.0002`: the revision changes on upgrades while the 8-digit number stays.
+fn bump_revision(key_number: &str) -> String {
+    match key_number.rsplit_once('.') {
+        Some((head, rev)) if rev.len() == 4 => {
+            let n: u32 = rev.parse().unwrap_or(0);
+            format!("{head}.{:04}", n + 1)
+        }
+        _ => key_number.to_string(),
+    }
+}
+
+async fn modify(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = prologue(&state, "PUT", format!("/keys/{id}"), &headers, &body).await {
+        return r;
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(Value::Object(o)) => Value::Object(o),
+        Ok(_) => return error(400, "100", "Malformed request", "not a license key structure"),
+        Err(e) => return error(400, "100", "Malformed request", &e.to_string()),
+    };
+    let (answer, hold) = {
+        let mut inner = state.lock().unwrap();
+        let refuse = inner.knobs.refuse_downgrade_to.clone();
+        let Some(idx) = inner
+            .keys
+            .iter()
+            .position(|k| k.key_id.to_string() == id || k.activation_code == id)
+        else {
+            return error(404, "220", "License key not found", &format!("Key = {id}."));
+        };
+        if inner.keys[idx].terminated {
+            return terminated_error(&inner.keys[idx]);
+        }
+        // Documented: keyIdentifiers, when sent, are checked against the stored key.
+        if let Some(ids) = req.get("keyIdentifiers") {
+            let k = &inner.keys[idx];
+            let wrong = ids.get("keyId").and_then(Value::as_u64).is_some_and(|v| v != k.key_id)
+                || ids
+                    .get("keyNumber")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v != k.key_number);
+            if wrong {
+                return error(
+                    400,
+                    "100",
+                    "keyIdentifiers do not match the key",
+                    &format!("Key = {id}."),
+                );
+            }
+        }
+        // Documented: `suspended` as a boolean; Plesk's own modules send "true"/"false".
+        let suspended = match req.get("suspended") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if s == "true" => Some(true),
+            Some(Value::String(s)) if s == "false" => Some(false),
+            Some(other) => return error(400, "100", "Malformed request", &format!("suspended = {other}")),
+        };
+        let items: Option<Vec<String>> = match req.get("items") {
+            None => None,
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|i| i.get("item")?.as_str().map(str::to_string))
+                    .collect(),
+            ),
+            Some(other) => return error(400, "100", "Malformed request", &format!("items = {other}")),
+        };
+        // Documented conflict: suspend/resume cannot share a PUT with other changes except
+        // nickname / autoRenew [doc 77846]; the error body's type is a guess.
+        if suspended.is_some() && (items.is_some() || req.get("parentKeyIdentifiers").is_some()) {
+            return error(
+                400,
+                "100",
+                "Conflicting operations in one request",
+                "suspend/resume with other changes",
+            );
+        }
+        if let Some(items) = &items {
+            if items.is_empty() {
+                return error(400, "100", "items are mandatory", "");
+            }
+            if let Some(unknown) = items.iter().find(|i| !inner.items.contains(*i)) {
+                return error(400, "233", "Unknown item", &format!("item = {unknown}"));
+            }
+            // [guess] The downgrade refusal's wording and type are not documented; Plesk's
+            // READMEs say only that KA restricts downgrades.
+            if refuse.as_ref().is_some_and(|r| items.contains(r)) {
+                return error(
+                    400,
+                    "24310",
+                    "Downgrade of the license key is not allowed",
+                    &format!("Key number = {}.", inner.keys[idx].key_number),
+                );
+            }
+        }
+        let k = &mut inner.keys[idx];
+        if let Some(s) = suspended {
+            k.suspended = s;
+        }
+        if let Some(items) = items {
+            if items != k.items {
+                k.items = items;
+                k.key_number = bump_revision(&k.key_number);
+            }
+        }
+        let k = k.clone();
+        (key_json(&k, &inner.keys), inner.knobs.hold_puts)
+    };
+    if hold {
+        // Committed; the answer waits until the knob is off (or the client gives up).
+        while state.lock().unwrap().knobs.hold_puts {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    axum::Json(answer).into_response()
+}
+
+async fn terminate(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = prologue(&state, "DELETE", format!("/keys/{id}"), &headers, b"").await {
+        return r;
+    }
+    let mut inner = state.lock().unwrap();
+    let Some(idx) = inner
+        .keys
+        .iter()
+        .position(|k| k.key_id.to_string() == id || k.activation_code == id)
+    else {
+        return error(404, "220", "License key not found", &format!("Key = {id}."));
+    };
+    if inner.keys[idx].terminated {
+        return terminated_error(&inner.keys[idx]);
+    }
+    // Documented: terminate does not cascade to attached keys.
+    inner.keys[idx].terminated = true;
+    let k = inner.keys[idx].clone();
+    axum::Json(key_json(&k, &inner.keys)).into_response()
 }
 
 async fn read(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {

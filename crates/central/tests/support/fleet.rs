@@ -161,4 +161,43 @@ async fn busy_host(store: &Store, host: &str, now: i64) {
         .await
         .unwrap();
     }
+    // Licenses: the host's main key with drift in which KA's text holds HTML, an extension
+    // of it, and one suspend operation in flight on the extension.
+    for (id, kn, kind, parent, drift) in [
+        (10_000_000_i64, key_number(0), "plesk", None, Some(LICENSE_DRIFT)),
+        (
+            20_000_001_i64,
+            "EXT.20000001.0001".to_string(),
+            "extension",
+            Some(10_000_000_i64),
+            None,
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO licenses (id, key_number, kind, items, parent_id, host_id, state, ka_status, drift, \
+             drift_at, checked_at, created_at, updated_at) VALUES ($1, $2, $3, '[\"PLESK-12-WEB-HOST-1M\"]', $4, $5, \
+             'active', 'ACTIVE', $6, $7, $7, $7, $7)",
+        )
+        .bind(id)
+        .bind(kn)
+        .bind(kind)
+        .bind(parent)
+        .bind(host)
+        .bind(drift)
+        .bind(now - 60_000)
+        .execute(&store.db.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO license_operations (id, license_id, kind, retrieve, state, created_at, updated_at) \
+         VALUES ('op-seeded', 20000001, 'suspend', 1, 'pending', $1, $1)",
+    )
+    .bind(now - 30_000)
+    .execute(&store.db.pool)
+    .await
+    .unwrap();
 }
+
+/// Drift as reconcile would write it, with HTML from KA in it: the page shows it as text.
+pub const LICENSE_DRIFT: &str = "KA has the items <img src=y onerror=alert(2)>, the central expected PLESK";

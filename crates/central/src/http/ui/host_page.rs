@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::format;
 use super::layout::{self, Section};
-use super::{jobs_page, orders_page};
+use super::{jobs_page, licenses_page, orders_page};
 use crate::fleet::host_health;
 use crate::fleet::store::{Host, StoreError};
 use crate::http::app::App;
@@ -38,6 +38,13 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Response {
         Some(o) => o.recent(Some(&id), None, RECENT, 0).await.ok(),
         None => None,
     };
+    let licenses = match &app.licenses {
+        Some(l) => match (l.list(Some(&id), None).await, l.last_operations().await) {
+            (Ok(list), Ok(last)) => Some((list, last)),
+            _ => None,
+        },
+        None => None,
+    };
     let fleet = (
         app.config.fleet_buy_url.as_deref(),
         app.config.fleet_catalog_url.as_deref(),
@@ -49,6 +56,11 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Response {
         h2 { "Jobs" }
         (jobs_page::table(&jobs.0, now, false))
         @if jobs.1 > RECENT { p { a href={ "/ui/jobs?host=" (host.id) } { "all " (jobs.1) " jobs" } } }
+        h2 { "Licenses" }
+        @match &licenses {
+            Some((list, last)) => (licenses_page::table(list, last, now, false)),
+            None => p.muted { "Licenses cannot be read here." },
+        }
         h2 { "Orders" }
         @match &orders {
             Some((list, total)) => {

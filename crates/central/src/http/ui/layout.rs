@@ -17,6 +17,7 @@ pub enum Section {
     Fleet,
     Jobs,
     Orders,
+    Licenses,
 }
 
 pub fn page(title: &str, section: Section, now_ms: i64, body: Markup) -> Markup {
@@ -24,6 +25,7 @@ pub fn page(title: &str, section: Section, now_ms: i64, body: Markup) -> Markup 
         (Section::Fleet, "/ui", "Fleet"),
         (Section::Jobs, "/ui/jobs", "Jobs"),
         (Section::Orders, "/ui/orders", "Orders"),
+        (Section::Licenses, "/ui/licenses", "Licenses"),
     ];
     html! {
         (DOCTYPE)

@@ -7,6 +7,7 @@ mod format;
 mod host_page;
 mod jobs_page;
 mod layout;
+mod licenses_page;
 mod orders_page;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub fn router(app: App) -> Router {
         .route("/ui/hosts/{id}", get(host_page::get))
         .route("/ui/jobs", get(jobs_page::get))
         .route("/ui/orders", get(orders_page::get))
+        .route("/ui/licenses", get(licenses_page::get))
         .route_layer(axum::middleware::from_fn(move |req: Request, next: Next| {
             let token = token.clone();
             async move { basic_auth(token, req, next).await }
