@@ -10,7 +10,7 @@ use plesk_sysutil::ini::{absolute, clean_value, is_loopback_host, whole_seconds,
 pub use plesk_sysutil::ini::{parse_ini, read_text, ConfigError};
 
 /// Where the config is looked for when neither `--config` nor the environment says.
-pub const DEFAULT_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
+pub const DEFAULT_PATH: &str = crate::platform::CONFIG_PATH;
 /// Environment variable overriding [`DEFAULT_PATH`].
 pub const ENV_VAR: &str = "PLESK_RESELLER_AGENT_CONFIG";
 /// Plesk's own configuration, naming PRODUCT_ROOT_D.
@@ -99,7 +99,7 @@ impl HostFacts {
     pub fn real() -> Self {
         HostFacts {
             psa_conf: PathBuf::from(PSA_CONF),
-            hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()),
+            hostname: crate::platform::hostname(),
         }
     }
 }
@@ -136,7 +136,7 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
             catalog_url: v.get("panel", "catalog_url"),
         },
         plesk: PleskCfg {
-            command: v.absolute("plesk", "command", "/usr/sbin/plesk")?,
+            command: v.absolute("plesk", "command", crate::platform::PLESK_COMMAND)?,
             timeout: v.seconds("plesk", "timeout", 300, 1, 86_400)?,
         },
         push: Push {
@@ -147,11 +147,11 @@ pub fn parse(path: &Path, text: &str, facts: &HostFacts) -> Result<Config, Confi
                         .map_err(|_| v.bad("push", "listen", &s, "expected address:port, e.g. 0.0.0.0:8787"))?,
                 ),
             },
-            secret_file: v.path("push", "secret_file", "/etc/plesk-reseller-agent/push.secret"),
+            secret_file: v.path("push", "secret_file", crate::platform::PUSH_SECRET_FILE),
         },
         agent: AgentCfg {
-            state_dir: v.absolute("agent", "state_dir", "/var/lib/plesk-reseller-agent")?,
-            socket: v.absolute("agent", "socket", "/run/plesk-reseller-agent/agent.sock")?,
+            state_dir: v.absolute("agent", "state_dir", crate::platform::STATE_DIR)?,
+            socket: v.absolute("agent", "socket", crate::platform::CONTROL_SOCKET)?,
         },
         warnings,
     })
@@ -188,7 +188,7 @@ fn central(v: &Values, facts: &HostFacts) -> Result<Central, ConfigError> {
     Ok(Central {
         url,
         host_id,
-        token_file: v.path("central", "token_file", "/etc/plesk-reseller-agent/token"),
+        token_file: v.path("central", "token_file", crate::platform::TOKEN_FILE),
         poll_interval: v.seconds("central", "poll_interval", 60, 1, 86_400)?,
         long_poll: v.seconds("central", "long_poll", 25, 0, 3_600)?,
     })
@@ -329,24 +329,13 @@ fn host_of(rest: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// PRODUCT_ROOT_D from psa.conf + `/admin/conf/panel.ini`, else `/usr/local/psa/…`.
+/// Where panel.ini is when the config does not say: on Linux PRODUCT_ROOT_D from psa.conf +
+/// `/admin/conf/panel.ini`, else `/usr/local/psa/…` (Windows: `crate::platform`).
 pub fn default_panel_ini(psa_conf: &Path) -> PathBuf {
-    let root = std::fs::read_to_string(psa_conf)
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|line| {
-                let mut parts = line.split_whitespace();
-                (parts.next() == Some("PRODUCT_ROOT_D"))
-                    .then(|| parts.next().map(str::to_string))
-                    .flatten()
-            })
-        })
-        .filter(|r| r.starts_with('/'))
-        .unwrap_or_else(|| "/usr/local/psa".to_string());
-    Path::new(&root).join("admin/conf/panel.ini")
+    crate::platform::default_panel_ini(psa_conf)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

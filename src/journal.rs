@@ -331,10 +331,13 @@ mod tests {
         assert_eq!(interrupted[0].job, Some(job("ord-1")));
         let mut j2 = j2;
         assert_eq!(j2.begin(&job("ord-1"), at(200)).unwrap(), 2);
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(dir.path().join("jobs/ord-1.json")).unwrap().permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &fs::metadata(dir.path().join("jobs/ord-1.json")).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -61,18 +61,26 @@ impl Plesk {
                 finished_at: now,
             };
         }
-        let out = self.run(&["bin", "license", "-i", activation_code], self.timeout).await;
+        let out = self
+            .run(
+                &["bin", crate::platform::LICENSE_UTILITY, "-i", activation_code],
+                self.timeout,
+            )
+            .await;
         mask_output(out)
     }
 
     /// `<command> bin license --retrieve`.
     pub async fn retrieve_keys(&self) -> CommandOutput {
-        mask_output(self.run(&["bin", "license", "--retrieve"], self.timeout).await)
+        mask_output(
+            self.run(&["bin", crate::platform::LICENSE_UTILITY, "--retrieve"], self.timeout)
+                .await,
+        )
     }
 
     /// The main key number from `bin keyinfo --list`, normalised; `Ok(None)` when Plesk has none.
     pub async fn key_number(&self) -> Result<Option<String>, PleskError> {
-        let args = ["bin", "keyinfo", "--list"];
+        let args = crate::platform::KEYINFO_LIST;
         let out = self.query(&args).await?;
         match parse_keyinfo(&out) {
             Some(raw) => {
@@ -190,7 +198,7 @@ pub fn parse_version(output: &str) -> Option<&str> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::BoxFuture;

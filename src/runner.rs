@@ -7,17 +7,26 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+#[cfg(unix)]
 use std::os::fd::OwnedFd;
+#[cfg(unix)]
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+#[cfg(unix)]
+use std::process::ExitStatus;
+use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
+#[cfg(unix)]
 use nix::errno::Errno;
+#[cfg(unix)]
 use nix::fcntl::OFlag;
+#[cfg(unix)]
 use nix::sys::signal::{killpg, Signal};
+#[cfg(unix)]
 use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
+#[cfg(unix)]
 use tokio::net::unix::pipe;
 use tokio::time::Instant;
 
@@ -27,6 +36,7 @@ use crate::BoxFuture;
 pub const OUTPUT_TAIL: usize = 16 * 1024;
 
 /// The only environment a child gets (besides `HOME`).
+#[cfg(unix)]
 const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How long we keep reading after the child's group is gone; bounds a stray writer
@@ -112,16 +122,19 @@ impl Tail {
     }
 }
 
+#[cfg(unix)]
 /// Kills the child's whole process group when dropped: after the child exits (so whatever
 /// it left behind goes too and the pipe closes), and when the run is cancelled.
 struct GroupKiller(Pid);
 
+#[cfg(unix)]
 impl Drop for GroupKiller {
     fn drop(&mut self) {
         signal_group(self.0, Signal::SIGKILL);
     }
 }
 
+#[cfg(unix)]
 fn signal_group(pgid: Pid, signal: Signal) {
     // 0 would be our own group and 1 init's: never a child's group, whatever went wrong.
     if pgid.as_raw() <= 1 {
@@ -135,6 +148,7 @@ fn signal_group(pgid: Pid, signal: Signal) {
     }
 }
 
+#[cfg(unix)]
 fn io_reason(err: &std::io::Error) -> String {
     match err.raw_os_error() {
         Some(code) => Errno::from_raw(code).desc().to_string(),
@@ -157,6 +171,7 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+#[cfg(unix)]
 fn child_env() -> Vec<(&'static str, OsString)> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
@@ -169,6 +184,7 @@ fn child_env() -> Vec<(&'static str, OsString)> {
     ]
 }
 
+#[cfg(unix)]
 /// One pipe for both stdout and stderr; close-on-exec so children other runs spawn at the
 /// same time do not inherit our write end (which would keep our pipe open).
 fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
@@ -177,6 +193,7 @@ fn output_pipe() -> std::io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
     Ok((read, write, write2))
 }
 
+#[cfg(unix)]
 /// The read end of the child's output pipe and what has been kept of it.
 struct Output {
     reader: pipe::Receiver,
@@ -185,6 +202,7 @@ struct Output {
     eof: bool,
 }
 
+#[cfg(unix)]
 impl Output {
     fn new(reader: pipe::Receiver) -> Self {
         Output {
@@ -239,6 +257,7 @@ impl Output {
     }
 }
 
+#[cfg(unix)]
 /// Starts the program with the output pipe as stdout and stderr; the error is the reason.
 fn spawn(spec: &CommandSpec) -> Result<(tokio::process::Child, pipe::Receiver), String> {
     let (read_end, write_out, write_err) =
@@ -262,6 +281,7 @@ fn spawn(spec: &CommandSpec) -> Result<(tokio::process::Child, pipe::Receiver), 
     Ok((child, reader))
 }
 
+#[cfg(unix)]
 /// Reads the output until the child exits, sending SIGTERM to the group at the timeout and
 /// SIGKILL `kill_grace` later. Returns the exit status (`None` if waiting failed) and
 /// whether the timeout struck.
@@ -301,6 +321,7 @@ async fn supervise(
     (status, timed_out)
 }
 
+#[cfg(unix)]
 /// The line that says why a command that did not exit on its own ended.
 fn end_note(status: Option<ExitStatus>, timed_out: bool, timeout: Duration) -> Option<String> {
     if timed_out {
@@ -312,6 +333,7 @@ fn end_note(status: Option<ExitStatus>, timed_out: bool, timeout: Duration) -> O
     })
 }
 
+#[cfg(unix)]
 async fn run_process(spec: CommandSpec) -> CommandOutput {
     let started_at = SystemTime::now();
     let program = spec.program.display().to_string();
@@ -353,7 +375,128 @@ async fn run_process(spec: CommandSpec) -> CommandOutput {
     }
 }
 
-#[cfg(test)]
+/// Windows: stdout and stderr in two pipes read side by side (no shared pipe in tokio's
+/// Windows process API), the process tree in a Job object killed at the timeout and after
+/// the command exits.
+#[cfg(windows)]
+async fn run_process(spec: CommandSpec) -> CommandOutput {
+    use tokio::io::AsyncRead;
+
+    let started_at = SystemTime::now();
+    let program = spec.program.display().to_string();
+    let failed = |reason: String| CommandOutput {
+        exit_code: None,
+        output: String::new(),
+        timed_out: false,
+        spawn_error: Some(format!("cannot run {program}: {reason}")),
+        started_at,
+        finished_at: SystemTime::now(),
+    };
+    let job = match crate::platform::windows::job::Job::new() {
+        Ok(j) => j,
+        Err(e) => return failed(format!("cannot create a Job object: {e}")),
+    };
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(child_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(e.to_string()),
+    };
+    if let Some(h) = child.raw_handle() {
+        // SAFETY: the handle belongs to `child`, which lives past this call.
+        let h = unsafe { std::os::windows::io::BorrowedHandle::borrow_raw(h) };
+        if let Err(e) = job.assign(h) {
+            tracing::warn!(program = %program, "cannot put the command in a Job object: {e}");
+        }
+    }
+    let mut out = child
+        .stdout
+        .take()
+        .map(|s| Box::pin(s) as std::pin::Pin<Box<dyn AsyncRead + Send>>);
+    let mut err = child
+        .stderr
+        .take()
+        .map(|s| Box::pin(s) as std::pin::Pin<Box<dyn AsyncRead + Send>>);
+    let mut tail = Tail::new(OUTPUT_TAIL);
+    let (mut b1, mut b2) = (vec![0u8; 8192], vec![0u8; 8192]);
+    let term_at = deadline(Instant::now(), spec.timeout);
+    let mut timed_out = false;
+    let status = loop {
+        tokio::select! {
+            r = async { out.as_mut().unwrap().read(&mut b1).await }, if out.is_some() => match r {
+                Ok(n) if n > 0 => tail.push(&b1[..n]),
+                _ => out = None,
+            },
+            r = async { err.as_mut().unwrap().read(&mut b2).await }, if err.is_some() => match r {
+                Ok(n) if n > 0 => tail.push(&b2[..n]),
+                _ => err = None,
+            },
+            waited = child.wait() => break waited.ok(),
+            _ = tokio::time::sleep_until(term_at), if !timed_out => {
+                timed_out = true;
+                job.terminate();
+            },
+        }
+    };
+    // Whatever the command left running goes now, so the pipes close.
+    job.terminate();
+    let drain = async {
+        for (r, b) in [(&mut out, &mut b1), (&mut err, &mut b2)] {
+            while let Some(s) = r.as_mut() {
+                match s.read(b).await {
+                    Ok(n) if n > 0 => tail.push(&b[..n]),
+                    _ => *r = None,
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_BOUND, drain).await;
+    let exit_code = if timed_out { None } else { status.and_then(|s| s.code()) };
+    if timed_out {
+        if tail.buf.back().is_some_and(|b| *b != b'\n') {
+            tail.push(b"\n");
+        }
+        tail.push(format!("timed out after {}\n", seconds(spec.timeout)).as_bytes());
+    }
+    CommandOutput {
+        exit_code,
+        output: tail.into_string(),
+        timed_out,
+        spawn_error: None,
+        started_at,
+        finished_at: SystemTime::now(),
+    }
+}
+
+/// The environment a child gets on Windows: what Windows programs need to start
+/// (SystemRoot, the system PATH, temp directories), nothing of ours.
+#[cfg(windows)]
+fn child_env() -> Vec<(&'static str, OsString)> {
+    [
+        "SystemRoot",
+        "SystemDrive",
+        "windir",
+        "PATH",
+        "PATHEXT",
+        "TEMP",
+        "TMP",
+        "ProgramData",
+        "ComSpec",
+        "plesk_dir",
+        "plesk_cli",
+    ]
+    .into_iter()
+    .filter_map(|k| std::env::var_os(k).map(|v| (k, v)))
+    .collect()
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -461,5 +604,72 @@ mod tests {
         assert!(out.output.starts_with("begin\n"), "{}", out.output);
         assert!(out.output.ends_with("timed out after 0.3 s\n"), "{}", out.output);
         assert!(out.finished_at.duration_since(out.started_at).unwrap() < Duration::from_secs(20));
+    }
+}
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    use super::*;
+
+    fn cmd_spec(script: &std::path::Path, timeout: Duration) -> CommandSpec {
+        CommandSpec {
+            program: script.into(),
+            args: vec![],
+            timeout,
+            kill_grace: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn output_and_exit_code_of_a_cmd_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = dir.path().join("plesk.cmd");
+        std::fs::write(&s, "@echo off\r\necho one\r\necho two 1>&2\r\nexit /b 3\r\n").unwrap();
+        let out = ProcessRunner.run(cmd_spec(&s, Duration::from_secs(60))).await;
+        assert_eq!(out.exit_code, Some(3), "{out:?}");
+        assert!(out.output.contains("one") && out.output.contains("two"), "{out:?}");
+        assert!(!out.timed_out);
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_error() {
+        let out = ProcessRunner
+            .run(cmd_spec(
+                std::path::Path::new(r"C:\nonexistent\plesk.exe"),
+                Duration::from_secs(5),
+            ))
+            .await;
+        assert_eq!(out.exit_code, None);
+        assert!(out.spawn_error.is_some(), "{out:?}");
+    }
+
+    /// The script starts a grandchild that appends to ticks.log every second, then loops
+    /// itself. At the timeout the Job object must end both: ticks.log stops growing.
+    #[tokio::test]
+    async fn the_timeout_kills_the_whole_process_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("inner.cmd");
+        let ticks = dir.path().join("ticks.log");
+        std::fs::write(
+            &inner,
+            "@echo off\r\n:loop\r\necho tick>>\"%~dp0ticks.log\"\r\nping -n 2 127.0.0.1 >nul\r\ngoto loop\r\n",
+        )
+        .unwrap();
+        let outer = dir.path().join("outer.cmd");
+        std::fs::write(
+            &outer,
+            "@echo off\r\nstart /b \"\" cmd /c \"%~dp0inner.cmd\"\r\necho begin\r\n:loop\r\nping -n 2 127.0.0.1 >nul\r\ngoto loop\r\n",
+        )
+        .unwrap();
+        let out = ProcessRunner.run(cmd_spec(&outer, Duration::from_secs(4))).await;
+        assert!(out.timed_out, "{out:?}");
+        assert_eq!(out.exit_code, None);
+        assert!(out.output.contains("begin"), "{out:?}");
+        assert!(out.output.ends_with("timed out after 4 s\n"), "{out:?}");
+        let before = std::fs::read_to_string(&ticks).unwrap_or_default();
+        assert!(before.contains("tick"), "the grandchild never ran");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let after = std::fs::read_to_string(&ticks).unwrap_or_default();
+        assert_eq!(before, after, "the grandchild still runs after the timeout");
     }
 }

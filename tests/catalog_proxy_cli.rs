@@ -1,6 +1,8 @@
 //! The agent binary's `catalog-proxy` command: the same proxy as crates/catalog-proxy's
 //! tests, started from a config file as its unit starts it. It needs the agent binary, so it
 //! lives here; the fake upstream is the proxy crate's test helper, read through `#[path]`.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::time::{Duration, Instant};
 

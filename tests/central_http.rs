@@ -1,4 +1,6 @@
 //! The HTTP transport against the fake store (contract section 5).
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

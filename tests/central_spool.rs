@@ -1,4 +1,6 @@
 //! The spool transport (contract section 6).
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 

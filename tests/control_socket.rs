@@ -1,5 +1,7 @@
 //! The control socket end to end: bind rules, the request/response protocol, limits and
 //! the peer check.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

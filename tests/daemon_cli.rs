@@ -1,5 +1,7 @@
 //! `status`, `poll-now` and the state-directory lock against the real daemon (contract
 //! sections 2, 8 and 9).
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! Jobs under the real daemon: crash safety across SIGKILL, SIGTERM waiting for the job,
 //! `sync` handed to the running daemon, and the spool transport.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The real daemon keeps panel.ini: drift repair after an editor's rename-replace and after
 //! an in-place edit, and SIGHUP reloading the local values.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

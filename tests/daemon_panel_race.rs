@@ -1,6 +1,8 @@
 //! panel.ini is shared with Plesk and its admins. Against the real daemon: an external
 //! editor rewriting the file by rename while the agent repairs it never loses an edit, and
 //! SIGKILLs during repairs leave no temp file behind and never a partial panel.ini.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The real daemon's polling (contract 5.1): rate against a store that ignores long-poll,
 //! held polls, a store that is down and comes back, garbage from the store.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! Signed wake-up pushes to the real daemon (contract 5.4): a valid one runs new work at
 //! once although polling is slow; every refused one is answered and causes no poll.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! A restart of the real daemon right after a SIGKILL: it is never refused because of what
 //! the killed daemon left behind, and it resumes the interrupted job at once, before its
 //! first poll (which the store holds).
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! systemd integration of the real daemon (contract section 9): READY once the control
 //! socket answers, STATUS lines, watchdog pings when `WATCHDOG_USEC`/`WATCHDOG_PID` ask for
 //! them, STOPPING on SIGTERM — all from the daemon's own process, through `NOTIFY_SOCKET`.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -3,6 +3,8 @@
 //! and every other section and key exactly as before.
 //!
 //! Needs `php` (Debian's php-cli). Without it the test fails, unless SKIP_PHP_ORACLE=1.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,8 @@
 //! hangs `sync` or the daemon, a symlink is followed only through root-owned directories no
 //! one else can write, a dangling link is never created through; `status` and `check` name
 //! the refused file and why.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The push listener over real TCP on 127.0.0.1:0, with a hand-written HTTP/1.1 client
 //! so bodies, headers and framing are exactly what the test says.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -1,6 +1,8 @@
 //! Result delivery against the test store over real HTTP (agent contract 5.2, version 2): a
 //! `410` is an acknowledgement, and a result the store keeps refusing never holds back the
 //! results of later jobs.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

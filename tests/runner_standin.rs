@@ -1,5 +1,7 @@
 //! The real ProcessRunner driving the stand-in `plesk` (tests/fixtures/plesk-standin):
 //! exact argv, output kept, timeouts, process-group cleanup, a small environment.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::ffi::OsString;
 use std::fs;

@@ -1,4 +1,6 @@
 //! `sync` against a loopback HTTP store: the real binary, the stand-in plesk, real files.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

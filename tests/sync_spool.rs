@@ -1,5 +1,7 @@
 //! `sync` with the spool transport (contract section 6), and the commands' outside
 //! (section 2): `check`, `--version`, `--config` placement and the environment variable.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! The file watcher against a real directory: in-place writes, editor-style
 //! rename-replace, delete + recreate, and unrelated files.
+// Unix: sockets, signals, modes, shell stand-ins. Windows: tests/windows_daemon.rs.
+#![cfg(unix)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

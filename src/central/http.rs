@@ -2,6 +2,7 @@
 //! `X-Plesk-Key-Number`, long-poll timeout `wait + 10 s`, bodies capped at 1 MiB read in
 //! chunks, https only except for loopback hosts.
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -210,8 +211,13 @@ fn read_token(path: &Path) -> Result<String, CentralError> {
     if !meta.is_file() {
         return Err(err("it is not a regular file"));
     }
+    #[cfg(unix)]
     if meta.permissions().mode() & 0o044 != 0 {
         return Err(err("it is readable by group or others; chmod 600 it"));
+    }
+    #[cfg(windows)]
+    if let Some(why) = crate::platform::secret_file_problem(path, &meta) {
+        return Err(err(&why));
     }
     let bytes = match crate::fsutil::read_capped(path, TOKEN_FILE_CAP) {
         Ok(Some(b)) => b,
@@ -317,7 +323,7 @@ fn error_reason(e: &reqwest::Error) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

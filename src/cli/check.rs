@@ -1,8 +1,10 @@
 //! `check`: validates config and environment, one line per check; exit 0 when all pass.
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+#[cfg(unix)]
 use nix::unistd::{access, AccessFlags};
 
 use super::{runtime, Outcome};
@@ -61,9 +63,7 @@ pub fn run(config_path: &Path) -> Outcome {
 fn state_dir(r: &mut Report, cfg: &Config) {
     let state = &cfg.agent.state_dir;
     match nearest_existing(state) {
-        Some(p) if access(&p, AccessFlags::W_OK | AccessFlags::X_OK).is_ok() => {
-            r.line(true, "state directory", format!("{} is writable", state.display()))
-        }
+        Some(p) if can_write_in(&p) => r.line(true, "state directory", format!("{} is writable", state.display())),
         Some(p) => r.line(false, "state directory", format!("{} is not writable", p.display())),
         None => r.line(
             false,
@@ -78,6 +78,7 @@ fn token_file(r: &mut Report, cfg: &Config) {
     let tf = &cfg.central.token_file;
     match std::fs::metadata(tf) {
         Err(e) => r.line(false, "token file", format!("cannot read {}: {e}", tf.display())),
+        #[cfg(unix)]
         Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
             false,
             "token file",
@@ -85,6 +86,16 @@ fn token_file(r: &mut Report, cfg: &Config) {
                 "{} is readable by group or others (mode {:o}); chmod 600 it",
                 tf.display(),
                 m.permissions().mode() & 0o777
+            ),
+        ),
+        #[cfg(windows)]
+        Ok(m) if crate::platform::secret_file_problem(tf, &m).is_some() => r.line(
+            false,
+            "token file",
+            format!(
+                "{}: {}",
+                tf.display(),
+                crate::platform::secret_file_problem(tf, &m).unwrap_or_default()
             ),
         ),
         Ok(_) => r.line(true, "token file", format!("{} is private", tf.display())),
@@ -101,10 +112,9 @@ fn panel_ini(r: &mut Report, cfg: &Config) {
         Err(e) => return r.line(false, "panel.ini", e),
     };
     let writable = if ini_target.exists() {
-        access(&ini_target, AccessFlags::W_OK).is_ok()
-            && access(&crate::fsutil::parent_dir(&ini_target), AccessFlags::W_OK).is_ok()
+        can_write(&ini_target) && can_write(&crate::fsutil::parent_dir(&ini_target))
     } else {
-        access(&crate::fsutil::parent_dir(&ini_target), AccessFlags::W_OK).is_ok()
+        can_write(&crate::fsutil::parent_dir(&ini_target))
     };
     if writable {
         r.line(true, "panel.ini", format!("{} is writable", ini.display()));
@@ -142,7 +152,7 @@ fn panel_values(r: &mut Report, cfg: &Config) {
 
 fn plesk_command(r: &mut Report, cfg: &Config) {
     let cmd = &cfg.plesk.command;
-    if cmd.is_file() && access(cmd, AccessFlags::X_OK).is_ok() {
+    if cmd.is_file() && can_run(cmd) {
         r.line(true, "plesk command", format!("{} is executable", cmd.display()));
     } else {
         r.line(
@@ -160,10 +170,21 @@ fn push_secret(r: &mut Report, cfg: &Config) {
         Err(e) => r.line(false, "push secret", format!("cannot read {}: {e}", sf.display())),
         Ok(b) if b.trim_ascii_end().is_empty() => r.line(false, "push secret", format!("{} is empty", sf.display())),
         Ok(_) => match std::fs::metadata(sf) {
+            #[cfg(unix)]
             Ok(m) if m.permissions().mode() & 0o044 != 0 => r.line(
                 false,
                 "push secret",
                 format!("{} is readable by group or others; chmod 600 it", sf.display()),
+            ),
+            #[cfg(windows)]
+            Ok(m) if crate::platform::secret_file_problem(sf, &m).is_some() => r.line(
+                false,
+                "push secret",
+                format!(
+                    "{}: {}",
+                    sf.display(),
+                    crate::platform::secret_file_problem(sf, &m).unwrap_or_default()
+                ),
             ),
             _ => r.line(true, "push secret", format!("{} is private", sf.display())),
         },
@@ -194,4 +215,35 @@ fn central(r: &mut Report, cfg: &Config) {
 /// `p` or its nearest existing ancestor.
 fn nearest_existing(p: &Path) -> Option<std::path::PathBuf> {
     p.ancestors().find(|a| a.exists()).map(Path::to_path_buf)
+}
+
+/// `access(2)` on unix; on Windows what the platform layer can tell (ACLs are not evaluated).
+#[cfg(unix)]
+fn can_write_in(dir: &Path) -> bool {
+    access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
+}
+
+#[cfg(unix)]
+fn can_write(p: &Path) -> bool {
+    access(p, AccessFlags::W_OK).is_ok()
+}
+
+#[cfg(unix)]
+fn can_run(p: &Path) -> bool {
+    access(p, AccessFlags::X_OK).is_ok()
+}
+
+#[cfg(windows)]
+fn can_write_in(dir: &Path) -> bool {
+    crate::platform::is_writable(dir)
+}
+
+#[cfg(windows)]
+fn can_write(p: &Path) -> bool {
+    crate::platform::is_writable(p)
+}
+
+#[cfg(windows)]
+fn can_run(p: &Path) -> bool {
+    crate::platform::is_executable(p)
 }

@@ -6,6 +6,8 @@ mod catalog_proxy;
 mod check;
 mod poll_now;
 mod run;
+#[cfg(windows)]
+mod service;
 mod status;
 mod sync;
 
@@ -98,6 +100,10 @@ pub enum Command {
     PollNow,
     /// Run the Extension Catalog whitelist proxy in the foreground ([catalog_proxy] section)
     CatalogProxy,
+    /// Register or remove the Windows service (automatic start, restart on failure)
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -111,7 +117,14 @@ pub fn run() -> i32 {
     };
     let config_path = config::resolve_path(cli.config.as_deref());
     let quiet = matches!(cli.command, Command::Status { .. } | Command::Check | Command::PollNow);
-    crate::logging::init(if quiet { LevelFilter::WARN } else { LevelFilter::INFO });
+    // The Windows service logs to its file (set up once the service manager started it).
+    #[cfg(windows)]
+    let quiet_console = matches!(cli.command, Command::Service(service::ServiceCommand::Dispatch));
+    #[cfg(unix)]
+    let quiet_console = false;
+    if !quiet_console {
+        crate::logging::init(if quiet { LevelFilter::WARN } else { LevelFilter::INFO });
+    }
     let outcome = match cli.command {
         Command::Sync => sync::run(&config_path),
         Command::Check => check::run(&config_path),
@@ -119,8 +132,15 @@ pub fn run() -> i32 {
         Command::PollNow => poll_now::run(&config_path),
         Command::Run => run::run(&config_path),
         Command::CatalogProxy => catalog_proxy::run(&config_path),
+        #[cfg(windows)]
+        Command::Service(cmd) => service::run(&config_path, cmd),
     };
     outcome.finish()
+}
+
+/// The daemon until it stops, as `run` runs it; the Windows service calls it too.
+pub fn run_daemon(config_path: &std::path::Path) -> Outcome {
+    run::run(config_path)
 }
 
 /// How long a command waits for the daemon to answer a quick request.

@@ -4,16 +4,23 @@
 //! Protocol: newline-delimited JSON over a unix stream socket; one request line, one
 //! response line, then the server closes. The socket is mode 0600 and the server also
 //! checks the peer's uid, so only root or the daemon's own user get an answer.
+//!
+//! On Windows the channel is a named pipe (`\\.\pipe\plesk-reseller-agent`) whose DACL lets
+//! only SYSTEM and Administrators open it (`platform::windows::pipe`); same lines, same answers.
 
 use std::future::Future;
 use std::io::ErrorKind;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(windows)]
+pub use crate::platform::windows::pipe::PipeListener as UnixListener;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+#[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
@@ -157,8 +164,10 @@ pub enum ControlError {
 }
 
 /// How long a socket of a killed daemon may keep accepting connections.
+#[cfg(unix)]
 const STALE_SOCKET_GRACE: Duration = Duration::from_secs(1);
 
+#[cfg(unix)]
 /// Connects to `path`; a connection that the other end closes within
 /// [`STALE_SOCKET_GRACE`] without a word is followed by a second connect, whose outcome is
 /// returned. A daemon SIGKILLed while spawning a child leaves a copy of its listening socket
@@ -179,6 +188,7 @@ fn connect_for_a_while(path: &Path) -> std::io::Result<std::os::unix::net::UnixS
     }
 }
 
+#[cfg(unix)]
 /// Binds the control socket at `path`: creates its directory (0755) if missing, replaces
 /// a stale socket file nobody answers on, and makes the socket 0600.
 ///
@@ -252,6 +262,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
+#[cfg(unix)]
 /// Serves requests on `listener` until `shutdown` completes. Connections already being
 /// answered finish in their own tasks.
 pub async fn serve(listener: UnixListener, handler: Handler, shutdown: impl Future<Output = ()> + Send) {
@@ -259,7 +270,7 @@ pub async fn serve(listener: UnixListener, handler: Handler, shutdown: impl Futu
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let mut stream = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -276,24 +287,33 @@ pub async fn serve(listener: UnixListener, handler: Handler, shutdown: impl Futu
         };
         let handler = handler.clone();
         tokio::spawn(async move {
-            answer(stream, handler, own_uid).await;
+            let peer = match stream.peer_cred() {
+                Ok(cred) if cred.uid() == 0 || cred.uid() == own_uid => Peer::Allowed(Some(cred.uid())),
+                Ok(cred) => Peer::Refused(Some(cred.uid())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket cannot tell who connected; refusing");
+                    Peer::Refused(None)
+                }
+            };
+            answer(&mut stream, handler, peer).await;
             drop(permit);
         });
     }
     tracing::debug!("control socket stopped");
 }
 
-async fn answer(mut stream: UnixStream, handler: Handler, own_uid: u32) {
-    let uid = match stream.peer_cred() {
-        Ok(cred) => Some(cred.uid()),
-        Err(e) => {
-            tracing::warn!(error = %e, "control socket cannot tell who connected; refusing");
-            None
-        }
-    };
+/// Who connected, as the channel tells: allowed (with the uid where there is one), or refused.
+/// On Windows the pipe's DACL has already turned away everyone but SYSTEM and Administrators.
+pub(crate) enum Peer {
+    Allowed(Option<u32>),
+    #[cfg_attr(windows, allow(dead_code))]
+    Refused(Option<u32>),
+}
+
+pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, handler: Handler, peer: Peer) {
     // The request is read even from a refused peer: closing a unix socket with unread
     // data resets it, and the client would lose the "permission denied" answer.
-    let line = match tokio::time::timeout(READ_TIMEOUT, read_line(&mut stream)).await {
+    let line = match tokio::time::timeout(READ_TIMEOUT, read_line(stream)).await {
         Ok(Ok(Some(line))) => Some(line),
         Ok(Ok(None)) => None,
         Ok(Err(e)) => {
@@ -301,20 +321,23 @@ async fn answer(mut stream: UnixStream, handler: Handler, own_uid: u32) {
             return;
         }
         Err(_) => {
-            respond(&mut stream, &ControlResponse::error("no request within 5 seconds")).await;
+            respond(stream, &ControlResponse::error("no request within 5 seconds")).await;
             return;
         }
     };
-    let Some(uid) = uid.filter(|&u| u == 0 || u == own_uid) else {
-        if let Some(uid) = uid {
-            tracing::warn!(uid, "control socket refused a connection from another user");
+    let uid = match peer {
+        Peer::Allowed(uid) => uid,
+        Peer::Refused(uid) => {
+            if let Some(uid) = uid {
+                tracing::warn!(uid, "control socket refused a connection from another user");
+            }
+            respond(stream, &ControlResponse::error("permission denied")).await;
+            return;
         }
-        respond(&mut stream, &ControlResponse::error("permission denied")).await;
-        return;
     };
     let Some(line) = line else {
         respond(
-            &mut stream,
+            stream,
             &ControlResponse::error(format!("request longer than {MAX_REQUEST} bytes")),
         )
         .await;
@@ -322,17 +345,20 @@ async fn answer(mut stream: UnixStream, handler: Handler, own_uid: u32) {
     };
     let response = match serde_json::from_slice::<ControlRequest>(line.trim_ascii()) {
         Ok(req) => {
-            tracing::debug!(?req, uid, "control request");
+            match uid {
+                Some(uid) => tracing::debug!(?req, uid, "control request"),
+                None => tracing::debug!(?req, "control request"),
+            }
             handler(req).await
         }
         Err(_) => ControlResponse::error("unknown request"),
     };
-    respond(&mut stream, &response).await;
+    respond(stream, &response).await;
 }
 
 /// One line without its newline; `None` when it is longer than [`MAX_REQUEST`]. A client
 /// that closes its side without a newline still gets its line read.
-async fn read_line(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_line<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Option<Vec<u8>>> {
     let mut reader = BufReader::new(stream).take(MAX_REQUEST as u64 + 1);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).await?;
@@ -344,7 +370,7 @@ async fn read_line(stream: &mut UnixStream) -> std::io::Result<Option<Vec<u8>>> 
     Ok(Some(line))
 }
 
-async fn respond(stream: &mut UnixStream, response: &ControlResponse) {
+async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, response: &ControlResponse) {
     let mut line = match serde_json::to_vec(response) {
         Ok(v) => v,
         Err(e) => {
@@ -389,7 +415,11 @@ async fn exchange(path: &Path, req: &ControlRequest) -> Result<ControlResponse, 
         path: path.to_path_buf(),
         source,
     };
-    let mut stream = match UnixStream::connect(path).await {
+    #[cfg(unix)]
+    let connected = UnixStream::connect(path).await;
+    #[cfg(windows)]
+    let connected = crate::platform::windows::pipe::connect(path).await;
+    let mut stream = match connected {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             return Err(ControlError::NotRunning {
@@ -424,7 +454,58 @@ async fn exchange(path: &Path, req: &ControlRequest) -> Result<ControlResponse, 
     serde_json::from_slice(answer.trim_ascii()).map_err(|e| bad(e.to_string()))
 }
 
-#[cfg(test)]
+/// Windows: the named pipe at `path`; another daemon answering there is [`ControlError::InUse`].
+#[cfg(windows)]
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    UnixListener::bind(path).map_err(|source| {
+        if source.raw_os_error() == Some(5) {
+            // ERROR_ACCESS_DENIED for the first instance: someone else created the pipe.
+            ControlError::InUse {
+                path: path.to_path_buf(),
+            }
+        } else {
+            ControlError::Bind {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Windows: serves the pipe until `shutdown` completes; who may connect at all was decided by
+/// the pipe's DACL when it was created.
+#[cfg(windows)]
+pub async fn serve(mut listener: UnixListener, handler: Handler, shutdown: impl Future<Output = ()> + Send) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let mut stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control pipe cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!("control pipe is at {MAX_CONNECTIONS} connections; closing a new one");
+            continue;
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            answer(&mut stream, handler, Peer::Allowed(None)).await;
+            // Closing a pipe may discard what the client has not read yet: wait for its close.
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.read(&mut [0u8; 1])).await;
+            drop(permit);
+        });
+    }
+    tracing::debug!("control pipe stopped");
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

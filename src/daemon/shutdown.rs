@@ -97,6 +97,7 @@ pub struct Signals {
 }
 
 /// Installs SIGTERM/SIGINT/SIGHUP handlers feeding [`Signals`].
+#[cfg(unix)]
 pub fn os_signals() -> std::io::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -112,6 +113,36 @@ pub fn os_signals() -> std::io::Result<Signals> {
                 _ = hup.recv() => { let _ = reload_tx.send(()); }
             }
         }
+    });
+    Ok(Signals {
+        shutdown: stop_rx,
+        reload: reload_rx,
+    })
+}
+
+/// Windows: Ctrl+C, Ctrl+Break and closing the console stop the daemon in console mode, and
+/// the service manager's Stop stops the service (`platform::windows::service`). There is no
+/// SIGHUP: a config change is picked up by restarting the service.
+#[cfg(windows)]
+pub fn os_signals() -> std::io::Result<Signals> {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+    let mut c = ctrl_c()?;
+    let mut brk = ctrl_break()?;
+    let mut close = ctrl_close()?;
+    let service_stop = crate::platform::windows::service::stop_requested();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (_reload_tx, reload_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = c.recv() => {}
+            _ = brk.recv() => {}
+            _ = close.recv() => {}
+            _ = service_stop.notified() => {}
+        }
+        let _ = stop_tx.send(true);
+        // Keep the reload sender alive so the daemon's reload loop does not end.
+        let _keep = _reload_tx;
+        std::future::pending::<()>().await;
     });
     Ok(Signals {
         shutdown: stop_rx,

@@ -13,11 +13,15 @@
 //! each change the previous version as `state_dir/backup/panel.ini.prev`.
 //! A missing file is created with mode 0644.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs;
+#[cfg(unix)]
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+#[cfg(unix)]
 use nix::fcntl::{Flock, FlockArg};
 
 use super::editor::{self, Desired, Managed};
@@ -96,6 +100,7 @@ pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Rec
         }
 
         backup(state_dir, old_bytes)?;
+        #[cfg(unix)]
         let (mode, owner) = match &meta {
             Some(m) => (
                 m.permissions().mode() & 0o7777,
@@ -106,6 +111,9 @@ pub fn reconcile(path: &Path, desired: &Desired, state_dir: &Path) -> Result<Rec
             ),
             None => (NEW_FILE_MODE, Ownership::default()),
         };
+        // Windows: the new file inherits the directory's ACL; mode and owner are unix ideas.
+        #[cfg(windows)]
+        let (mode, owner) = (NEW_FILE_MODE, Ownership::default());
         let seen = Seen::of(meta.as_ref(), old_bytes);
         match fsutil::replace_if_unchanged(&target, &new, mode, owner, &seen, MAX_SIZE) {
             Ok(Replaced::Done) => {
@@ -259,6 +267,7 @@ fn resolve(path: &Path) -> Result<PathBuf, PanelIniError> {
     Err(read_err(io::Error::other("too many levels of symbolic links")))
 }
 
+#[cfg(unix)]
 /// `Ok` when `dir` is owned by root (or by the agent's own user, when it does not run as
 /// root) and not writable by group or others; else why not, in words.
 fn trusted_dir(dir: &Path) -> Result<(), String> {
@@ -274,11 +283,13 @@ fn trusted_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(unix)]
 /// Creates `dir` with mode 0700 when missing (parents too), leaving an existing one as it is.
 fn private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+#[cfg(unix)]
 /// Takes the exclusive lock that serializes every read-modify-write of panel.ini; released
 /// when the returned value is dropped.
 fn lock(state_dir: &Path) -> Result<Flock<File>, PanelIniError> {
@@ -298,6 +309,32 @@ fn lock(state_dir: &Path) -> Result<Flock<File>, PanelIniError> {
         .open(&path)
         .map_err(err)?;
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| err(io::Error::from(errno)))
+}
+
+/// Windows: links are followed through any directory (who may write a directory is its ACL,
+/// not checked here); the agent runs as SYSTEM like Plesk's own services.
+#[cfg(windows)]
+fn trusted_dir(_dir: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// Windows: the state directory's ACL (inherited from %ProgramData%\plesk-reseller-agent) applies.
+#[cfg(windows)]
+fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+/// Windows: the same lock with `LockFileEx`, waiting for the holder like `flock` does.
+#[cfg(windows)]
+fn lock(state_dir: &Path) -> Result<fsutil::FileLock, PanelIniError> {
+    let dir = state_dir.join("locks");
+    let path = dir.join("panel.ini.lock");
+    let err = |source| PanelIniError::Lock {
+        path: path.clone(),
+        source,
+    };
+    private_dir(&dir).map_err(err)?;
+    fsutil::lock_blocking(&path).map_err(err)
 }
 
 /// Keeps the first original ever seen (`.orig`, never overwritten) and the version about to be
@@ -332,7 +369,7 @@ fn backup(state_dir: &Path, old: &[u8]) -> Result<(), PanelIniError> {
     fsutil::write_atomic(&prev, old, 0o600).map_err(|source| PanelIniError::Backup { path: prev, source })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::panel_ini::editor::Wish;

@@ -148,9 +148,13 @@ pub fn spawn_reloader(allow: Arc<AllowList>) -> Option<tokio::task::JoinHandle<(
 type Stamp = Option<(SystemTime, u64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    // Windows: no stable file id in std's Metadata; mtime and length tell a change.
+    #[cfg(windows)]
+    let ino = 0;
+    Some((m.modified().ok()?, m.len(), ino))
 }
 
 #[cfg(test)]

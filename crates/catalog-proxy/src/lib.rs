@@ -274,13 +274,24 @@ pub fn run(config_path: &Path) -> Result<(), ProxyError> {
             reason: e.to_string(),
         })?;
     rt.block_on(async move {
-        use tokio::signal::unix::{signal, SignalKind};
         let no_signals = |e: std::io::Error| ProxyError::Setup {
             what: "install signal handlers",
             reason: e.to_string(),
         };
-        let mut term = signal(SignalKind::terminate()).map_err(no_signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(no_signals)?;
+        #[cfg(unix)]
+        let (mut term, mut int) = {
+            use tokio::signal::unix::{signal, SignalKind};
+            (
+                signal(SignalKind::terminate()).map_err(no_signals)?,
+                signal(SignalKind::interrupt()).map_err(no_signals)?,
+            )
+        };
+        // Windows: Ctrl+C and Ctrl+Break stop the foreground proxy.
+        #[cfg(windows)]
+        let (mut term, mut int) = (
+            tokio::signal::windows::ctrl_break().map_err(no_signals)?,
+            tokio::signal::windows::ctrl_c().map_err(no_signals)?,
+        );
         let running = start(cfg).await?;
         tracing::info!(
             listen = %running.addr,

@@ -2,8 +2,11 @@
 //! panel.ini: a temporary file in the same directory, fsync, rename, fsync of the directory,
 //! so a reader sees the old content or the new, never half of either.
 
-use std::fs::{self, File, OpenOptions};
+#[cfg(unix)]
+use std::fs::OpenOptions;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
 use sha2::{Digest, Sha256};
@@ -25,7 +28,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// becomes visible under its name.
 pub fn write_atomic_owned(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<()> {
     let tmp = write_temp(path, bytes, mode, owner)?;
-    let result = fs::rename(&tmp, path).and_then(|()| sync_dir(&parent_dir(path)));
+    let result = rename_over(&tmp, path).and_then(|()| sync_dir(&parent_dir(path)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -82,14 +85,15 @@ pub fn remove_stale_temps(dir: &Path, name: &str) -> io::Result<Vec<PathBuf>> {
 
 /// Writes `bytes` to a new temporary file beside `path` (mode, owner, fsync) and returns its
 /// path; removed again on error.
-fn write_temp(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<PathBuf> {
+pub(crate) fn write_temp(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = parent_dir(path).join(temp_name(&name.to_string_lossy()));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = create_new_private(&tmp)?;
         f.write_all(bytes)?;
+        #[cfg(unix)]
         if owner.uid.is_some() || owner.gid.is_some() {
             nix::unistd::fchown(
                 &f,
@@ -99,7 +103,11 @@ fn write_temp(path: &Path, bytes: &[u8], mode: u32, owner: Ownership) -> io::Res
             .map_err(io::Error::from)?;
         }
         // fchmod after fchown: chown clears setuid bits, and the umask must not narrow the mode.
+        #[cfg(unix)]
         f.set_permissions(fs::Permissions::from_mode(mode))?;
+        // Windows: the new file inherits its directory's ACL; mode and owner are unix ideas.
+        #[cfg(windows)]
+        let _ = (mode, owner);
         f.sync_all()
     })();
     match result {
@@ -123,16 +131,19 @@ impl Seen {
     pub fn of(meta: Option<&fs::Metadata>, bytes: &[u8]) -> Seen {
         match meta {
             None => Seen::Absent,
-            Some(m) => Seen::File {
-                dev: m.dev(),
-                ino: m.ino(),
-                sha256: Sha256::digest(bytes).into(),
-            },
+            Some(m) => {
+                let (dev, ino) = identity(m);
+                Seen::File {
+                    dev,
+                    ino,
+                    sha256: Sha256::digest(bytes).into(),
+                }
+            }
         }
     }
 
     /// True when `path` (not followed if a symlink) is still this file with these bytes.
-    fn matches(&self, path: &Path, cap: u64) -> io::Result<bool> {
+    pub(crate) fn matches(&self, path: &Path, cap: u64) -> io::Result<bool> {
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => Some(m),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -140,7 +151,7 @@ impl Seen {
         };
         Ok(match (self, meta) {
             (Seen::Absent, None) => true,
-            (Seen::File { dev, ino, sha256 }, Some(m)) if m.dev() == *dev && m.ino() == *ino => {
+            (Seen::File { dev, ino, sha256 }, Some(m)) if identity(&m) == (*dev, *ino) => {
                 // Never a plain open: the name may have become a FIFO since the stat.
                 match read_regular_capped(path, cap) {
                     Ok(Some((now, _))) => <[u8; 32]>::from(Sha256::digest(&now)) == *sha256,
@@ -178,6 +189,7 @@ pub enum Replaced {
 /// that did not exist is created with `RENAME_NOREPLACE`. On a file system without
 /// `renameat2` flags (EINVAL) a plain rename follows the first check, and the window is the
 /// time between that check and the rename.
+#[cfg(unix)]
 pub fn replace_if_unchanged(
     path: &Path,
     bytes: &[u8],
@@ -194,6 +206,7 @@ pub fn replace_if_unchanged(
     result
 }
 
+#[cfg(unix)]
 fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replaced> {
     use nix::errno::Errno;
 
@@ -245,6 +258,7 @@ fn swap_in(path: &Path, tmp: &Path, seen: &Seen, cap: u64) -> io::Result<Replace
 /// since 2.28 (nix's `renameat2` links to it), and the packaged binary must start on glibc
 /// 2.17. A kernel without the call (before 3.15) answers ENOSYS, which callers treat like a
 /// file system without the flags.
+#[cfg(unix)]
 fn renameat2(
     dir: &File,
     from: &std::ffi::OsStr,
@@ -267,9 +281,34 @@ fn renameat2(
 }
 
 /// fsyncs a directory so a rename or unlink inside it survives a power cut.
+#[cfg(unix)]
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+/// A new file only its owner may read (unix: created 0600).
+#[cfg(unix)]
+fn create_new_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
+/// What tells one file from another under the same name: device and inode.
+#[cfg(unix)]
+fn identity(m: &fs::Metadata) -> (u64, u64) {
+    (m.dev(), m.ino())
+}
+
+/// `rename(2)`: atomic replace of `to`.
+#[cfg(unix)]
+pub fn rename_over(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)
+}
+
+#[cfg(windows)]
+pub use crate::windows::{
+    create_new_private, file_kind, identity, lock_blocking, open_regular, rename_over, replace_if_unchanged, sync_dir,
+    try_lock, FileLock,
+};
 
 /// The directory holding `path` (`.` for a bare file name).
 pub fn parent_dir(path: &Path) -> PathBuf {
@@ -279,13 +318,19 @@ pub fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Creates `dir` (and parents) and narrows it to `mode`.
+/// Creates `dir` (and parents) and narrows it to `mode` (unix; on Windows the directory keeps
+/// the ACL it inherits from %ProgramData%\plesk-reseller-agent, set by the installer).
 pub fn ensure_private_dir(dir: &Path, mode: u32) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let meta = fs::metadata(dir)?;
-    if meta.permissions().mode() & 0o7777 != mode {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    #[cfg(unix)]
+    {
+        let meta = fs::metadata(dir)?;
+        if meta.permissions().mode() & 0o7777 != mode {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+        }
     }
+    #[cfg(windows)]
+    let _ = mode;
     Ok(())
 }
 
@@ -305,6 +350,7 @@ pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
 /// with no writer would block `open(2)` for ever), and `fstat` of what was opened, which must
 /// be a regular file. `Ok(None)` when nothing is there. A file that is not regular is an
 /// `InvalidInput` error saying what it is.
+#[cfg(unix)]
 pub fn open_regular(path: &Path) -> io::Result<Option<(File, fs::Metadata)>> {
     let f = match OpenOptions::new()
         .read(true)
@@ -329,6 +375,7 @@ pub fn open_regular(path: &Path) -> io::Result<Option<(File, fs::Metadata)>> {
 }
 
 /// What a file that is not a regular one is, in words: "a FIFO (named pipe)", "a directory"...
+#[cfg(unix)]
 pub fn file_kind(t: &fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if t.is_file() {
@@ -379,6 +426,7 @@ pub fn read_to_cap(r: impl Read, cap: u64) -> io::Result<Vec<u8>> {
 }
 
 /// An exclusive lock held for as long as the value lives.
+#[cfg(unix)]
 pub struct FileLock {
     _file: File,
 }
@@ -392,6 +440,7 @@ pub struct FileLock {
 /// a restart at once is refused. A record lock belongs to this process alone, is never
 /// inherited and goes with the process. Its one pitfall: closing *any* descriptor of the
 /// file in this process drops it, so nothing else here may open the lock file.
+#[cfg(unix)]
 pub fn try_lock(path: &Path, note: &str) -> io::Result<Option<FileLock>> {
     use nix::fcntl::{fcntl, FcntlArg};
     use nix::libc;
@@ -419,7 +468,7 @@ pub fn try_lock(path: &Path, note: &str) -> io::Result<Option<FileLock>> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
