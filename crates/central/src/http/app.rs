@@ -23,6 +23,8 @@ pub struct App {
     pub admin_token: Option<Arc<str>>,
     /// Orders and their worker (None only where orders are not served).
     pub orders: Option<Arc<crate::commerce::orders::Orders>>,
+    /// The event feed and its webhooks (None only where they are not served).
+    pub webhooks: Option<Arc<crate::commerce::webhooks::Webhooks>>,
 }
 
 impl App {
