@@ -2,7 +2,8 @@
 # Runs the whole test suite. The panel.ini tests use PHP's own INI parser (Debian's
 # php-cli, the reader Plesk uses) as an oracle; the central's tests start throw-away
 # PostgreSQL clusters (initdb + pg_ctl in a temp dir) and drive headless Chromium for the
-# fleet page. Each is installed here from Debian's packages when missing; with CI=true the
+# fleet page; the webhook tests verify signatures with Python's standardwebhooks (PyPI).
+# Each is installed here from Debian's packages when missing; with CI=true the
 # tests that need them refuse to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,15 @@ need() {
 need php-cli "the panel.ini oracle" command -v php
 need postgresql "the central's second database" sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
 need chromium "the fleet page's browser test" test -x /usr/bin/chromium
+need python3-pip "the webhook tests' independent signature check" python3 -m pip --version
+# The Standard Webhooks reference verifier from PyPI checks the central's signatures.
+if ! python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+    echo "installing standardwebhooks from PyPI (the webhook tests' verifier)..." >&2
+    # Debian's python3 refuses a plain pip install outside a venv (PEP 668).
+    python3 -m pip install -q --break-system-packages standardwebhooks >/dev/null 2>&1 ||
+        python3 -m pip install -q standardwebhooks >/dev/null 2>&1 ||
+        echo "cannot install standardwebhooks: the webhook tests skip that check" >&2
+fi
 if ! command -v php >/dev/null 2>&1 && [ "${SKIP_PHP_ORACLE:-}" != 1 ]; then
     echo "php is missing: install php-cli, or set SKIP_PHP_ORACLE=1 to skip the PHP oracle test" >&2
     exit 1
