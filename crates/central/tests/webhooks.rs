@@ -451,3 +451,40 @@ fn the_reference_receiver_in_the_docs_verifies_and_dedupes_against_a_real_centra
     let _ = py.kill();
     let _ = py.wait();
 }
+
+#[test]
+fn a_host_unseen_for_offline_after_goes_offline_once_and_comes_back_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Central::new(dir.path(), "[fleet]\noffline_after = 2\n");
+    c.start();
+    let token = c.add_host("web-1", &[])["token"].as_str().unwrap().to_string();
+    let kinds = |c: &Central| -> Vec<String> {
+        c.json(&["events", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Never seen: never offline.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(kinds(&c), Vec::<String>::new());
+    support::http::poll(&c.addr, "web-1", &token, 0, None);
+    let ev = wait_for(30, "host.offline", || {
+        let ev = c.json(&["events", "list", "--type", "host.offline"]);
+        (!ev.as_array().unwrap().is_empty()).then_some(ev)
+    });
+    assert_eq!(ev[0]["data"]["host"], "web-1");
+    assert_eq!(ev[0]["data"]["state"], "offline");
+    support::http::poll(&c.addr, "web-1", &token, 0, None);
+    wait_for(30, "host.back", || {
+        kinds(&c).contains(&"host.back".to_string()).then_some(())
+    });
+    // Stay: the next sweep may see it offline again only after 2 more silent seconds, so
+    // poll every half second for a while and expect no further transition.
+    for _ in 0..8 {
+        support::http::poll(&c.addr, "web-1", &token, 0, None);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(kinds(&c)[..2], ["host.offline", "host.back"], "{:?}", kinds(&c));
+}
