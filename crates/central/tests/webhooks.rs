@@ -488,3 +488,24 @@ fn a_host_unseen_for_offline_after_goes_offline_once_and_comes_back_once() {
     }
     assert_eq!(kinds(&c)[..2], ["host.offline", "host.back"], "{:?}", kinds(&c));
 }
+
+#[test]
+fn a_changed_secret_file_signs_the_next_webhook_without_a_restart() {
+    use plesk_reseller_central::commerce::webhooks::{parse_secret, sign};
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(&[], 200);
+    let (c, token, first) = central_with_host(dir.path(), &rx.url(), "", None);
+    let signed_with = |d: &support::receiver::Delivery, secret: &str| {
+        let key = parse_secret(secret).unwrap();
+        d.signature == sign(&key, &d.id, d.timestamp.parse().unwrap(), &d.body)
+    };
+    job_result(&c, &c, &token);
+    let one = wait_for(30, "the first webhook", || rx.got().into_iter().next());
+    assert!(signed_with(&one, &first));
+    let second = "whsec_c2Vjb25kLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
+    std::fs::write(dir.path().join("webhook.secret"), format!("{second}\n")).unwrap();
+    job_result(&c, &c, &token);
+    let two = wait_for(30, "the second webhook", || rx.got().into_iter().nth(1));
+    assert!(signed_with(&two, second), "not signed with the new secret");
+    assert!(!signed_with(&two, &first));
+}
