@@ -303,6 +303,18 @@ impl Feed {
     /// UPDATE: the conditions are on the updated rows themselves, so of two replicas racing
     /// for a row (PostgreSQL re-checks them after the row lock) exactly one gets it.
     pub async fn claim(&self, owner: &str, n: i64, now: i64, lease_ms: i64) -> Result<Vec<Event>, EventError> {
+        // A read first: an idle worker's look must not take SQLite's write lock (an UPDATE
+        // takes it even when no row matches).
+        let due = sqlx::query(
+            "SELECT 1 FROM events WHERE delivery = 'pending' AND next_at <= $1 AND lease_until < $1 LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "UPDATE events SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM events WHERE delivery = 'pending' AND next_at <= $3 AND lease_until < $3 \
