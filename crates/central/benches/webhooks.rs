@@ -105,7 +105,7 @@ fn backlog(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize) {
     let t0 = Instant::now();
     c.start();
     let started = t0.elapsed();
-    wait_for(600, "the whole backlog", || (rx.got().len() >= n).then_some(()));
+    wait_for(600, "the whole backlog", || (rx.count() >= n).then_some(()));
     let all = t0.elapsed();
     let rate = n as f64 / (all - started).as_secs_f64();
     println!(

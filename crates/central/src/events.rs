@@ -299,7 +299,9 @@ impl Feed {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Takes the lease of up to `n` due events for `owner`, oldest first, in one conditional
+    /// Takes the lease of up to `n` due events for `owner`, longest due first (the order of
+    /// the `events_due` index: ordering by id would sort every pending row on each claim, and
+    /// delivery order is not promised anyway), in one conditional
     /// UPDATE: the conditions are on the updated rows themselves, so of two replicas racing
     /// for a row (PostgreSQL re-checks them after the row lock) exactly one gets it.
     pub async fn claim(&self, owner: &str, n: i64, now: i64, lease_ms: i64) -> Result<Vec<Event>, EventError> {
@@ -318,7 +320,7 @@ impl Feed {
         let sql = format!(
             "UPDATE events SET lease_owner = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM events WHERE delivery = 'pending' AND next_at <= $3 AND lease_until < $3 \
-                          ORDER BY id LIMIT $4) \
+                          ORDER BY next_at LIMIT $4) \
              AND delivery = 'pending' AND next_at <= $3 AND lease_until < $3 \
              RETURNING {COLS}"
         );

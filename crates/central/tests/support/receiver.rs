@@ -142,6 +142,11 @@ impl Receiver {
             s.write_all(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
     }
 
+    /// How many deliveries arrived (without copying them).
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().got.len()
+    }
+
     pub fn got(&self) -> Vec<Delivery> {
         self.state.lock().unwrap().got.clone()
     }
