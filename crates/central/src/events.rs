@@ -370,6 +370,26 @@ impl Feed {
         .await
     }
 
+    /// 2xx answers, acknowledged in one statement (ids are this feed's integers, written into
+    /// the SQL as such): how many were still this owner's.
+    pub async fn delivered_many(&self, ids: &[i64], owner: &str, now: i64) -> Result<u64, EventError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE events SET delivery = 'delivered', delivered_at = $1, attempts = attempts + 1, last_error = NULL, \
+             lease_owner = NULL, lease_until = 0 WHERE lease_owner = $2 AND delivery = 'pending' AND id IN ({list})"
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(owner)
+            .execute(&self.db.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(r.rows_affected())
+    }
+
     /// A failed attempt: tried again at `next_at`.
     pub async fn retry_at(&self, id: i64, owner: &str, next_at: i64, error: &str) -> Result<bool, EventError> {
         self.settle(

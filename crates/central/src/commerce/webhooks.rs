@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{KeyInit, Mac};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::{Config, WebhooksConfig};
 use crate::events::{Event, EventType, Feed};
@@ -50,6 +50,9 @@ const HOT_FOR: Duration = Duration::from_millis(500);
 /// How often events older than [`KEEP_MS`] are deleted, and how many per statement.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const PURGE_BATCH: i64 = 5_000;
+/// Acknowledgements written in one statement, at most this many (and queued at most ACK_QUEUE).
+const ACK_BATCH: usize = 256;
+const ACK_QUEUE: usize = 4096;
 
 /// A webhook setting that cannot be used; names the file or value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,10 @@ pub struct Webhooks {
     pub counters: Counters,
     /// This process's name in `lease_owner`.
     me: String,
+    /// 2xx answers on their way to the database: written in batches by one task (a backlog
+    /// costs one UPDATE per batch, not per event; a crash before the write only sends again).
+    acks: mpsc::Sender<i64>,
+    acks_rx: Mutex<Option<mpsc::Receiver<i64>>>,
 }
 
 impl Webhooks {
@@ -197,7 +204,10 @@ impl Webhooks {
                 url: cfg.url.clone().unwrap_or_default(),
                 reason: e.to_string(),
             })?;
+        let (acks, acks_rx) = mpsc::channel(ACK_QUEUE);
         Ok(Arc::new(Webhooks {
+            acks,
+            acks_rx: Mutex::new(Some(acks_rx)),
             feed,
             url: cfg.url.clone(),
             secret_file: cfg.secret_file.clone(),
@@ -245,6 +255,9 @@ impl Webhooks {
                     tracing::warn!("cannot clear the webhooks' old leases: {e}");
                 }
             }
+            if let Some(rx) = self.acks_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                tasks.push(tokio::spawn(self.clone().acknowledger(rx, stop.clone())));
+            }
             tasks.push(tokio::spawn(self.clone().worker(stop)));
         }
         tasks
@@ -274,6 +287,35 @@ impl Webhooks {
         }
     }
 
+    /// Writes 2xx answers in batches; at a stop, what is queued is written before it returns.
+    async fn acknowledger(self: Arc<Self>, mut rx: mpsc::Receiver<i64>, mut stop: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(ACK_BATCH);
+        loop {
+            let stopping = tokio::select! {
+                n = rx.recv_many(&mut batch, ACK_BATCH) => n == 0,
+                _ = stop.changed() => true,
+            };
+            if stopping {
+                while batch.len() < ACK_BATCH * 4 {
+                    match rx.try_recv() {
+                        Ok(id) => batch.push(id),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if let Err(e) = self.feed.delivered_many(&batch, &self.me, now_ms()).await {
+                tracing::warn!(
+                    "cannot record {} delivered webhooks: {e}; they are sent again",
+                    batch.len()
+                );
+            }
+            batch.clear();
+            if stopping {
+                return;
+            }
+        }
+    }
+
     async fn worker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let wake = crate::events::wakeup();
@@ -290,8 +332,10 @@ impl Webhooks {
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let n = 1 + slots.available_permits();
-            let batch = match self.feed.claim(&self.me, n as i64, now_ms(), LEASE_MS).await {
+            // A whole batch per claim, dispatched as slots free up: one claim per event would
+            // double the database's work on a backlog. The last of a batch waits at most for
+            // the batch before it (CONCURRENCY x TIMEOUT / CONCURRENCY), far within the lease.
+            let batch = match self.feed.claim(&self.me, CONCURRENCY as i64, now_ms(), LEASE_MS).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!("cannot look for webhooks to deliver: {e}");
@@ -316,10 +360,10 @@ impl Webhooks {
             for ev in batch {
                 let permit = match first.take() {
                     Some(p) => p,
-                    // Counted free above, and only this loop takes slots.
-                    None => match slots.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => return,
+                    None => tokio::select! {
+                        p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                        // The rest of the batch stays leased; `release` gives it back.
+                        _ = stop.changed() => return,
                     },
                 };
                 let me = self.clone();
@@ -348,6 +392,10 @@ impl Webhooks {
         let written = match outcome {
             Ok(()) => {
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                if self.acks.send(ev.id).await.is_ok() {
+                    return;
+                }
+                // The acknowledger stopped (the server is stopping): write it here.
                 self.feed.delivered(ev.id, &self.me, now).await
             }
             Err(why) => {
