@@ -3,7 +3,8 @@
 # php-cli, the reader Plesk uses) as an oracle; the central's tests start throw-away
 # PostgreSQL clusters (initdb + pg_ctl in a temp dir) and drive headless Chromium for the
 # fleet page; the WHMCS module's tests run PHPUnit. Each is installed here from Debian's
-# packages when missing; the OpenAPI document's validator comes from PyPI. With CI=true the
+# packages when missing; the OpenAPI document's validator and the webhook tests' signature
+# verifier (standardwebhooks) come from PyPI. With CI=true the
 # tests that need them refuse to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,14 @@ if ! python3 -m openapi_spec_validator --version >/dev/null 2>&1; then
     python3 -m pip install -q openapi-spec-validator==0.9.0 >/dev/null 2>&1 ||
         python3 -m pip install -q --break-system-packages openapi-spec-validator==0.9.0 >/dev/null 2>&1 ||
         echo "openapi-spec-validator is missing (pip install failed): the OpenAPI validity test skips or fails" >&2
+fi
+# The Standard Webhooks reference verifier from PyPI checks the central's signatures.
+if ! python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+    echo "installing standardwebhooks from PyPI (the webhook tests' verifier)..." >&2
+    # Debian's python3 refuses a plain pip install outside a venv (PEP 668).
+    python3 -m pip install -q --break-system-packages standardwebhooks >/dev/null 2>&1 ||
+        python3 -m pip install -q standardwebhooks >/dev/null 2>&1 ||
+        echo "cannot install standardwebhooks: the webhook tests skip that check" >&2
 fi
 if ! command -v php >/dev/null 2>&1 && [ "${SKIP_PHP_ORACLE:-}" != 1 ]; then
     echo "php is missing: install php-cli, or set SKIP_PHP_ORACLE=1 to skip the PHP oracle test" >&2

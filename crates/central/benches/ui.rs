@@ -56,6 +56,7 @@ fn main() {
                 Paging { page: 1, per },
                 store.now(),
                 &(Vec::new(), 0),
+                &(Vec::new(), 0),
             );
             bytes = page.into_string().len();
             total_ms.push(t.elapsed().as_secs_f64() * 1000.0);

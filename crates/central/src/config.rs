@@ -92,8 +92,21 @@ pub struct Config {
     pub buy_redirect: Option<String>,
     /// `[sell]`: extension id → KA item constant, in file order.
     pub sell: Vec<(String, String)>,
+    /// `[fleet] offline_after`: seconds unseen before `host.offline`.
+    pub offline_after: u64,
+    pub webhooks: WebhooksConfig,
     /// `[section] key` of every key this version does not know.
     pub unknown: Vec<String>,
+}
+
+/// `[webhooks]` (contract section 11). `url` None: no webhooks (the feed is still kept).
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksConfig {
+    pub url: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// None: every event type (`*`); else the listed names, checked against the event types
+    /// by `check` and at start (the base layer does not know them).
+    pub events: Option<Vec<String>>,
 }
 
 /// `--config`, else the environment, else [`DEFAULT_PATH`].
@@ -131,7 +144,7 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("database", &["url"]),
-    ("fleet", &["buy_url", "catalog_url"]),
+    ("fleet", &["buy_url", "catalog_url", "offline_after"]),
     (
         "ka",
         &[
@@ -147,6 +160,7 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("store", &["buy_redirect"]),
+    ("webhooks", &["url", "secret_file", "events"]),
 ];
 
 struct Sections<'a> {
@@ -288,6 +302,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if !(ka.url.starts_with("https://") || ka.url.starts_with("http://")) || !ka.url.ends_with('/') {
         return Err(s.bad("ka", "url", "is not an http(s) URL ending in /"));
     }
+    let webhooks = webhooks(&s)?;
     let sell = s
         .map
         .get("sell")
@@ -302,7 +317,60 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ka,
         buy_redirect: s.get("store", "buy_redirect").map(str::to_string),
         sell,
+        offline_after: s.number("fleet", "offline_after", 600, 1, 30 * 86_400)?,
+        webhooks,
         unknown: unknown_keys(&s),
+    })
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn loopback_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// `[webhooks]`: https, or http on loopback only (the body and signature would cross the
+/// network in clear); a URL needs a secret file.
+fn webhooks(s: &Sections) -> Result<WebhooksConfig, ConfigError> {
+    let url = s.get("webhooks", "url").map(str::to_string);
+    if let Some(u) = &url {
+        let https = u.starts_with("https://") && u.len() > "https://".len();
+        let http_loopback = u.starts_with("http://") && loopback_host(u);
+        if !https && !http_loopback {
+            return Err(s.bad(
+                "webhooks",
+                "url",
+                "is neither an https:// URL nor an http:// URL on loopback (127.0.0.1, [::1], localhost)",
+            ));
+        }
+    }
+    let secret_file = s.abs_path("webhooks", "secret_file")?;
+    if url.is_some() && secret_file.is_none() {
+        return Err(s.bad("webhooks", "url", "needs [webhooks] secret_file (whsec_<base64>)"));
+    }
+    let events = match s.get("webhooks", "events").map(str::trim) {
+        None | Some("*") => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        ),
+    };
+    Ok(WebhooksConfig {
+        url,
+        secret_file,
+        events,
     })
 }
 
@@ -435,6 +503,42 @@ mod tests {
         assert!(e.contains("[ka] max_concurrency") && e.contains("from 1 to 64"), "{e}");
         let e = p("[ka]\nreconcile_interval = soon\n").unwrap_err().to_string();
         assert!(e.contains("[ka] reconcile_interval"), "{e}");
+    }
+
+    #[test]
+    fn webhooks_need_https_or_loopback_and_a_secret_file() {
+        let sec = "secret_file = /etc/wh.secret\n";
+        for ok in [
+            "https://shop.example.com/hook",
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]:80/h",
+            "http://localhost/h",
+        ] {
+            let c = p(&format!("[webhooks]\nurl = {ok}\n{sec}")).unwrap();
+            assert_eq!(c.webhooks.url.as_deref(), Some(ok));
+            assert_eq!(c.webhooks.events, None);
+        }
+        for bad in [
+            "http://shop.example.com/hook",
+            "http://127.0.0.1.example.com/h",
+            "ftp://x",
+            "https://",
+        ] {
+            let e = p(&format!("[webhooks]\nurl = {bad}\n{sec}")).unwrap_err().to_string();
+            assert!(e.contains("[webhooks] url") && e.contains(bad), "{e}");
+        }
+        let e = p("[webhooks]\nurl = https://x/h\n").unwrap_err().to_string();
+        assert!(e.contains("secret_file"), "{e}");
+        let c = p(&format!(
+            "[webhooks]\nurl = https://x/h\n{sec}events = order.done, host.offline\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.webhooks.events,
+            Some(vec!["order.done".into(), "host.offline".into()])
+        );
+        assert_eq!(c.offline_after, 600);
+        assert_eq!(p("[fleet]\noffline_after = 30\n").unwrap().offline_after, 30);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!   listeners and TLS — and [`http::app::App`], the state every handler shares.
 //! - the domain: [`fleet`] (hosts, tokens, jobs, held polls, pushes, health, replicas) and
 //!   [`commerce`] (orders; next licenses, enroll keys, events).
-//! - the outside world: [`db`] (SQLite or PostgreSQL) and [`ka`] (the KA Partner API client).
+//! - the outside world: [`db`] (SQLite or PostgreSQL), [`events`] (the event feed's outbox,
+//!   written by the fleet and commerce alike) and [`ka`] (the KA Partner API client).
 //! - the base: [`config`], [`times`], [`metrics`], [`logging`].
 //!
 //! `main.rs` sits above them all and only calls [`cli::main`].
@@ -23,6 +24,7 @@ pub mod commerce;
 pub mod fleet;
 
 pub mod db;
+pub mod events;
 pub mod ka;
 
 pub mod config;

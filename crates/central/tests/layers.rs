@@ -12,7 +12,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // `http::app::App` (the handlers' shared state) is part of http.
     ("http", &["http"]),
     ("domain", &["fleet", "commerce"]),
-    ("outside", &["db", "ka"]),
+    ("outside", &["db", "events", "ka"]),
     ("base", &["config", "times", "metrics", "logging"]),
 ];
 

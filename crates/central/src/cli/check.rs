@@ -57,6 +57,9 @@ pub async fn run(config: &Config, json_out: bool, online: bool) -> i32 {
             lines.push(ka_online(config).await);
         }
     }
+    if let Some(l) = webhooks(config) {
+        lines.push(l);
+    }
     let running = tokio::net::UnixStream::connect(&config.server.admin_socket)
         .await
         .is_ok();
@@ -147,6 +150,30 @@ fn ka(config: &Config) -> Option<Line> {
             name,
             ok: true,
             detail: format!("[ka] password_file {} is present and root-only", p.display()),
+        },
+    })
+}
+
+/// `[webhooks]`: the secret file root-only and `whsec_<base64>`, the event list known types
+/// (the URL's scheme and host were checked with the config).
+fn webhooks(config: &Config) -> Option<Line> {
+    let w = &config.webhooks;
+    if w.url.is_none() && w.events.is_none() {
+        return None;
+    }
+    Some(match crate::commerce::webhooks::check(w) {
+        Ok(()) => Line {
+            name: "webhooks",
+            ok: true,
+            detail: match &w.url {
+                Some(u) => format!("events are sent to {u}, signed with a root-only secret"),
+                None => "[webhooks] url is empty: no webhooks are sent".into(),
+            },
+        },
+        Err(e) => Line {
+            name: "webhooks",
+            ok: false,
+            detail: e.to_string(),
         },
     })
 }

@@ -58,6 +58,9 @@ pub enum Command {
     /// Licenses the central bought or adopted, and their life after the sale.
     #[command(subcommand)]
     Licenses(LicensesCmd),
+    /// The event feed the store also gets as webhooks.
+    #[command(subcommand)]
+    Events(EventsCmd),
     /// Check the config, TLS files, the database and the listen addresses.
     Check {
         /// Also ask KA whether it accepts the [ka] credentials (one read-only request).
@@ -276,6 +279,22 @@ pub enum OrdersCmd {
 }
 
 #[derive(Subcommand)]
+pub enum EventsCmd {
+    /// The events kept (30 days), oldest first.
+    List {
+        /// Only events with a larger id than this (the last one you have).
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+        /// Only events of this type, e.g. order.done.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Only events whose webhook is pending or undeliverable.
+        #[arg(long)]
+        undelivered: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum SellCmd {
     /// Print the [sell] extension ids, one a line (the catalog proxy's allow_file).
     AllowFile,
@@ -331,6 +350,11 @@ async fn run(cli: Cli, config: Config) -> i32 {
         Command::Jobs(c) => admin_call(&config, json, jobs_request(c)).await,
         Command::Orders(c) => admin_call(&config, json, orders_request(c)).await,
         Command::Licenses(c) => admin_call(&config, json, licenses_request(c)).await,
+        Command::Events(EventsCmd::List {
+            after,
+            kind,
+            undelivered,
+        }) => events_list(&config, json, after, kind, undelivered).await,
     }
 }
 
@@ -575,6 +599,51 @@ fn licenses_request(c: LicensesCmd) -> Request {
         LicensesCmd::Terminate { op: a, with_extensions } => op(a, "terminate", None, with_extensions),
         LicensesCmd::Refresh(a) => op(a, "refresh", None, false),
     }
+}
+
+/// `events list`: page after page of the feed (the admin API returns at most 1000 a request).
+async fn events_list(config: &Config, json: bool, after: Option<i64>, kind: Option<String>, undelivered: bool) -> i32 {
+    const PAGE: usize = 1000;
+    let client = Client::new(&config.server.admin_socket);
+    let mut all = Vec::new();
+    let mut after = after.unwrap_or(0);
+    loop {
+        let mut path = format!("/admin/v1/events?after={after}&limit={PAGE}");
+        if let Some(t) = &kind {
+            path.push_str(&format!("&type={}", seg(t)));
+        }
+        if undelivered {
+            path.push_str("&undelivered=true");
+        }
+        let page = match client.call(Method::GET, &path, None).await {
+            Ok(Value::Array(page)) => page,
+            Ok(_) => {
+                eprintln!("the central server answered something other than a list of events");
+                return 1;
+            }
+            Err(e @ ClientError::NoServer(_)) => {
+                eprintln!("{e}");
+                return 3;
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return 1;
+            }
+        };
+        let full = page.len() == PAGE;
+        after = page.last().and_then(|e| e["id"].as_i64()).unwrap_or(after);
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let v = Value::Array(all);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", crate::cli::text::event_list(&v));
+    }
+    0
 }
 
 async fn admin_call(config: &Config, json: bool, req: Request) -> i32 {

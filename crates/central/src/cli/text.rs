@@ -220,6 +220,30 @@ pub fn license_or_list(v: &Value) -> String {
     out
 }
 
+/// `events list`: one line per event, its data as compact JSON.
+pub fn event_list(v: &Value) -> String {
+    let mut out = String::from("ID\tTIME\tTYPE\tWEBHOOK\tDATA\n");
+    for e in v.as_array().into_iter().flatten() {
+        let delivery = match (
+            e.pointer("/delivery/state").and_then(Value::as_str),
+            e.pointer("/delivery/attempts"),
+        ) {
+            (Some(st), Some(n)) if n.as_i64().unwrap_or(0) > 0 && st != "delivered" => format!("{st} ({n} tries)"),
+            (Some(st), _) => st.to_string(),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            e.get("id").and_then(Value::as_i64).unwrap_or(0),
+            s(e, "timestamp"),
+            s(e, "type"),
+            delivery,
+            e.get("data").map(Value::to_string).unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// One license operation.
 pub fn operation(v: &Value) -> String {
     let mut out = format!("operation {}: {}\n", s(v, "id"), s(v, "state"));

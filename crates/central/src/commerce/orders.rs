@@ -29,6 +29,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
 use crate::config::Config;
+use crate::events::{self, EventType};
 use crate::fleet::store::{JobRow, Store, StoreError};
 use crate::ka::{KaClient, KaError, KaSettings, Key, NewKey};
 use crate::metrics::Metrics;
@@ -259,6 +260,35 @@ impl Orders {
             .await
             .map(|r| r.rows_affected())
             .map_err(|e| self.db_err(id, e))
+    }
+
+    /// One conditional UPDATE and, when it changed a row, the event that says so, in one
+    /// transaction (the outbox): the event exists exactly when the change does.
+    async fn exec_event(
+        &self,
+        id: &str,
+        q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        kind: EventType,
+        data: serde_json::Value,
+    ) -> Result<u64, OrderError> {
+        let db = &self.store.db;
+        let mut tx = db
+            .pool
+            .begin_with(db.dialect.begin_write())
+            .await
+            .map_err(|e| self.db_err(id, e))?;
+        let n = q
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.db_err(id, e))?
+            .rows_affected();
+        if n == 1 {
+            events::record(&mut tx, kind, data)
+                .await
+                .map_err(|e| self.db_err(id, e))?;
+        }
+        tx.commit().await.map_err(|e| self.db_err(id, e))?;
+        Ok(n)
     }
 
     pub async fn get(&self, id: &str) -> Result<Order, OrderError> {
@@ -697,7 +727,8 @@ impl Orders {
             .bind(self.store.now())
             .bind(&o.id)
             .bind(n);
-            self.exec(&o.id, q).await?;
+            let data = serde_json::json!({"order": o.id, "state": "failed", "host": o.host, "error": e.verbatim()});
+            self.exec_event(&o.id, q, EventType::OrderFailed, data).await?;
             return Ok(Next::Done);
         }
         if answered(&e) {
@@ -794,6 +825,11 @@ impl Orders {
             crate::commerce::licenses::insert_from_order(&mut tx, key, &o.kind, &o.host, &o.id, self.store.now())
                 .await
                 .map_err(|e| self.db_err(&o.id, e))?;
+            let data = serde_json::json!({"order": o.id, "state": "licensed", "host": o.host,
+                                          "key_number": key.key_number, "ka_key_id": key.key_id});
+            events::record(&mut tx, EventType::OrderLicensed, data)
+                .await
+                .map_err(|e| self.db_err(&o.id, e))?;
         }
         tx.commit().await.map_err(|e| self.db_err(&o.id, e))?;
         if changed == 1 {
@@ -831,7 +867,8 @@ impl Orders {
         .bind(self.store.now())
         .bind(&o.id)
         .bind(o.ka_attempts);
-        self.exec(&o.id, q).await?;
+        let data = serde_json::json!({"order": o.id, "state": "attention", "host": o.host, "error": why});
+        self.exec_event(&o.id, q, EventType::OrderAttention, data).await?;
         Ok(Next::Done)
     }
 
@@ -933,16 +970,42 @@ impl Orders {
                 ("failed", Some(why))
             }
         };
-        let q = sqlx::query(
+        // The order's end and its event in one transaction; RETURNING names the order.
+        let db = &self.store.db;
+        let mut tx = db
+            .pool
+            .begin_with(db.dialect.begin_write())
+            .await
+            .map_err(|e| self.db_err(&job.id, e))?;
+        let ended = sqlx::query(
             "UPDATE orders SET state = $1, error = $2, activation_code = NULL, next_at = $3, updated_at = $4 \
-             WHERE job_id = $5 AND state = 'queued'",
+             WHERE job_id = $5 AND state = 'queued' RETURNING id, host_id, ka_key_number",
         )
         .bind(state)
-        .bind(error)
+        .bind(error.as_deref())
         .bind(NEVER)
         .bind(self.store.now())
-        .bind(&job.id);
-        if self.exec(&job.id, q).await? > 0 {
+        .bind(&job.id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.db_err(&job.id, e))?;
+        for r in &ended {
+            let (id, host, kn): (String, String, Option<String>) = (r.get(0), r.get(1), r.get(2));
+            let (kind, data) = if state == "done" {
+                let data = serde_json::json!({"order": id, "state": "done", "host": host,
+                                              "key_number": kn, "job": job.id});
+                (EventType::OrderDone, data)
+            } else {
+                let data = serde_json::json!({"order": id, "state": "failed", "host": host,
+                                              "job": job.id, "error": error});
+                (EventType::OrderFailed, data)
+            };
+            events::record(&mut tx, kind, data)
+                .await
+                .map_err(|e| self.db_err(&job.id, e))?;
+        }
+        tx.commit().await.map_err(|e| self.db_err(&job.id, e))?;
+        if !ended.is_empty() {
             self.store.db.after_erase().await;
         }
         Ok(())

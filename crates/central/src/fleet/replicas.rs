@@ -33,7 +33,7 @@ async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
         .connect_with(options.application_name(APPLICATION_NAME))
         .await?;
     let mut l = PgListener::connect_with(&pool).await?;
-    l.listen(CHANNEL).await?;
+    l.listen_all([CHANNEL, crate::events::CHANNEL]).await?;
     Ok(l)
 }
 
@@ -70,9 +70,12 @@ pub async fn run(url: String, shown: String, waiters: Arc<Waiters>, mut stop: wa
         }
         // Whatever changed while nobody listened: every held poll re-reads.
         waiters.notify_all();
+        crate::events::wake();
         loop {
             tokio::select! {
                 r = l.try_recv() => match r {
+                    // An event committed somewhere: this replica's webhook worker looks.
+                    Ok(Some(n)) if n.channel() == crate::events::CHANNEL => crate::events::wake(),
                     Ok(Some(n)) => waiters.notify(n.payload()),
                     Ok(None) => {
                         tracing::warn!("lost the listening connection to {shown}; reconnecting");

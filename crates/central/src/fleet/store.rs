@@ -11,6 +11,7 @@ use sqlx::{Any, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::db::Db;
+use crate::events::{self, EventType};
 use crate::fleet::waiters::Waiters;
 
 /// A store operation that failed; names the host or job at fault.
@@ -582,7 +583,7 @@ impl Store {
         body: &serde_json::Value,
     ) -> Result<ResultOutcome, StoreError> {
         let mut tx = self.begin().await?;
-        let row = sqlx::query("SELECT state, result FROM jobs WHERE id = $1 AND host_id = $2")
+        let row = sqlx::query("SELECT state, result, type FROM jobs WHERE id = $1 AND host_id = $2")
             .bind(id)
             .bind(host)
             .fetch_optional(&mut *tx)
@@ -623,6 +624,15 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
         self.bump(&mut tx, host).await?;
+        let kind: String = row.get(2);
+        let event = if status == "succeeded" {
+            EventType::JobSucceeded
+        } else {
+            EventType::JobFailed
+        };
+        // The job's id, state and type; not the result body (the agent's output).
+        let data = serde_json::json!({"job": id, "state": status, "host": host, "type": kind});
+        events::record(&mut tx, event, data).await.map_err(|e| self.err(e))?;
         self.commit(tx).await?;
         self.db.after_erase().await;
         self.changed_by_agent(host);
@@ -679,7 +689,63 @@ impl Store {
                 .await
                 .map_err(|e| self.err(e))?;
         }
+        // host.back: the flag flips once (a conditional UPDATE), whichever replica sees the
+        // host first; the few offline hosts are read first so a busy fleet costs one query.
+        let offline: Vec<String> = sqlx::query_scalar("SELECT id FROM hosts WHERE offline = 1")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        for (host, at) in seen.iter().filter(|(h, _)| offline.contains(h)) {
+            let r = sqlx::query("UPDATE hosts SET offline = 0 WHERE id = $1 AND offline = 1")
+                .bind(host)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            if r.rows_affected() == 1 {
+                let data = serde_json::json!({"host": host, "state": "online",
+                                              "last_seen_at": crate::times::rfc3339(*at)});
+                events::record(&mut tx, EventType::HostBack, data)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+        }
         self.commit(tx).await
+    }
+
+    /// host.offline for every host seen before but not since `cutoff` (ms): each transition
+    /// is a conditional UPDATE with its event in one transaction, so it is recorded once
+    /// across replicas. Returns how many hosts went offline.
+    pub async fn mark_offline(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let stale: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, last_seen_at FROM hosts WHERE offline = 0 AND last_seen_at IS NOT NULL AND last_seen_at < $1",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.db.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for (host, seen) in stale {
+            let mut tx = self.begin().await?;
+            let r = sqlx::query(
+                "UPDATE hosts SET offline = 1 WHERE id = $1 AND offline = 0 AND last_seen_at IS NOT NULL \
+                 AND last_seen_at < $2",
+            )
+            .bind(&host)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            if r.rows_affected() == 1 {
+                let data = serde_json::json!({"host": host, "state": "offline",
+                                              "last_seen_at": crate::times::rfc3339(seen)});
+                events::record(&mut tx, EventType::HostOffline, data)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                n += 1;
+            }
+            self.commit(tx).await?;
+        }
+        Ok(n)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

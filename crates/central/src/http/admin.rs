@@ -39,6 +39,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(cancel_job))
         .merge(super::admin_orders::routes())
         .merge(super::admin_licenses::routes())
+        .merge(super::admin_events::routes())
         .routes(routes!(super::openapi::serve))
 }
 

@@ -299,6 +299,9 @@ async fn metrics(State(app): State<App>) -> Response {
     if let Some(licenses) = &app.licenses {
         text.push_str(&licenses.render_metrics().await);
     }
+    if let Some(w) = &app.webhooks {
+        text.push_str(&w.render_metrics().await);
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

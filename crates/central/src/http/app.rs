@@ -25,6 +25,8 @@ pub struct App {
     pub orders: Option<Arc<crate::commerce::orders::Orders>>,
     /// Licenses, their operations' workers and reconcile (None where not served).
     pub licenses: Option<Arc<crate::commerce::licenses::Licenses>>,
+    /// The event feed and its webhooks (None only where they are not served).
+    pub webhooks: Option<Arc<crate::commerce::webhooks::Webhooks>>,
 }
 
 impl App {

@@ -45,6 +45,8 @@ pub enum ServeError {
     Ka(#[from] crate::ka::KaError),
     #[error(transparent)]
     Tls(#[from] crate::http::tls::TlsError),
+    #[error(transparent)]
+    Webhook(#[from] crate::commerce::webhooks::WebhookError),
 }
 
 /// Removes a stale socket (one that refuses connections); refuses when a server answers.
@@ -152,6 +154,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let orders = crate::commerce::orders::Orders::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
     let licenses = crate::commerce::licenses::Licenses::new(store.clone(), Arc::new(config.clone()), metrics.clone())?;
+    let webhooks = crate::commerce::webhooks::Webhooks::new(crate::events::Feed::new(db.clone()), &config)?;
     let app = App {
         store: store.clone(),
         config: Arc::new(config.clone()),
@@ -161,11 +164,20 @@ pub async fn serve(
         admin_token,
         orders: Some(orders.clone()),
         licenses: Some(licenses.clone()),
+        webhooks: Some(webhooks.clone()),
     };
     // Order drivers: they pick up whatever a killed predecessor left, and stop with the server.
     let mut order_workers = orders.start(stop_rx.clone()).await;
     // License operations and reconcile, on the same design.
     order_workers.extend(licenses.start(stop_rx.clone()).await);
+    // Webhook delivery (and the feed's 30-day purge): events a killed predecessor committed
+    // are still pending in the outbox and go out now.
+    let webhook_workers = webhooks.start(stop_rx.clone()).await;
+    tokio::spawn(crate::fleet::presence::run(
+        store.clone(),
+        config.offline_after,
+        stop_rx.clone(),
+    ));
     tokio::spawn(crate::fleet::push::run(store.clone(), metrics.clone(), push_rx));
     if db.dialect == crate::db::Dialect::Postgres {
         tokio::spawn(crate::fleet::replicas::run(
@@ -223,6 +235,10 @@ pub async fn serve(
     }
     orders.release_all().await;
     licenses.release_all().await;
+    for w in webhook_workers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), w).await;
+    }
+    webhooks.release().await;
     let _ = std::fs::remove_file(&config.server.admin_socket);
     // Bounded: a stop must not wait on a connection whatever holds it.
     let _ = tokio::time::timeout(Duration::from_secs(3), db.close()).await;

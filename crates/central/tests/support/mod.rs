@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod held;
 pub mod http;
 pub mod pg;
+pub mod receiver;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

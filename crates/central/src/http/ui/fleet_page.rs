@@ -81,8 +81,16 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
         Some(o) => o.recent(None, Some("attention"), 20, 0).await.unwrap_or_default(),
         None => (Vec::new(), 0),
     };
+    // Webhooks given up after 3 days: the store missed these (docs/webhooks.md).
+    let undeliverable = match &app.webhooks {
+        Some(w) => w.feed.undeliverable(20).await.unwrap_or_default(),
+        None => (Vec::new(), 0),
+    };
     match app.store.hosts().await {
-        Ok(hosts) => layout::respond(StatusCode::OK, render(&hosts, &filter, paging, now, &attention)),
+        Ok(hosts) => layout::respond(
+            StatusCode::OK,
+            render(&hosts, &filter, paging, now, &attention, &undeliverable),
+        ),
         Err(e) => super::store_down(now, Section::Fleet, e),
     }
 }
@@ -105,6 +113,7 @@ pub fn render(
     paging: Paging,
     now: i64,
     attention: &(Vec<crate::commerce::orders::Order>, i64),
+    undeliverable: &(Vec<crate::events::Event>, i64),
 ) -> Markup {
     let census = Census::of(hosts, now);
     let mut shown: Vec<((u8, bool), &Host)> = hosts
@@ -119,6 +128,7 @@ pub fn render(
     let body = html! {
         h1 { "Fleet" }
         (attention_orders(attention))
+        (undeliverable_webhooks(undeliverable, now))
         (cards(&census, filter))
         form.search method="get" action="/ui" role="search" {
             input type="search" name="q" value=(filter.search) placeholder="host or key number"
@@ -155,6 +165,24 @@ fn attention_orders((list, total): &(Vec<crate::commerce::orders::Order>, i64)) 
                     }
                 } }
                 p.muted { "Fix the cause, then " code { "orders retry ID" } " (docs/orders.md)." }
+            }
+        }
+    }
+}
+
+/// Events whose webhook was given up (3 days of failures), newest first, with the last error.
+fn undeliverable_webhooks((list, total): &(Vec<crate::events::Event>, i64), now: i64) -> Markup {
+    html! {
+        @if *total > 0 {
+            section.attention #webhooks-undeliverable {
+                h2 { (total) " webhook(s) undeliverable" }
+                ul { @for e in list {
+                    li data-event=(e.id) {
+                        span.mono { (e.id) " " (e.kind) } " " (format::when(now, Some(e.timestamp)))
+                        ": " (format::first_line(e.delivery.last_error.as_deref().unwrap_or(""), 300))
+                    }
+                } }
+                p.muted { "The store can fetch them with " code { "events list --undelivered" } " (docs/webhooks.md)." }
             }
         }
     }
@@ -206,5 +234,39 @@ pub fn sync_text(in_sync: Option<bool>) -> Markup {
         Some(true) => html! { "in sync" },
         Some(false) => html! { span.error { "out of sync" } },
         None => html! { span.muted { "—" } },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Delivery, Event};
+
+    #[test]
+    fn undeliverable_webhooks_are_counted_and_listed_with_their_last_error() {
+        let ev = Event {
+            id: 42,
+            kind: "order.done".into(),
+            timestamp: 1_000,
+            data: serde_json::json!({"order": "o-1"}),
+            delivery: Delivery {
+                state: "undeliverable".into(),
+                attempts: 80,
+                next_attempt_at: None,
+                last_error: Some("http://127.0.0.1:9/h answered 500 <b>".into()),
+                delivered_at: None,
+            },
+        };
+        let paging = Paging { page: 1, per: PER_PAGE };
+        let none = (Vec::new(), 0);
+        let page = render(&[], &Filter::default(), paging, 5_000, &none, &(vec![ev], 3)).into_string();
+        assert!(page.contains("3 webhook(s) undeliverable"), "{page}");
+        assert!(
+            page.contains("data-event=\"42\"") && page.contains("order.done"),
+            "{page}"
+        );
+        assert!(page.contains("answered 500 &lt;b&gt;"), "escaped: {page}");
+        let quiet = render(&[], &Filter::default(), paging, 5_000, &none, &(Vec::new(), 0)).into_string();
+        assert!(!quiet.contains("webhooks-undeliverable"));
     }
 }
