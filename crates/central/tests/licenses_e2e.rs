@@ -174,6 +174,31 @@ fn each_operation_changes_ka_and_the_server_retrieves_its_keys(db) {
     assert_eq!(ka.ka.count("GET", &format!("/keys/{KEY}")), gets + 1);
     let mutations = ka.ka.calls().iter().filter(|c| c.method == "PUT" || c.method == "DELETE").count();
     assert_eq!(mutations, 5, "{:?}", ka.ka.calls());
+
+    // The store hears of each change once, in order, as events (contract section 11); the
+    // refresh changed nothing and makes none.
+    let events = central.json(&["events", "list"]);
+    let license_events: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("license."))
+        .map(|e| (e["type"].as_str().unwrap().to_string(), e["data"]["operation"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("license.suspended", "s-1"),
+        ("license.resumed", "r-1"),
+        ("license.changed", "c-1"),
+        ("license.operation_failed", "c-2"),
+        ("license.suspended", "s-2"),
+    ]
+    .iter()
+    .map(|(t, o)| (t.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(license_events, expected, "{events}");
+    let changed = events.as_array().unwrap().iter().find(|e| e["type"] == "license.changed").unwrap();
+    assert_eq!(changed["data"]["license"], 12345678, "{changed}");
+    assert_eq!(changed["data"]["key_number"], "PLSK.12345678.0002", "{changed}");
 }
 }
 
@@ -308,6 +333,10 @@ fn reconcile_finds_a_key_suspended_in_ka_by_hand_as_drift(db) {
     assert!(metrics.contains("central_licenses{state=\"suspended\"} 1"), "{metrics}");
     // Reconcile reads; it never answers with a change of its own.
     assert!(ka.ka.calls().iter().all(|c| c.method == "GET"), "{:?}", ka.ka.calls());
+    let drift = central.json(&["events", "list", "--type", "license.drift"]);
+    assert_eq!(drift.as_array().unwrap().len(), 1, "{drift}");
+    assert_eq!(drift[0]["data"]["license"], 12345678, "{drift}");
+    assert_eq!(drift[0]["data"]["state"], "suspended", "{drift}");
 }
 }
 

@@ -34,6 +34,7 @@ use crate::commerce::orders::{
     answered, backoff_ms, reason, refused, ATTEMPT_MARGIN_MS, BACKOFF_FIRST_MS, LEASE_MS, NEVER, SCAN_EVERY,
 };
 use crate::config::Config;
+use crate::events::{self, EventType};
 use crate::fleet::store::{Store, StoreError};
 use crate::ka::{KaClient, KaError, KaSettings, Key, Modify};
 use crate::metrics::Metrics;
@@ -1089,16 +1090,20 @@ impl Licenses {
             }
         }
         .map_err(|e| self.db_err(&o.id, e))?;
-        match o.kind.as_str() {
-            // event: license.suspended
-            "suspend" => {}
-            // event: license.resumed
-            "resume" => {}
-            // event: license.changed
-            "change" => {}
-            // event: license.terminated
-            "terminate" => {}
-            _ => {}
+        let event = match o.kind.as_str() {
+            "suspend" => Some(EventType::LicenseSuspended),
+            "resume" => Some(EventType::LicenseResumed),
+            "change" => Some(EventType::LicenseChanged),
+            "terminate" => Some(EventType::LicenseTerminated),
+            _ => None, // refresh changes nothing in KA
+        };
+        if let Some(kind) = event {
+            let data = serde_json::json!({"license": o.license, "state": state, "operation": o.id,
+                                          "key_number": key.map(|k| k.key_number.as_str()),
+                                          "items": key.map(|k| &k.items)});
+            events::record(&mut tx, kind, data)
+                .await
+                .map_err(|e| self.db_err(&o.id, e))?;
         }
         tx.commit().await.map_err(|e| self.db_err(&o.id, e))?;
         tracing::info!("operation {} ({}) done: license {} is {state}", o.id, o.kind, o.license);
@@ -1127,7 +1132,11 @@ impl Licenses {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.db_err(&o.id, e))?;
-        // event: license.operation_failed
+        let data = serde_json::json!({"license": o.license, "operation": o.id, "kind": o.kind,
+                                      "state": "failed", "error": why});
+        events::record(&mut tx, EventType::LicenseOperationFailed, data)
+            .await
+            .map_err(|e| self.db_err(&o.id, e))?;
         tx.commit().await.map_err(|e| self.db_err(&o.id, e))?;
         self.wake();
         Ok(Next::Done)
@@ -1318,7 +1327,8 @@ impl Licenses {
             .await?
             .rows_affected();
             if n == 1 && !drift.is_empty() {
-                // event: license.drift
+                let data = serde_json::json!({"license": id, "state": ka_state, "drift": drift.join("; ")});
+                events::record(&mut tx, EventType::LicenseDrift, data).await?;
             }
             tx.commit().await?;
             Ok::<u64, sqlx::Error>(n)
