@@ -2,7 +2,7 @@
 //! loopback, the real agent and the fake KA for orders, a throw-away PostgreSQL cluster for
 //! replicas. Signatures are checked by an independent implementation: the `standardwebhooks`
 //! package from PyPI (scripts/test.sh installs it), and the reference receiver of
-//! docs/webhooks.md, run as written.
+//! README.md, run as written.
 
 mod support;
 
@@ -355,7 +355,7 @@ fn two_postgres_replicas_deliver_each_event_once() {
 }
 
 #[test]
-fn the_reference_receiver_in_the_docs_verifies_and_dedupes_against_a_real_central() {
+fn the_reference_receiver_in_the_readme_verifies_and_dedupes_against_a_real_central() {
     if Command::new("python3").arg("--version").output().is_err() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -364,12 +364,12 @@ fn the_reference_receiver_in_the_docs_verifies_and_dedupes_against_a_real_centra
         eprintln!("python3 is missing: skipped");
         return;
     }
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/webhooks.md")).unwrap();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
     let script = doc
         .split("```python\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("docs/webhooks.md has a python block");
+        .expect("README.md has a python block");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("receiver.py");
     std::fs::write(&file, script).unwrap();
