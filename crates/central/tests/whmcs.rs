@@ -176,7 +176,11 @@ fn the_whmcs_module_sells_and_manages_licenses_through_the_central() {
     assert!(recorded.contains("refused_order=whmcs-3001-create-1"), "{recorded}");
     assert_eq!(ka.creates_for("whmcs-3001-create-1"), 2, "refused, then Create again");
     let plesk_key = ka.keys_named("whmcs-1001-create-1").remove(0);
-    assert_eq!(plesk_key.key_number, "PLSK.12000002.0000", "the stand-in's new_key_id");
+    // Made as .0000 (the stand-in's new_key_id); ChangePackage's items change bumped it once.
+    assert_eq!(
+        plesk_key.key_number, "PLSK.12000002.0001",
+        "the stand-in's new_key_id, changed once"
+    );
     let calls = agent.license_calls();
     assert!(
         calls.contains(&format!("bin license -i {}", plesk_key.activation_code)),
@@ -185,12 +189,6 @@ fn the_whmcs_module_sells_and_manages_licenses_through_the_central() {
     assert!(calls.contains(&"bin license --retrieve".to_string()), "{calls:?}");
 
     // Section 9's operations: once each at KA although PHPUnit called each twice.
-    let admin_addr = format!("127.0.0.1:{admin_port}");
-    let probe = support::http::request(&admin_addr, "GET", "/admin/v1/licenses", Some(ADMIN_TOKEN), &[], b"");
-    // No route: a bare 404, or (admin_listen's fallback is the fleet page's) its Basic challenge.
-    if probe.status == 404 && probe.body.is_empty() || probe.status == 401 && probe.body.contains("fleet page") {
-        return eprintln!("needs /admin/v1/licenses, merged separately: the operations' KA counts are not checked");
-    }
     let key_path = format!("keys/{}", plesk_key.key_id);
     let ka_calls = ka.calls();
     let on_key = |m: &str| {
@@ -201,10 +199,17 @@ fn the_whmcs_module_sells_and_manages_licenses_through_the_central() {
     };
     assert_eq!(on_key("PUT"), 3, "suspend, resume, change: {ka_calls:?}");
     assert_eq!(on_key("DELETE"), 1, "terminate: {ka_calls:?}");
-    let retrieves = agent
-        .license_calls()
-        .iter()
-        .filter(|c| *c == "bin license --retrieve")
-        .count();
-    assert_eq!(retrieves, 5, "the extension and each operation once: {retrieves}");
+    let retrieves = || {
+        agent
+            .license_calls()
+            .iter()
+            .filter(|c| *c == "bin license --retrieve")
+            .count()
+    };
+    // The last operation's job may still be on its way to the server.
+    wait_for(30, "the terminate's retrieve on the server", || {
+        (retrieves() >= 5).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(retrieves(), 5, "the extension and each operation once");
 }

@@ -225,8 +225,8 @@ function pleskreseller_operation(array $params, string $what, string $action, st
         if ($err !== null) {
             return $err;
         }
-        $body = ['op_id' => $svc->opId($action)] + $extra;
-        $a = $central->admin('POST', '/admin/v1/licenses/' . rawurlencode($license) . '/' . $verb, $body);
+        $body = ['op_id' => $svc->opId($action), 'kind' => $verb] + $extra;
+        $a = $central->admin('POST', '/admin/v1/licenses/' . rawurlencode($license) . '/operations', $body);
         pleskreseller_log($what, $body, $a->body, (string) $a->status, $params);
         if (!$a->ok()) {
             return $a->sentence("{$verb} of license {$license}");

@@ -43,7 +43,8 @@ final class Answer
     public function noRoute(): bool
     {
         if ($this->json !== null) {
-            return false;
+            // A central that answers unknown admin paths with its JSON 404.
+            return $this->status === 404 && strpos((string) ($this->json['error'] ?? ''), 'no such admin route') !== false;
         }
         return $this->status === 404 || ($this->status === 401 && strpos($this->body, 'fleet page') !== false);
     }
