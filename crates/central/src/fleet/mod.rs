@@ -2,6 +2,7 @@
 //! pushes, each host's health, and (on PostgreSQL) the replicas' change propagation.
 //! Imports only from `db` and the base modules, never from `http` or `cli`.
 
+pub mod enroll;
 pub mod host_health;
 pub mod push;
 pub mod replicas;

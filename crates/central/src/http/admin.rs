@@ -36,7 +36,8 @@ pub fn router(app: App) -> Router {
         .route("/admin/v1/jobs/{id}", get(show_job))
         .route("/admin/v1/jobs/{id}/cancel", post(cancel_job))
         .with_state(app.clone())
-        .merge(super::admin_orders::router(app))
+        .merge(super::admin_orders::router(app.clone()))
+        .merge(super::admin_enroll::router(app))
 }
 
 /// Same routes, but every request needs `Authorization: Bearer <admin token>` (TCP).

@@ -4,11 +4,13 @@
 //! module imports from here.
 
 pub mod admin;
+pub mod admin_enroll;
 pub mod admin_orders;
 pub mod api;
 pub mod app;
 pub mod body;
 pub mod buy;
+pub mod enroll_api;
 pub mod server;
 pub mod tls;
 pub mod ui;
