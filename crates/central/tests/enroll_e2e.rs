@@ -204,3 +204,60 @@ fn a_reinstall_with_a_host_bound_key_keeps_the_jobs_and_kills_the_old_token(db) 
     assert_eq!(hosts.as_array().unwrap().len(), 1);
 }
 }
+
+fn agent_cmd(a: &Agent, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(support::agent::bin())
+        .arg("--config")
+        .arg(&a.config)
+        .args(args)
+        .env_remove("PLESK_RESELLER_AGENT_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_enroll_command_and_sync_enroll_without_a_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("central");
+    let mut c = Central::on(&root, "", &support::TestDb::sqlite().url(&root));
+    c.start();
+    let (k, _) = key(&c, &["--uses", "2", "--host-pattern", "web-*"]);
+
+    // `enroll --key-stdin`: the key never touches the disk.
+    let a = Agent::enrolling(&dir.path().join("a"), &c.url(), "web-1", "unused");
+    let out = agent_cmd(&a, &["enroll", "--key-stdin"], Some(&format!("{k}\n")));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enrolled as web-1"));
+    assert!(a.root.join("token").exists() && host_exists(&c, "web-1"));
+    // A second time: it has a token already.
+    let out = agent_cmd(&a, &["enroll", "--key-stdin"], Some(&k));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already has a token"));
+
+    // `sync` enrolls with the key file, then does its pass with the new token.
+    let b = Agent::enrolling(&dir.path().join("b"), &c.url(), "web-2", &k);
+    let out = agent_cmd(&b, &["sync"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!b.root.join("enroll.key").exists(), "the key file is removed");
+    assert!(host_exists(&c, "web-2"));
+
+    // Used up now: `enroll` says the store's sentence and exits 1; the key file stays.
+    let d = Agent::enrolling(&dir.path().join("d"), &c.url(), "web-3", &k);
+    let out = agent_cmd(&d, &["enroll"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not valid") && !err.contains(k.rsplit('_').next().unwrap()),
+        "{err}"
+    );
+    assert!(d.root.join("enroll.key").exists());
+    assert!(!d.root.join("token").exists());
+}
