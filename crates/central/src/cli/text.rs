@@ -64,6 +64,11 @@ pub fn host(h: &Value) -> String {
         h.get("catalog_url").and_then(Value::as_str).unwrap_or("(fleet)"),
         s(h, "push_url"),
     );
+    // How it joined (version 2): an enroll key, or `hosts add`.
+    match h.get("enrolled_by").and_then(Value::as_str) {
+        Some(k) => out.push_str(&format!("joined: enroll key {k} at {}\n", s(h, "enrolled_at"))),
+        None => out.push_str("joined: hosts add\n"),
+    }
     for p in h
         .pointer("/report/problems")
         .and_then(Value::as_array)
