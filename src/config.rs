@@ -20,7 +20,14 @@ pub const PSA_CONF: &str = "/etc/psa/psa.conf";
 const KNOWN: &[(&str, &[&str])] = &[
     (
         "central",
-        &["url", "host_id", "token_file", "poll_interval", "long_poll"],
+        &[
+            "url",
+            "host_id",
+            "token_file",
+            "enroll_key_file",
+            "poll_interval",
+            "long_poll",
+        ],
     ),
     ("panel", &["ini_path", "buy_url", "catalog_url"]),
     ("plesk", &["command", "timeout"]),
@@ -44,6 +51,8 @@ pub struct Central {
     pub url: CentralUrl,
     pub host_id: String,
     pub token_file: PathBuf,
+    /// Used only while `token_file` is missing or empty (contract 5.5).
+    pub enroll_key_file: PathBuf,
     pub poll_interval: Duration,
     /// Zero disables long-poll.
     pub long_poll: Duration,
@@ -189,6 +198,7 @@ fn central(v: &Values, facts: &HostFacts) -> Result<Central, ConfigError> {
         url,
         host_id,
         token_file: v.path("central", "token_file", crate::platform::TOKEN_FILE),
+        enroll_key_file: v.path("central", "enroll_key_file", crate::platform::ENROLL_KEY_FILE),
         poll_interval: v.seconds("central", "poll_interval", 60, 1, 86_400)?,
         long_poll: v.seconds("central", "long_poll", 25, 0, 3_600)?,
     })

@@ -46,7 +46,7 @@ pub struct Central {
     pub last_poll_ok: Option<bool>,
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
-    /// The connection's state: `idle`, `healthy`, `backing_off`, `auth_failing`, `unknown_host`.
+    /// The connection's state: `idle`, `healthy`, `backing_off`, `auth_failing`, `unknown_host`, `enrolling`.
     #[serde(default)]
     pub state: String,
 }

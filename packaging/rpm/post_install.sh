@@ -2,7 +2,8 @@
 # Install: enable and start. Upgrade: reload units and try-restart (a stopped service stays
 # stopped; an admin's disable is kept). Without systemd as PID 1 only the enable symlink is made.
 # plesk-catalog-proxy.service is shipped but never enabled or started here; an upgrade
-# try-restarts it (a no-op unless it is running).
+# try-restarts it (a no-op unless it is running). An enroll.key (or token) written before the
+# install is never touched: the agent exchanges the key itself (docs/enrollment.md).
 UNIT=plesk-reseller-agent.service
 PROXY=plesk-catalog-proxy.service
 if [ "$1" -eq 1 ]; then

@@ -7,6 +7,7 @@
 //!
 //! The engine only sees [`Transport`], so it does not know which one it talks to.
 
+pub mod enroll;
 pub mod http;
 pub mod spool;
 
@@ -44,6 +45,10 @@ pub enum CentralError {
     Token { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// No token yet, and the enroll key was refused or cannot be used (section 5.5); the
+    /// next attempt is due in `retry_in`.
+    #[error("{sentence}")]
+    Enrolling { sentence: String, retry_in: Duration },
 }
 
 /// One element of `jobs`, judged.

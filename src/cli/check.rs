@@ -76,6 +76,9 @@ fn state_dir(r: &mut Report, cfg: &Config) {
 /// The store's token file exists and only its owner can read it.
 fn token_file(r: &mut Report, cfg: &Config) {
     let tf = &cfg.central.token_file;
+    if crate::central::enroll::token_missing(tf) {
+        return r.line(false, "token file", not_enrolled(cfg));
+    }
     match std::fs::metadata(tf) {
         Err(e) => r.line(false, "token file", format!("cannot read {}: {e}", tf.display())),
         #[cfg(unix)]
@@ -191,8 +194,32 @@ fn push_secret(r: &mut Report, cfg: &Config) {
     }
 }
 
+/// Why there is no token yet (contract 5.5): the daemon's last sentence, else the key file's.
+fn not_enrolled(cfg: &Config) -> String {
+    let last = crate::status::load_persisted(&cfg.agent.state_dir)
+        .filter(|s| s.central.state == "enrolling")
+        .and_then(|s| s.central.last_error);
+    match last {
+        Some(e) if e.starts_with("not enrolled yet") => e,
+        Some(e) => format!("not enrolled yet: {e}"),
+        None => match crate::central::enroll::read_key_file(&cfg.central.enroll_key_file) {
+            Ok(_) => format!(
+                "not enrolled yet: {} is missing or empty; the enroll key in {} is exchanged at the daemon's next poll",
+                cfg.central.token_file.display(),
+                cfg.central.enroll_key_file.display()
+            ),
+            Err(e) => e.to_string(),
+        },
+    }
+}
+
 /// The configured store answers one poll.
 fn central(r: &mut Report, cfg: &Config) {
+    // `check` must not spend the enroll key: it only says that enrolling is still due.
+    if matches!(cfg.central.url, CentralUrl::Http(_)) && crate::central::enroll::token_missing(&cfg.central.token_file)
+    {
+        return r.line(false, "central", "not enrolled yet, so not asked");
+    }
     match &cfg.central.url {
         CentralUrl::None => r.line(true, "central", "no store configured: local settings only"),
         _ => match crate::engine::transport_for(cfg) {

@@ -4,6 +4,7 @@
 
 mod catalog_proxy;
 mod check;
+mod enroll;
 mod poll_now;
 mod run;
 #[cfg(windows)]
@@ -98,6 +99,18 @@ pub enum Command {
     Check,
     /// Ask the running daemon to poll now
     PollNow,
+    /// Exchange an enroll key for this server's own token and push secret, then remove the key file
+    Enroll {
+        /// The key file [default: [central] enroll_key_file]
+        #[arg(long, value_name = "FILE", conflicts_with = "key_stdin")]
+        key_file: Option<PathBuf>,
+        /// Read the key from stdin (nothing to remove afterwards)
+        #[arg(long)]
+        key_stdin: bool,
+        /// Enroll as this host id instead of [central] host_id
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+    },
     /// Run the Extension Catalog whitelist proxy in the foreground ([catalog_proxy] section)
     CatalogProxy,
     /// Register or remove the Windows service (automatic start, restart on failure)
@@ -130,6 +143,11 @@ pub fn run() -> i32 {
         Command::Check => check::run(&config_path),
         Command::Status { json } => status::run(&config_path, json),
         Command::PollNow => poll_now::run(&config_path),
+        Command::Enroll {
+            key_file,
+            key_stdin,
+            host_id,
+        } => enroll::run(&config_path, key_file, key_stdin, host_id),
         Command::Run => run::run(&config_path),
         Command::CatalogProxy => catalog_proxy::run(&config_path),
         #[cfg(windows)]

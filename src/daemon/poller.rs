@@ -178,6 +178,11 @@ impl Poller {
 
     /// The engine runs the rest of the pass; then publish, answer `sync`s, schedule the next.
     async fn finish(&mut self, done: Done) {
+        // Not enrolled and refused: the next attempt is due when the transport says (5 min).
+        let enrolling = match &done.polled {
+            Some(Err(CentralError::Enrolling { retry_in, .. })) => Some(*retry_in),
+            _ => None,
+        };
         let (outcome, failures) = {
             let mut e = self.shared.engine.lock().await;
             let out = e.complete_pass(done.polled).await;
@@ -195,5 +200,8 @@ impl Poller {
         };
         let long_poll = if done.http { done.long_poll } else { Duration::ZERO };
         self.next_due = Instant::now() + self.schedule.next_delay(kind, long_poll, done.poll_interval);
+        if let Some(wait) = enrolling.filter(|w| !w.is_zero()) {
+            self.next_due = Instant::now() + wait;
+        }
     }
 }

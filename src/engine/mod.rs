@@ -87,6 +87,8 @@ pub enum PollFailure {
     AuthFailing,
     /// 404: the store does not know this host.
     UnknownHost,
+    /// No token yet; the enroll key was refused or cannot be used (contract 5.5).
+    Enrolling,
 }
 
 impl ConnState {
@@ -99,6 +101,7 @@ impl ConnState {
                 PollFailure::BackingOff => "backing_off",
                 PollFailure::AuthFailing => "auth_failing",
                 PollFailure::UnknownHost => "unknown_host",
+                PollFailure::Enrolling => "enrolling",
             },
         }
     }
@@ -152,6 +155,13 @@ impl PassOutcome {
 pub fn transport_for(cfg: &Config) -> Result<Option<Arc<dyn Transport>>, CentralError> {
     Ok(match &cfg.central.url {
         CentralUrl::None => None,
+        // No token yet: enroll first (contract 5.5), then the same HTTP transport.
+        CentralUrl::Http(_) if crate::central::enroll::token_missing(&cfg.central.token_file) => {
+            match crate::central::enroll::EnrollFiles::of(cfg) {
+                Some(files) => Some(Arc::new(crate::central::enroll::EnrollingTransport::new(files))),
+                None => None,
+            }
+        }
         CentralUrl::Http(base) => Some(Arc::new(HttpTransport::new(
             base,
             &cfg.central.host_id,
@@ -479,6 +489,7 @@ impl Engine {
                 let kind = match &e {
                     CentralError::Unauthorized { .. } | CentralError::Token { .. } => PollFailure::AuthFailing,
                     CentralError::UnknownHost { .. } => PollFailure::UnknownHost,
+                    CentralError::Enrolling { .. } => PollFailure::Enrolling,
                     _ => PollFailure::BackingOff,
                 };
                 let failures = self.conn.consecutive_failures() + 1;

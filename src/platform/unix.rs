@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_PATH: &str = "/etc/plesk-reseller-agent/agent.ini";
 pub const PLESK_COMMAND: &str = "/usr/sbin/plesk";
 pub const TOKEN_FILE: &str = "/etc/plesk-reseller-agent/token";
+pub const ENROLL_KEY_FILE: &str = "/etc/plesk-reseller-agent/enroll.key";
 pub const PUSH_SECRET_FILE: &str = "/etc/plesk-reseller-agent/push.secret";
 pub const STATE_DIR: &str = "/var/lib/plesk-reseller-agent";
 pub const CONTROL_SOCKET: &str = "/run/plesk-reseller-agent/agent.sock";

@@ -6,9 +6,7 @@ use PleskReseller\Service;
 
 /**
  * The module against a real central (started by crates/central/tests/whmcs.rs with the fake
- * KA and a real agent with the stand-in plesk), through the env vars below. Routes that are
- * merged separately (licenses, enroll keys, events) are probed: a bare 404 skips that case
- * with one line naming the route, never a fake pass.
+ * KA and a real agent with the stand-in plesk), through the env vars below.
  */
 final class ModuleTest extends TestCase
 {
@@ -54,14 +52,6 @@ final class ModuleTest extends TestCase
     private function central(): Central
     {
         return new Central(self::$env['ADMIN_URL'], self::$env['ADMIN_TOKEN'], self::$env['AGENTS_URL']);
-    }
-
-    /** Skips when the central has no `$path` yet (merged separately). */
-    private function needs(string $path): void
-    {
-        if ($this->central()->admin('GET', $path)->noRoute()) {
-            $this->markTestSkipped("needs {$path}, merged separately");
-        }
     }
 
     /** For the Rust side's assertions on the fake KA and the agent. */
@@ -179,7 +169,6 @@ final class ModuleTest extends TestCase
     {
         $host = 'web-new-' . bin2hex(random_bytes(3));
         $p = $this->params(1003, self::PLESK, [Service::F_HOST => $host]);
-        $this->needs('/admin/v1/enroll-keys');
         $this->assertSame('success', pleskreseller_CreateAccount($p));
         $key = FakeWhmcs::$fields[1003][Service::F_ENROLL];
         $this->assertMatchesRegularExpression('/^prk_[^_]+_.{20,}$/', $key);

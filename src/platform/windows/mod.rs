@@ -19,6 +19,7 @@ pub mod defaults {
     /// Plesk's wrapper; its `bin` runs the utilities in `%plesk_cli%`. A guess (docs/windows.md).
     pub const PLESK_COMMAND: &str = r"C:\Program Files (x86)\Plesk\bin\plesk.exe";
     pub const TOKEN_FILE: &str = r"C:\ProgramData\plesk-reseller-agent\token";
+    pub const ENROLL_KEY_FILE: &str = r"C:\ProgramData\plesk-reseller-agent\enroll.key";
     pub const PUSH_SECRET_FILE: &str = r"C:\ProgramData\plesk-reseller-agent\push.secret";
     pub const STATE_DIR: &str = r"C:\ProgramData\plesk-reseller-agent\state";
     /// The control channel: a named pipe (only SYSTEM and Administrators may open it).

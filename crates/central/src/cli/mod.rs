@@ -55,6 +55,9 @@ pub enum Command {
     /// Orders: a paid license bought from KA and installed on the server.
     #[command(subcommand)]
     Orders(OrdersCmd),
+    /// Keys with which servers enroll themselves (no token to copy).
+    #[command(subcommand)]
+    EnrollKeys(EnrollKeysCmd),
     /// Licenses the central bought or adopted, and their life after the sale.
     #[command(subcommand)]
     Licenses(LicensesCmd),
@@ -279,6 +282,35 @@ pub enum OrdersCmd {
 }
 
 #[derive(Subcommand)]
+pub enum EnrollKeysCmd {
+    /// Make a key; it is printed once, as prk_<id>_<secret>.
+    Create {
+        /// How many hosts it may enroll (default 1).
+        #[arg(long, value_name = "N", conflicts_with = "host")]
+        uses: Option<i64>,
+        /// Its lifetime: 30m, 1h, 7d (default 24h, at most 90d).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Only host ids matching this glob, e.g. 'web-*'.
+        #[arg(long, value_name = "GLOB", conflicts_with = "host")]
+        host_pattern: Option<String>,
+        /// Only this host id (1 use); it may also re-enroll that host after a re-install.
+        #[arg(long, value_name = "ID")]
+        host: Option<String>,
+        /// A note for people (what the key is for).
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// The keys: uses left, expiry, pattern or host, last use, the hosts each enrolled (never the key).
+    List,
+    /// The key stops working at once; hosts it enrolled keep their tokens.
+    Revoke {
+        /// The key's id (the part after prk_).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum EventsCmd {
     /// The events kept (30 days), oldest first.
     List {
@@ -349,6 +381,7 @@ async fn run(cli: Cli, config: Config) -> i32 {
         Command::Hosts(c) => admin_call(&config, json, hosts_request(c)).await,
         Command::Jobs(c) => admin_call(&config, json, jobs_request(c)).await,
         Command::Orders(c) => admin_call(&config, json, orders_request(c)).await,
+        Command::EnrollKeys(c) => admin_call(&config, json, enroll_keys_request(c)).await,
         Command::Licenses(c) => admin_call(&config, json, licenses_request(c)).await,
         Command::Events(EventsCmd::List {
             after,
@@ -644,6 +677,36 @@ async fn events_list(config: &Config, json: bool, after: Option<i64>, kind: Opti
         print!("{}", crate::cli::text::event_list(&v));
     }
     0
+}
+
+fn enroll_keys_request(c: EnrollKeysCmd) -> Request {
+    match c {
+        EnrollKeysCmd::Create {
+            uses,
+            expires,
+            host_pattern,
+            host,
+            note,
+        } => Request {
+            method: Method::POST,
+            path: "/admin/v1/enroll-keys".into(),
+            body: Some(json!({"uses": uses, "expires": expires, "host_pattern": host_pattern,
+                              "host": host, "note": note})),
+            text: crate::cli::text::enroll_key_created,
+        },
+        EnrollKeysCmd::List => Request {
+            method: Method::GET,
+            path: "/admin/v1/enroll-keys".into(),
+            body: None,
+            text: crate::cli::text::enroll_key_list,
+        },
+        EnrollKeysCmd::Revoke { id } => Request {
+            method: Method::POST,
+            path: format!("/admin/v1/enroll-keys/{}/revoke", seg(&id)),
+            body: None,
+            text: crate::cli::text::enroll_key_revoked,
+        },
+    }
 }
 
 async fn admin_call(config: &Config, json: bool, req: Request) -> i32 {

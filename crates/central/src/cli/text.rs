@@ -64,6 +64,11 @@ pub fn host(h: &Value) -> String {
         h.get("catalog_url").and_then(Value::as_str).unwrap_or("(fleet)"),
         s(h, "push_url"),
     );
+    // How it joined (version 2): an enroll key, or `hosts add`.
+    match h.get("enrolled_by").and_then(Value::as_str) {
+        Some(k) => out.push_str(&format!("joined: enroll key {k} at {}\n", s(h, "enrolled_at"))),
+        None => out.push_str("joined: hosts add\n"),
+    }
     for p in h
         .pointer("/report/problems")
         .and_then(Value::as_array)
@@ -265,4 +270,63 @@ pub fn operation(v: &Value) -> String {
         out.push_str(&format!("  error (as KA gave it): {e}\n"));
     }
     out
+}
+
+fn key_scope(k: &Value) -> String {
+    match (
+        k.get("host").and_then(Value::as_str),
+        k.get("host_pattern").and_then(Value::as_str),
+    ) {
+        (Some(h), _) => format!("host {h}"),
+        (None, Some(p)) => format!("pattern {p}"),
+        _ => "any host".into(),
+    }
+}
+
+pub fn enroll_key_created(k: &Value) -> String {
+    format!(
+        "enroll key {} created ({}, {} use(s), expires {})\nkey: {}\nThe key is shown only now: put it in /etc/plesk-reseller-agent/enroll.key (mode 0600) on the server.\n",
+        s(k, "id"),
+        key_scope(k),
+        k.get("uses").and_then(Value::as_i64).unwrap_or(0),
+        s(k, "expires_at"),
+        s(k, "key"),
+    )
+}
+
+pub fn enroll_key_list(v: &Value) -> String {
+    let mut out = String::from("ID\tNOTE\tUSES LEFT\tEXPIRES\tFOR\tLAST USED\tHOSTS\tREVOKED\n");
+    for k in v.as_array().into_iter().flatten() {
+        let hosts: Vec<&str> = k
+            .get("hosts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!(
+            "{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}\n",
+            s(k, "id"),
+            s(k, "note"),
+            k.get("uses_left").and_then(Value::as_i64).unwrap_or(0),
+            k.get("uses").and_then(Value::as_i64).unwrap_or(0),
+            s(k, "expires_at"),
+            key_scope(k),
+            s(k, "last_used_at"),
+            if hosts.is_empty() { "-".into() } else { hosts.join(",") },
+            if k.get("revoked").and_then(Value::as_bool) == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+        ));
+    }
+    out
+}
+
+pub fn enroll_key_revoked(k: &Value) -> String {
+    format!(
+        "enroll key {} revoked; the hosts it enrolled keep their tokens\n",
+        s(k, "id")
+    )
 }

@@ -151,6 +151,8 @@ mod tests {
             report,
             report_at: None,
             push_secret: String::new(),
+            enrolled_by: None,
+            enrolled_at: None,
         }
     }
 

@@ -74,6 +74,10 @@ pub struct Host {
     #[serde(serialize_with = "crate::times::opt")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub report_at: Option<i64>,
+    /// The enroll key that enrolled it (None: `hosts add`), and when (version 2).
+    pub enrolled_by: Option<String>,
+    #[serde(serialize_with = "crate::times::opt")]
+    pub enrolled_at: Option<i64>,
     #[serde(skip)]
     pub push_secret: String,
 }
@@ -156,7 +160,7 @@ pub struct Store {
 }
 
 const HOST_COLS: &str = "id, push_url, buy_url, catalog_url, created_at, last_seen_at, key_number, \
-                         agent_version, report, report_at, push_secret";
+                         agent_version, report, report_at, push_secret, enrolled_by, enrolled_at";
 const JOB_COLS: &str = "id, host_id, type, state, idempotency_key, created_at, ended_at, result, activation_code";
 
 fn host_of(r: &AnyRow) -> Host {
@@ -174,6 +178,8 @@ fn host_of(r: &AnyRow) -> Host {
             .and_then(|s| serde_json::from_str(&s).ok()),
         report_at: r.get(9),
         push_secret: r.get(10),
+        enrolled_by: r.get(11),
+        enrolled_at: r.get(12),
     }
 }
 
@@ -208,14 +214,14 @@ impl Store {
         (self.clock)()
     }
 
-    fn err(&self, e: sqlx::Error) -> StoreError {
+    pub(crate) fn err(&self, e: sqlx::Error) -> StoreError {
         StoreError::Db {
             url: self.db.url.clone(),
             reason: e.to_string(),
         }
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
         self.db
             .pool
             .begin_with(self.db.dialect.begin_write())
@@ -223,7 +229,7 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), StoreError> {
+    pub(crate) async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), StoreError> {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -253,7 +259,11 @@ impl Store {
     }
 
     /// PostgreSQL: NOTIFY the other replicas in the same transaction (delivered at commit).
-    async fn notify_replicas(&self, tx: &mut Transaction<'static, Any>, host: &str) -> Result<(), StoreError> {
+    pub(crate) async fn notify_replicas(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        host: &str,
+    ) -> Result<(), StoreError> {
         if let Some(sql) = self.db.dialect.notify_statement() {
             sqlx::query(sql)
                 .bind(host)

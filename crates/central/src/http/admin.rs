@@ -40,6 +40,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .merge(super::admin_orders::routes())
         .merge(super::admin_licenses::routes())
         .merge(super::admin_events::routes())
+        .merge(super::admin_enroll::routes())
         .routes(routes!(super::openapi::serve))
 }
 

@@ -30,7 +30,8 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/buy", get(crate::http::buy::buy))
-        .with_state(app)
+        .with_state(app.clone())
+        .merge(super::enroll_api::router(app))
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response {

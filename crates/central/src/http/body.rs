@@ -24,15 +24,25 @@ fn plain(status: StatusCode, msg: &str) -> Response {
 
 /// Reads a body of at most 1 MiB within 30 s: 413 / 408 otherwise.
 pub async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
-    let too_large = || plain(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB");
+    read_body_max(body, headers, proto::MAX_BODY, "1 MiB").await
+}
+
+/// Reads a body of at most `max` bytes (`shown` in the 413's sentence) within 30 s.
+pub async fn read_body_max(body: Body, headers: &HeaderMap, max: usize, shown: &str) -> Result<Bytes, Response> {
+    let too_large = || {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {shown}"),
+        )
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > proto::MAX_BODY as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, proto::MAX_BODY)).await {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, max)).await {
         Err(_) => Err(plain(
             StatusCode::REQUEST_TIMEOUT,
             "the body took longer than 30 seconds",

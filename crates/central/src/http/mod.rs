@@ -4,6 +4,7 @@
 //! module imports from here.
 
 pub mod admin;
+pub mod admin_enroll;
 pub mod admin_events;
 pub mod admin_licenses;
 pub mod admin_orders;
@@ -11,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod body;
 pub mod buy;
+pub mod enroll_api;
 pub mod openapi;
 pub mod server;
 pub mod tls;

@@ -107,6 +107,37 @@ impl Agent {
         }
     }
 
+    /// An agent with no token, only `url`, its host id and an enroll key in a 0600 file
+    /// (contract 5.5); its push secret goes beside it.
+    pub fn enrolling(root: &Path, url: &str, host: &str, key: &str) -> Agent {
+        let push = format!("[push]\nsecret_file = {}\n", root.join("push.secret").display());
+        let a = Agent::new(root, url, host, "", 25, &push);
+        fs::remove_file(root.join("token")).unwrap();
+        let key_file = root.join("enroll.key");
+        fs::write(&key_file, format!("{key}\n")).unwrap();
+        fs::set_permissions(&key_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let conf = fs::read_to_string(&a.config).unwrap();
+        let token_line = format!("token_file = {}\n", root.join("token").display());
+        let conf = conf.replace(
+            &token_line,
+            &format!("{token_line}enroll_key_file = {}\n", key_file.display()),
+        );
+        fs::write(&a.config, conf).unwrap();
+        a
+    }
+
+    /// `status --json` (the daemon's, or the last persisted one).
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(bin())
+            .arg("--config")
+            .arg(&self.config)
+            .args(["status", "--json"])
+            .env_remove("PLESK_RESELLER_AGENT_CONFIG")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Sets the key the stand-in reports (`keyinfo --list`).
     pub fn set_key(&self, raw: &str) {
         fs::write(self.plesk_dir.join("key_id"), raw).unwrap();

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use super::format::{self, Paging};
 use super::layout::{self, Section};
 use super::Params;
+use crate::fleet::enroll::KeyRow;
 use crate::fleet::host_health::{self, Census, Health};
 use crate::fleet::store::Host;
 use crate::http::app::App;
@@ -86,10 +87,12 @@ pub async fn get(State(app): State<App>, Query(p): Query<Params>) -> Response {
         Some(w) => w.feed.undeliverable(20).await.unwrap_or_default(),
         None => (Vec::new(), 0),
     };
+    // Enroll keys: never their secret (the database has only its hash).
+    let keys = app.store.enroll_keys().await.unwrap_or_default();
     match app.store.hosts().await {
         Ok(hosts) => layout::respond(
             StatusCode::OK,
-            render(&hosts, &filter, paging, now, &attention, &undeliverable),
+            render_with_keys(&hosts, &filter, paging, now, &attention, &undeliverable, &keys),
         ),
         Err(e) => super::store_down(now, Section::Fleet, e),
     }
@@ -114,6 +117,19 @@ pub fn render(
     now: i64,
     attention: &(Vec<crate::commerce::orders::Order>, i64),
     undeliverable: &(Vec<crate::events::Event>, i64),
+) -> Markup {
+    render_with_keys(hosts, filter, paging, now, attention, undeliverable, &[])
+}
+
+/// [`render`], with the enroll keys below the hosts.
+pub fn render_with_keys(
+    hosts: &[Host],
+    filter: &Filter,
+    paging: Paging,
+    now: i64,
+    attention: &(Vec<crate::commerce::orders::Order>, i64),
+    undeliverable: &(Vec<crate::events::Event>, i64),
+    keys: &[KeyRow],
 ) -> Markup {
     let census = Census::of(hosts, now);
     let mut shown: Vec<((u8, bool), &Host)> = hosts
@@ -141,7 +157,7 @@ pub fn render(
         table #hosts {
             thead { tr {
                 th { "Host" } th { "Health" } th { "Last seen" } th { "Key number" }
-                th { "Agent" } th { "Plesk" } th { "panel.ini" } th { "Problems" }
+                th { "Agent" } th { "Plesk" } th { "panel.ini" } th { "Problems" } th { "Joined" }
             } }
             tbody {
                 @for h in rows { (row(h, now)) }
@@ -149,6 +165,7 @@ pub fn render(
         }
         @if total == 0 { p.muted #no-hosts { "No host matches." } }
         (paging.nav(total, |n| filter.link(n)))
+        (enroll_keys(keys, now))
     };
     layout::page("Fleet", Section::Fleet, now, body)
 }
@@ -208,6 +225,44 @@ fn cards(c: &Census, filter: &Filter) -> Markup {
     }
 }
 
+/// The enroll keys (contract section 10): what each may still enroll and what it did.
+fn enroll_keys(keys: &[KeyRow], now: i64) -> Markup {
+    html! {
+        @if !keys.is_empty() {
+            section #enroll-keys {
+                h2 { "Enroll keys" }
+                table {
+                    thead { tr {
+                        th { "Key" } th { "Note" } th { "Uses left" } th { "Expires" } th { "For" }
+                        th { "Last used" } th { "Hosts" } th { "State" }
+                    } }
+                    tbody { @for k in keys {
+                        @let state = if k.revoked { "revoked" } else if k.expires_at <= now { "expired" }
+                            else if k.uses_left <= 0 { "used up" } else { "usable" };
+                        tr data-key=(k.id) {
+                            td.mono { (k.id) }
+                            td { (format::opt(k.note.as_deref())) }
+                            td { (k.uses_left) " / " (k.uses) }
+                            td { (format::when(now, Some(k.expires_at))) }
+                            td.mono {
+                                @if let Some(h) = &k.host { "host " (h) }
+                                @else if let Some(p) = &k.host_pattern { "pattern " (p) }
+                                @else { "any host" }
+                            }
+                            td { (format::when(now, k.last_used_at)) }
+                            td { @for (i, h) in k.hosts.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                a href={ "/ui/hosts/" (h) } { (h) }
+                            } }
+                            td { (state) }
+                        }
+                    } }
+                }
+            }
+        }
+    }
+}
+
 fn row(h: &Host, now: i64) -> Markup {
     let health = host_health::of(h);
     let report = h.report.as_ref();
@@ -224,6 +279,9 @@ fn row(h: &Host, now: i64) -> Markup {
             td.problems {
                 @let problems = host_health::problems(report);
                 @if !problems.is_empty() { ul { @for p in problems { li { (p) } } } }
+            }
+            td.mono {
+                @if let Some(k) = &h.enrolled_by { "enroll key " (k) } @else { "hosts add" }
             }
         }
     }
