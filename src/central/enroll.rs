@@ -9,6 +9,7 @@
 //! again only after [`REFUSED_RETRY`], whoever asks meanwhile (no request reaches the store);
 //! network errors and 5xx back off as polls do. The key is never logged nor shown.
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -99,8 +100,13 @@ pub fn read_key_file(path: &Path) -> Result<String, EnrollError> {
     if !meta.is_file() {
         return Err(err("is not a regular file"));
     }
+    #[cfg(unix)]
     if meta.permissions().mode() & 0o044 != 0 {
         return Err(err("is readable by group or others; chmod 600 it"));
+    }
+    #[cfg(windows)]
+    if let Some(why) = crate::platform::secret_file_problem(path, &meta) {
+        return Err(err(&why));
     }
     let bytes = match crate::fsutil::read_capped(path, CAP) {
         Ok(Some(b)) => b,
@@ -181,7 +187,11 @@ pub async fn enroll(files: &EnrollFiles, key: &str, key_file: Option<&Path>) -> 
         status: status.as_u16(),
     })?;
     let write = |path: &Path, value: &str| {
-        crate::fsutil::write_atomic(path, format!("{value}\n").as_bytes(), 0o600).map_err(|e| EnrollError::Write {
+        let written = crate::fsutil::write_atomic(path, format!("{value}\n").as_bytes(), 0o600);
+        // Windows has no mode bits: SYSTEM and Administrators only, as `check` expects.
+        #[cfg(windows)]
+        let written = written.and_then(|()| crate::platform::windows::acl::restrict_to_admins(path));
+        written.map_err(|e| EnrollError::Write {
             path: path.into(),
             reason: e.to_string(),
         })
@@ -328,7 +338,8 @@ impl Transport for EnrollingTransport {
     }
 }
 
-#[cfg(test)]
+// Unix only: they set mode bits (the Windows ACL checks have their own tests in platform/).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
